@@ -1,0 +1,241 @@
+"""Datasets by name as `tf.data` pipelines.
+
+MNIST comes through `tfds.load("mnist")` exactly as a user would load it (set
+`TFDS_DATA_DIR` to use a prepared offline copy). The 2-D toy distributions are
+generated here from a seed and need no download; they are the embedded
+default for demos and tests.
+
+Preprocessings (the `preprocessing=` argument):
+  * "unit"              -- float32 intensities in [0, 1]
+  * "symmetric"         -- float32 in [-1, 1], for tanh generators
+  * "binarized"         -- dynamic binarization: each pass draws x ~ Bernoulli(intensity)
+  * "binarized_static"  -- one fixed Bernoulli draw per image (seeded), the same every epoch
+  * "thresholded"       -- x > 0.5, deterministic
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import tensorflow as tf
+
+PREPROCESSINGS = ("unit", "symmetric", "binarized", "binarized_static", "thresholded")
+IMAGE_DATASETS = {"mnist": (28, 28, 1)}
+TOY_DATASETS = ("ring8", "grid25")
+
+# The 8-Gaussian ring of note 004 (as in Metz et al. 2017): radius 2, std 0.02.
+RING8_RADIUS = 2.0
+RING8_STD = 0.02
+GRID25_STD = 0.05
+
+
+def available():
+    return sorted(IMAGE_DATASETS) + list(TOY_DATASETS)
+
+
+# ------------------------------------------------------------------ toy data
+def toy_modes(name):
+    """The mode centres of a toy distribution, shape (n_modes, 2), and its std."""
+    if name == "ring8":
+        angles = 2 * np.pi * np.arange(8) / 8
+        return RING8_RADIUS * np.stack([np.cos(angles), np.sin(angles)], 1), RING8_STD
+    if name == "grid25":
+        g = np.arange(-2, 3, dtype=np.float64)
+        xx, yy = np.meshgrid(g, g)
+        return np.stack([xx.ravel(), yy.ravel()], 1), GRID25_STD
+    raise KeyError(f"Unknown toy dataset {name!r}; known: {list(TOY_DATASETS)}.")
+
+
+def toy_2d(name="ring8", n=10_000, seed=0):
+    """n points of a 2-D Gaussian mixture with equal weights (float32)."""
+    modes, std = toy_modes(name)
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, len(modes), size=n)
+    points = modes[which] + std * rng.standard_normal((n, 2))
+    return points.astype(np.float32)
+
+
+def mode_coverage(samples, name="ring8", n_sigma=3.0, min_count=None):
+    """Modes covered and fraction of high-quality samples of a toy mixture.
+
+    A sample is high quality if it lies within `n_sigma` standard deviations
+    of its nearest mode; a mode is covered if it receives at least
+    `min_count` high-quality samples (default: a fifth of its fair share).
+    """
+    modes, std = toy_modes(name)
+    samples = np.asarray(samples, dtype=np.float64)
+    d = np.linalg.norm(samples[:, None, :] - modes[None, :, :], axis=-1)
+    nearest = d.argmin(1)
+    good = d.min(1) <= n_sigma * std
+    counts = np.bincount(nearest[good], minlength=len(modes))
+    if min_count is None:
+        min_count = max(1, int(0.2 * len(samples) / len(modes)))
+    return {
+        "modes_covered": int((counts >= min_count).sum()),
+        "n_modes": len(modes),
+        "high_quality_fraction": float(good.mean()),
+        "counts": counts.tolist(),
+    }
+
+
+# -------------------------------------------------------------------- images
+@functools.lru_cache(maxsize=8)
+def _image_arrays(name, split):
+    import tensorflow_datasets as tfds
+
+    try:
+        ds = tfds.load(name, split=split, batch_size=-1, as_supervised=True)
+    except Exception as err:  # tfds raises many kinds; say what to do.
+        raise RuntimeError(
+            f"Could not load the {name!r} dataset with tensorflow-datasets ({err}). "
+            "Offline, point TFDS_DATA_DIR at a prepared copy (see README)."
+        ) from err
+    images, labels = tfds.as_numpy(ds)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def _binarize_static(images_u8, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.random(images_u8.shape, dtype=np.float32) < images_u8 / np.float32(255)).astype(
+        np.float32
+    )
+
+
+def _preprocess_numpy(images_u8, preprocessing, seed):
+    x = images_u8.astype(np.float32) / np.float32(255)
+    if preprocessing == "unit":
+        return x
+    if preprocessing == "symmetric":
+        return x * 2 - 1
+    if preprocessing in ("binarized", "binarized_static"):
+        return _binarize_static(images_u8, seed)
+    if preprocessing == "thresholded":
+        return (x > 0.5).astype(np.float32)
+    raise ValueError(f"Unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSINGS}.")
+
+
+def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False, seed=0):
+    """Whole split as numpy: (x float32, labels int64).
+
+    With preprocessing="binarized" the arrays are one Bernoulli draw (seeded):
+    this is how test sets are binarized for likelihood evaluation.
+    """
+    if name in TOY_DATASETS:
+        n = {"train": 50_000, "test": 10_000, "validation": 10_000}.get(split, 10_000)
+        offset = {"train": 0, "test": 1, "validation": 2}.get(split, 3)
+        x = toy_2d(name, n, seed=1000 * seed + offset)
+        return x, np.full(len(x), -1, dtype=np.int64)
+    _check_name(name)
+    _check_preprocessing(preprocessing)
+    images, labels = _image_arrays(name, split)
+    x = _preprocess_numpy(images, preprocessing, seed)
+    if flatten:
+        x = x.reshape(len(x), -1)
+    return x, np.asarray(labels)
+
+
+def data_shape(name, flatten=False):
+    if name in TOY_DATASETS:
+        return (2,)
+    _check_name(name)
+    shape = IMAGE_DATASETS[name]
+    return (math.prod(shape),) if flatten else shape
+
+
+def data_domain(preprocessing):
+    return {
+        "unit": "unit",
+        "symmetric": "symmetric",
+        "binarized": "binary",
+        "binarized_static": "binary",
+        "thresholded": "binary",
+    }[preprocessing]
+
+
+def load(
+    name="mnist",
+    split="train",
+    preprocessing="unit",
+    flatten=False,
+    batch_size=128,
+    shuffle=True,
+    seed=0,
+    with_labels=False,
+    drop_remainder=False,
+):
+    """A batched, prefetched `tf.data.Dataset` of a named dataset.
+
+    Images are held as uint8 in memory and converted per batch (vectorized);
+    dynamic binarization draws fresh pixels every epoch from a seeded stream,
+    so a run is reproducible and still sees new binarizations each epoch.
+    """
+    if name in TOY_DATASETS:
+        x, labels = load_arrays(name, split, seed=seed)
+        ds = tf.data.Dataset.from_tensor_slices((x, labels) if with_labels else x)
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    _check_name(name)
+    _check_preprocessing(preprocessing)
+    images, labels = _image_arrays(name, split)
+    if preprocessing == "binarized_static":
+        source = _binarize_static(images, seed)
+    else:
+        source = images
+    if flatten:
+        source = source.reshape(len(source), -1)
+    ds = tf.data.Dataset.from_tensor_slices((source, labels))
+    if shuffle:
+        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if preprocessing == "binarized":
+        # One int64 per batch from a seeded stream that re-randomizes each
+        # epoch: deterministic runs, fresh binarizations every pass.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, seeds))
+        ds = ds.map(_dynamic_binarize(with_labels), num_parallel_calls=tf.data.AUTOTUNE)
+    elif preprocessing == "binarized_static":
+        ds = ds.map(lambda x, y: (x, y) if with_labels else x)
+    else:
+        ds = ds.map(_scale(preprocessing, with_labels), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _scale(preprocessing, with_labels):
+    def fn(x, y):
+        x = tf.cast(x, tf.float32) / 255.0
+        if preprocessing == "symmetric":
+            x = x * 2.0 - 1.0
+        elif preprocessing == "thresholded":
+            x = tf.cast(x > 0.5, tf.float32)
+        return (x, y) if with_labels else x
+
+    return fn
+
+
+def _dynamic_binarize(with_labels):
+    def fn(batch, seed):
+        x, y = batch
+        p = tf.cast(x, tf.float32) / 255.0
+        u = tf.random.stateless_uniform(tf.shape(p), seed=tf.stack([seed, seed // 7 + 1]))
+        x = tf.cast(u < p, tf.float32)
+        return (x, y) if with_labels else x
+
+    return fn
+
+
+def _check_name(name):
+    if name not in IMAGE_DATASETS:
+        raise KeyError(f"Unknown dataset {name!r}; known: {available()}.")
+
+
+def _check_preprocessing(preprocessing):
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(
+            f"Unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSINGS}."
+        )

@@ -1,0 +1,151 @@
+"""Figures a person reads: sample grids, training GIFs, loss curves, latent plots.
+
+Everything is written to files with matplotlib's non-interactive backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _as_images(samples):
+    """(N, H, W[, 1]) or flat square (N, H*W) -> (N, H, W) in [0, 1] for display."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 2:
+        side = int(round(math.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise ValueError(f"Cannot show flat samples of size {x.shape[1]} as square images.")
+        x = x.reshape(-1, side, side)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3:
+        raise ValueError(f"Expected images, got samples of shape {np.shape(samples)}.")
+    if x.min() < -1e-6:  # [-1, 1] data from tanh generators
+        x = (x + 1) / 2
+    return np.clip(x, 0, 1)
+
+
+def image_grid(samples, ncols=None, pad=2):
+    """Tile images into one array (white separators)."""
+    x = _as_images(samples)
+    n, h, w = x.shape
+    ncols = ncols or int(math.ceil(math.sqrt(n)))
+    nrows = int(math.ceil(n / ncols))
+    grid = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = x[i]
+    return grid
+
+
+def save_samples(samples, path, title=None, ncols=None, reference=None):
+    """A sample grid for images, a scatter plot for 2-D points."""
+    samples = np.asarray(samples)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        if reference is not None:
+            ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.75", label="data")
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", label="samples")
+        ax.set_aspect("equal")
+        ax.set_xlim(-3, 3)
+        ax.set_ylim(-3, 3)
+        ax.legend(loc="upper right", markerscale=4)
+    else:
+        grid = image_grid(samples, ncols=ncols)
+        fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.axis("off")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def make_gif(png_paths, gif_path, duration_ms=400):
+    """Assemble per-epoch PNGs into an animated GIF of training."""
+    from PIL import Image
+
+    frames = [Image.open(p).convert("RGB") for p in png_paths]
+    if not frames:
+        raise ValueError("No frames to assemble into a GIF.")
+    size = frames[0].size
+    frames = [f.resize(size) for f in frames]
+    frames[0].save(gif_path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+    return gif_path
+
+
+def plot_history(history, path, title="Training"):
+    """Loss curves (one panel per metric) from a `History` or its `.history` dict."""
+    logs = getattr(history, "history", history)
+    names = sorted({k[4:] if k.startswith("val_") else k for k in logs})
+    if not names:
+        raise ValueError("The history holds no metrics to plot.")
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for key, style in ((name, "-"), ("val_" + name, "--")):
+            if key in logs:
+                values = logs[key]
+                ax.plot(np.arange(1, len(values) + 1), values, style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_latent_manifold(vae, path, n=20, scale=2.0, dims=(0, 1)):
+    """Decoded images over a grid of two latent coordinates (others at 0):
+    the 2-D latent manifold of the keras.io example."""
+    z = np.zeros((n * n, vae.latent_dim), dtype=np.float32)
+    grid = np.linspace(-scale, scale, n)
+    for i, yi in enumerate(grid[::-1]):
+        for j, xj in enumerate(grid):
+            z[i * n + j, dims[0]] = xj
+            z[i * n + j, dims[1]] = yi
+    images = np.asarray(vae.decode(z))
+    tile = image_grid(images, ncols=n, pad=0)
+    fig, ax = plt.subplots(figsize=(8, 8))
+    ax.imshow(tile, cmap="gray_r", extent=(-scale, scale, -scale, scale))
+    ax.set_xlabel(f"z[{dims[0]}]")
+    ax.set_ylabel(f"z[{dims[1]}]")
+    ax.set_title("Latent manifold")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_latent_clusters(vae, x, labels, path, batch_size=500):
+    """Posterior means of x coloured by label; PCA to 2-D when the latent is larger."""
+    means = np.concatenate(
+        [np.asarray(vae.encode(x[i:i + batch_size])[0]) for i in range(0, len(x), batch_size)]
+    )
+    if means.shape[1] > 2:
+        centred = means - means.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        coords, axis_names = centred @ vt[:2].T, ("PC 1", "PC 2")
+    else:
+        coords, axis_names = means, ("z[0]", "z[1]")
+    fig, ax = plt.subplots(figsize=(7, 6))
+    sc = ax.scatter(coords[:, 0], coords[:, 1], c=labels, cmap="tab10", s=3)
+    fig.colorbar(sc, ax=ax, label="label")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_title("Latent means by class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,112 @@
+"""Input checks shared by every family: refuse bad data with a clear message
+before any training, sampling or writing happens."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+DOMAINS = {
+    "binary": "binary values {0, 1}",
+    "unit": "values in [0, 1]",
+    "symmetric": "values in [-1, 1]",
+    "real": "finite real values",
+}
+
+
+class DataError(ValueError):
+    """Data that a model cannot accept (shape, dtype, NaN, domain)."""
+
+
+def _first_x(data):
+    if isinstance(data, (tuple, list)) and len(data) in (1, 2, 3) and not np.isscalar(data[0]):
+        # (x,), (x, y) or (x, y, sample_weight) as Keras accepts them.
+        return data[0]
+    if isinstance(data, dict):
+        raise DataError("Dict inputs are not supported; pass an array or a dataset of arrays.")
+    return data
+
+
+def check_data(data, shape, domain="real", owner="model", max_rows=None):
+    """Check `data` (array, tensor, tf.data.Dataset, or (x, y) tuple).
+
+    `shape` is the per-example shape (no batch axis); `domain` one of DOMAINS.
+    Datasets are checked on their static element spec and their first batch.
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"Unknown data domain {domain!r}; expected one of {sorted(DOMAINS)}.")
+    if data is None:
+        raise DataError(f"{owner}: no data given.")
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        x_spec = spec[0] if isinstance(spec, tuple) else spec
+        if isinstance(x_spec, dict):
+            raise DataError(f"{owner}: dataset elements are dicts; map them to an array first.")
+        if not (x_spec.dtype.is_floating or x_spec.dtype.is_integer or x_spec.dtype == tf.bool):
+            raise DataError(f"{owner}: expected numeric data, got dtype {x_spec.dtype.name}.")
+        static = tuple(x_spec.shape)
+        if len(static) != len(shape) + 1 or any(
+            s is not None and s != e for s, e in zip(static[1:], shape)
+        ):
+            raise DataError(
+                f"{owner}: expected batches of shape (batch, {_fmt(shape)}), "
+                f"the dataset yields {_fmt_shape(static)}. Batch the dataset "
+                "and reshape examples to the model's data shape."
+            )
+        for element in data.take(1):
+            x = element[0] if isinstance(element, tuple) else element
+            _check_array(np.asarray(x), shape, domain, owner)
+        return
+    x = _first_x(data)
+    if isinstance(x, tf.Tensor):
+        x = x.numpy()
+    x = np.asarray(x)
+    if max_rows is not None:
+        x = x[:max_rows]
+    _check_array(x, shape, domain, owner)
+
+
+def _check_array(x, shape, domain, owner):
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise DataError(f"{owner}: expected numeric data, got dtype {x.dtype}.")
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        raise DataError(
+            f"{owner}: expected data of shape (batch, {_fmt(shape)}), got {_fmt_shape(x.shape)}."
+        )
+    if x.shape[0] == 0:
+        raise DataError(f"{owner}: the data is empty.")
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            kind = "NaN" if np.isnan(x).any() else "infinite"
+            raise DataError(
+                f"{owner}: data contains {kind} values ({int(bad.sum())} of {x.size} entries)."
+            )
+    lo, hi = float(x.min()), float(x.max())
+    if domain == "binary":
+        if not np.all((x == 0) | (x == 1)):
+            hint = " Binarize it first (e.g. keras_gen.data preprocessing='binarized')." if hi <= 1 else ""
+            raise DataError(
+                f"{owner}: Bernoulli visible units need binary data {{0, 1}}; "
+                f"got values in [{lo:g}, {hi:g}] that are not all 0 or 1.{hint}"
+            )
+    elif domain == "unit":
+        if lo < 0 or hi > 1:
+            hint = " It looks like raw 0-255 pixels: divide by 255." if hi > 1.5 and hi <= 255 else ""
+            raise DataError(
+                f"{owner}: a Bernoulli likelihood needs data in [0, 1]; got [{lo:g}, {hi:g}].{hint}"
+            )
+    elif domain == "symmetric":
+        if lo < -1 - 1e-6 or hi > 1 + 1e-6:
+            raise DataError(
+                f"{owner}: a tanh output needs data in [-1, 1]; got [{lo:g}, {hi:g}]. "
+                "Use keras_gen.data preprocessing='symmetric'."
+            )
+
+
+def _fmt(shape):
+    return ", ".join(str(s) for s in shape)
+
+
+def _fmt_shape(shape):
+    return "(" + ", ".join("batch" if s is None else str(s) for s in shape) + ")"

@@ -1,0 +1,332 @@
+"""Tests of keras_gen.ising: exact references against each other and against Onsager,
+and the Monte Carlo simulator against the exact finite-lattice results."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+from scipy import signal, stats
+from scipy.integrate import quad
+
+from keras_gen import ising
+
+SCALARS = ("energy", "abs_magnetization", "magnetization_sq", "specific_heat",
+           "susceptibility", "binder_cumulant", "log_z")
+
+
+# ---------------------------------------------------------------- exact references
+@pytest.mark.parametrize("L", [3, 4])
+def test_enumeration_matches_transfer_matrix(L):
+    T = np.array([0.7, 1.5, 2.0, ising.TC, 2.6, 4.0, 10.0])
+    enum, tm = ising.exact_enumeration(L, T), ising.transfer_matrix(L, T)
+    for name in SCALARS:
+        np.testing.assert_allclose(tm[name], enum[name], rtol=1e-10, atol=1e-10, err_msg=name)
+    # P(M) from the transfer matrix against the enumerated density of states.
+    E, M, g = ising.density_of_states(L)
+    logw = np.log(g) - E / T[:, None]
+    p = np.exp(logw - logw.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    N = L * L
+    p_m = np.stack([p[:, M == mm].sum(axis=1) for mm in range(-N, N + 1, 2)], axis=1)
+    np.testing.assert_allclose(tm["magnetization_distribution"], p_m, atol=1e-12)
+
+
+def test_exact_enumeration_limits_and_identities():
+    L, N = 4, 16
+    hot = ising.exact_enumeration(L, 1e8)
+    assert hot["log_z"] == pytest.approx(N * math.log(2), abs=1e-6)
+    assert abs(hot["energy"]) < 1e-6
+    cold = ising.exact_enumeration(L, 0.2)  # two ground states, gap 8 -> corrections ~e^-40
+    assert cold["log_z"] == pytest.approx(math.log(2) + 2 * N / 0.2, rel=1e-12)
+    assert cold["energy"] == pytest.approx(-2.0, abs=1e-12)
+    assert cold["abs_magnetization"] == pytest.approx(1.0, abs=1e-12)
+    # G(0) = 1 and nearest-neighbour G(1) = -e/2 (each site has two bonds, one per axis).
+    r = ising.exact_enumeration(L, [1.5, 3.0])
+    np.testing.assert_allclose(r["correlation"][:, 0], 1.0)
+    np.testing.assert_allclose(r["correlation"][:, 1], -r["energy"] / 2, rtol=1e-12)
+
+
+def _onsager_energy_by_quadrature(T):
+    """Onsager's energy from his double-integral free energy, independently of the
+    elliptic-integral form: -ln Z/N = -ln 2 - (1/2pi) int_0^pi ln((a + sqrt(a^2 - s^2))/2)
+    with a = cosh^2(2b) - s cos(theta), s = sinh(2b) (one integral done in closed form);
+    e = -d(ln Z/N)/db, the derivative taken analytically under the integral."""
+    b = 1.0 / T
+    s, ds = math.sinh(2 * b), 2 * math.cosh(2 * b)
+    dc2 = 2 * math.sinh(4 * b)
+
+    def integrand(th):
+        a = math.cosh(2 * b) ** 2 - s * math.cos(th)
+        da = dc2 - ds * math.cos(th)
+        r = math.sqrt(a * a - s * s)
+        return (da + (a * da - s * ds) / r) / (a + r)
+
+    return -0.5 * quad(integrand, 0, math.pi, epsabs=1e-13, epsrel=1e-13, limit=200)[0] / math.pi
+
+
+def test_onsager_known_values():
+    assert ising.TC == pytest.approx(2.269185314213022, rel=1e-15)
+    assert ising.onsager_energy(ising.TC) == pytest.approx(-math.sqrt(2), abs=1e-14)
+    # Continuous through Tc (the elliptic singularity is only in C): ~ (T-Tc) log|T-Tc|.
+    assert ising.onsager_energy(ising.TC * (1 + 1e-9)) == pytest.approx(-math.sqrt(2), abs=1e-7)
+    assert ising.onsager_energy(ising.TC * (1 - 1e-9)) == pytest.approx(-math.sqrt(2), abs=1e-7)
+    for T in (0.8, 1.5, 2.0, 2.2, 2.26, 2.28, 2.4, 3.0, 5.0):  # measured: <= 3e-14
+        assert ising.onsager_energy(T) == pytest.approx(_onsager_energy_by_quadrature(T), abs=1e-11)
+    # High-T series e = -2 tanh(b) - 4 tanh^3(b) (...): at T = 100 the t^3 term is 4e-6.
+    t = math.tanh(0.01)
+    assert ising.onsager_energy(100.0) == pytest.approx(-2 * t - 4 * t**3, abs=1e-9)
+    assert ising.onsager_magnetization(ising.TC) == 0.0
+    assert ising.onsager_magnetization(3.0) == 0.0
+    assert ising.onsager_magnetization(1.0) == pytest.approx((1 - math.sinh(2.0) ** -4) ** 0.125)
+    np.testing.assert_allclose(ising.onsager_energy([1.0, 4.0]),
+                               [ising.onsager_energy(1.0), ising.onsager_energy(4.0)])
+
+
+def test_transfer_matrix_L8_against_onsager():
+    """Off criticality the torus converges to Onsager exponentially, ~exp(-L/xi): at
+    T = 1 (xi << 1) L = 8 agrees to ~1e-12, at T = 4 (xi ~ 1) only to ~1e-3. We check
+    the size of the L = 8 deviation *and* the geometric convergence from L = 6, so a
+    wrong Onsager or a wrong transfer matrix cannot pass by a generous tolerance.
+    At Tc the corrections are power laws, checked separately below."""
+    T = np.array([1.0, 4.0])
+    r6, r8 = ising.transfer_matrix(6, T), ising.transfer_matrix(8, T)
+    e_inf = ising.onsager_energy(T)
+    d6, d8 = np.abs(r6["energy"] - e_inf), np.abs(r8["energy"] - e_inf)
+    assert d8[0] < 1e-10 and d6[0] / d8[0] > 100  # measured: 1.7e-12, ratio 1000
+    assert d8[1] < 2e-3 and d6[1] / d8[1] > 4     # measured: 1.2e-3, ratio 7.3
+    m_inf = ising.onsager_magnetization(1.0)
+    assert abs(r8["abs_magnetization"][0] - m_inf) < 1e-10
+
+
+def test_transfer_matrix_finite_size_scaling_at_tc():
+    """At Tc: e_L = -sqrt2 + a/L, C_L ~ (8/pi) beta_c^2 ln L, <|m|> ~ L^(-1/8)."""
+    r = {L: ising.transfer_matrix(L, ising.TC) for L in (6, 8)}
+    a6, a8 = [(r[L]["energy"] + math.sqrt(2)) * L for L in (6, 8)]
+    assert a6 < 0 and abs(a8 / a6 - 1) < 0.02  # measured a = -0.616, -0.619
+    slope = (r[8]["specific_heat"] - r[6]["specific_heat"]) / math.log(8 / 6)
+    assert slope == pytest.approx(8 / math.pi / ising.TC**2, rel=0.1)  # measured 5% above
+    m6, m8 = [r[L]["abs_magnetization"] * L**0.125 for L in (6, 8)]
+    assert abs(m8 / m6 - 1) < 0.01
+
+
+# ---------------------------------------------------------------- simulator vs exact
+@pytest.fixture(scope="module")
+def l4_run():
+    T = np.array([1.8, ising.TC, 3.2])
+    spins, meta = ising.simulate(4, T, 4000, seed=2024)
+    return T, spins, meta
+
+
+def test_simulate_output_and_metadata(l4_run):
+    T, spins, meta = l4_run
+    assert spins.shape == (3, 4000, 4, 4) and spins.dtype == np.int8
+    assert set(np.unique(spins)) == {-1, 1}
+    assert meta["algorithm"] == ["wolff+metropolis", "wolff+metropolis", "metropolis"]
+    tau = max(max(meta["tau_abs_m"]), max(meta["tau_energy"]))
+    assert meta["spacing"] >= 2 * tau
+    assert meta["n_pilot"] >= 50 * tau
+    # Kept samples are effectively independent: tau in units of samples ~ 0.5.
+    assert max(meta["tau_abs_m_samples"] + meta["tau_energy_samples"]) < 0.8
+    # Reproducible from the seed.
+    again, _ = ising.simulate(4, T[:1], 64, seed=7, n_chains=8, n_equilibrate=20, n_pilot=40)
+    same, _ = ising.simulate(4, T[:1], 64, seed=7, n_chains=8, n_equilibrate=20, n_pilot=40)
+    np.testing.assert_array_equal(again, same)
+
+
+def test_simulate_matches_exact_enumeration(l4_run):
+    T, spins, _ = l4_run
+    exact = ising.exact_enumeration(4, T)
+    limits = {"energy": 4, "abs_magnetization": 4, "specific_heat": 5, "susceptibility": 5,
+              "binder_cumulant": 5}
+    for i, temp in enumerate(T):
+        obs = ising.observables(spins[i], temp)
+        for name, k in limits.items():
+            value, error = obs[name]
+            assert error > 0
+            assert abs(value - exact[name][i]) < k * error, (temp, name, value, error, exact[name][i])
+        g, g_err = obs["correlation"]
+        assert g[0] == 1.0 and g_err[0] == 0.0
+        np.testing.assert_array_less(np.abs(g[1:] - exact["correlation"][i, 1:]), 4 * g_err[1:])
+        assert g[1] == pytest.approx(-obs["energy"][0] / 2)
+
+
+def _chi_square_pvalue(observed_classes, class_probs):
+    n = len(observed_classes)
+    counts = np.bincount(observed_classes, minlength=len(class_probs))
+    expected = n * class_probs
+    big = expected >= 5
+    # Pool the rare classes into one bin so every bin has enough expected counts.
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    if exp[-1] < 5:
+        obs, exp = obs[:-1], exp[:-1]
+    chi2 = ((obs - exp) ** 2 / exp).sum()
+    return stats.chi2.sf(chi2, len(obs) - 1)
+
+
+def _boltzmann_classes(L, T):
+    """Exact probabilities of the (E, |M|) classes, and a lookup from (E, M) to class."""
+    E, M, g = ising.density_of_states(L)
+    keys = np.stack([E, np.abs(M)], axis=1)
+    classes, inverse = np.unique(keys, axis=0, return_inverse=True)
+    logw = np.log(g) - E / T
+    w = np.exp(logw - logw.max())
+    probs = np.bincount(inverse.ravel(), weights=w) / w.sum()
+    return classes, probs
+
+
+def _class_index(classes, spins):
+    e, am = ising.lattice_energy(spins), np.abs(ising.lattice_magnetization(spins))
+    lookup = {(int(a), int(b)): i for i, (a, b) in enumerate(classes)}
+    return np.array([lookup[(int(a), int(b))] for a, b in zip(e, am)])
+
+
+@pytest.mark.parametrize("algorithm,L", [("wolff", 3), ("metropolis", 4)])
+def test_update_samples_boltzmann(algorithm, L):
+    """Each update alone, from a random start, on many independent chains: the final
+    (E, |M|) histogram must match the exact Boltzmann probabilities (chi-square)."""
+    rng = np.random.default_rng(11)
+    T = np.array([1.5, ising.TC, 3.0])
+    spins = ising.random_lattices(len(T), 6000, L, rng)
+    for _ in range(25):
+        if algorithm == "wolff":
+            ising.wolff_update(spins, T, rng)
+        else:
+            ising.metropolis_sweep(spins, T, rng)
+    for i, temp in enumerate(T):
+        classes, probs = _boltzmann_classes(L, temp)
+        p = _chi_square_pvalue(_class_index(classes, spins[i]), probs)
+        assert p > 1e-3, (algorithm, temp, p)
+
+
+def test_wolff_preserves_exact_boltzmann_distribution():
+    """Stationarity: chains started from exact Boltzmann draws stay Boltzmann after
+    Wolff updates (no burn-in to hide behind)."""
+    L, T, n = 3, np.array([ising.TC]), 20000
+    rng = np.random.default_rng(5)
+    codes = np.arange(2 ** (L * L))
+    states = (2 * ((codes[:, None] >> np.arange(L * L)) & 1) - 1).astype(np.int8).reshape(-1, L, L)
+    logw = -ising.lattice_energy(states) / T[0]
+    p = np.exp(logw - logw.max())
+    draws = states[rng.choice(len(states), size=n, p=p / p.sum())][None].copy()
+    ising.wolff_update(draws, T, rng, n_updates=2)
+    classes, probs = _boltzmann_classes(L, T[0])
+    assert _chi_square_pvalue(_class_index(classes, draws[0]), probs) > 1e-3
+
+
+def test_metropolis_refuses_odd_L():
+    spins = np.ones((1, 2, 3, 3), dtype=np.int8)
+    with pytest.raises(ValueError, match="even L"):
+        ising.metropolis_sweep(spins, [2.0], np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- autocorrelation
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.8, 0.9])
+def test_autocorrelation_time_ar1(phi):
+    rng = np.random.default_rng(3)
+    n_chains, n, burn = 4, 50_000, 2_000
+    # x_t = phi x_{t-1} + noise_t; the burn-in (phi^2000 ~ 0) makes the start stationary.
+    x = signal.lfilter([1.0], [1.0, -phi], rng.standard_normal((n_chains, n + burn)), axis=1)[:, burn:]
+    tau = (1 + phi) / (2 * (1 - phi))
+    assert ising.integrated_autocorrelation_time(x) == pytest.approx(tau, rel=0.1)
+    assert ising.integrated_autocorrelation_time(x[0]) == pytest.approx(tau, rel=0.15)
+
+
+def test_autocorrelation_time_constant_series():
+    assert ising.integrated_autocorrelation_time(np.ones(100)) == 0.5
+
+
+# ---------------------------------------------------------------- input validation
+def test_observables_input_validation():
+    rng = np.random.default_rng(0)
+    pm1 = 2 * rng.integers(0, 2, size=(40, 4, 4)) - 1
+    binary = (pm1 + 1) // 2
+    a, b = ising.observables(pm1, 2.0), ising.observables(binary.astype(np.float32), 2.0)
+    for name in ising.OBSERVABLES:
+        np.testing.assert_allclose(a[name][0], b[name][0])
+    flat = ising.observables(pm1.reshape(40, 16), 2.0)
+    assert flat["energy"] == a["energy"]
+    with pytest.raises(ValueError, match=r"values in \{-1, \+1\} or in \{0, 1\}"):
+        ising.observables(pm1 * 2, 2.0)
+    with pytest.raises(ValueError, match="mix of -1, 0 and 1"):
+        ising.observables(np.where(binary == 0, 0, pm1) * np.sign(rng.standard_normal((40, 4, 4))), 2.0)
+    with pytest.raises(ValueError, match=r"values in"):
+        ising.observables(pm1 * 0.5, 2.0)
+    with pytest.raises(ValueError, match=r"values in"):
+        ising.observables(np.full((40, 4, 4), np.nan), 2.0)
+    with pytest.raises(ValueError, match="L\\*L columns"):
+        ising.observables(pm1.reshape(40, 16)[:, :15], 2.0)
+    with pytest.raises(ValueError, match="shape"):
+        ising.observables(pm1[0, 0], 2.0)
+    with pytest.raises(ValueError, match="shape"):
+        ising.observables(pm1[:, :, :3], 2.0)
+    with pytest.raises(ValueError, match="n_blocks"):
+        ising.observables(pm1[:10], 2.0, n_blocks=20)
+    with pytest.raises(ValueError, match="temperature"):
+        ising.observables(pm1, -1.0)
+    with pytest.raises(ValueError):
+        ising.exact_enumeration(5, 2.0)
+    with pytest.raises(ValueError):
+        ising.transfer_matrix(11, 2.0)
+    with pytest.raises(ValueError, match="even L"):
+        ising.simulate(5, [2.0], 10)
+    with pytest.raises(ValueError, match="> 0"):
+        ising.simulate(4, [0.0, 2.0], 10)
+    with pytest.raises(ValueError, match="integer seed"):
+        ising.load_or_simulate(4, [2.0], 10, seed=None)
+
+
+# ---------------------------------------------------------------- cache and tf.data
+SMALL = dict(n_chains=8, n_equilibrate=20, n_pilot=40)
+
+
+def test_load_or_simulate_caches_atomically(tmp_path, monkeypatch):
+    a, meta = ising.load_or_simulate(4, [2.0, 3.0], 32, seed=1, cache_dir=tmp_path, **SMALL)
+    files = os.listdir(tmp_path)
+    assert len(files) == 1 and files[0].endswith(".npz") and not files[0].startswith(".tmp")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("simulate called despite a cache hit")
+
+    monkeypatch.setattr(ising, "simulate", fail)
+    b, meta_b = ising.load_or_simulate(4, [2.0, 3.0], 32, seed=1, cache_dir=tmp_path, **SMALL)
+    np.testing.assert_array_equal(a, b)
+    assert meta_b["cache_key"] == meta["cache_key"] and meta_b["spacing"] == meta["spacing"]
+    # Any parameter change, including a default spelled out, maps to its own key.
+    key = ising._cache_key(4, [2.0, 3.0], 32, 1, SMALL)[0]
+    assert key == ising._cache_key(4, [2.0, 3.0], 32, 1, dict(SMALL, wolff_max_t=ising.WOLFF_MAX_T))[0]
+    assert key != ising._cache_key(4, [2.0, 3.0], 32, 2, SMALL)[0]
+    assert key != ising._cache_key(4, [2.0, 3.0 + 1e-12], 32, 1, SMALL)[0]
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_GEN_CACHE", str(tmp_path))
+    assert ising.default_cache_dir() == os.path.join(str(tmp_path), "ising")
+    monkeypatch.delenv("KERAS_GEN_CACHE")
+    assert ising.default_cache_dir().endswith(os.path.join(".cache", "keras_gen", "ising"))
+
+
+def test_dataset_feeds_keras_fit(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    kw = dict(cache_dir=tmp_path, **SMALL)
+    ds = ising.dataset(4, [2.0, 3.0], 32, seed=1, batch_size=16, **kw)
+    x = np.concatenate([b.numpy() for b in ds])
+    assert x.shape == (64, 16) and x.dtype == np.float32 and set(np.unique(x)) <= {0.0, 1.0}
+    pm1 = ising.dataset(4, [2.0, 3.0], 32, seed=1, spins="pm1", flatten=False, shuffle=False,
+                        temperature_index=1, batch_size=32, with_temperature=True, **kw)
+    xb, tb = next(iter(pm1))
+    assert xb.shape == (32, 4, 4, 1) and set(np.unique(xb.numpy())) == {-1.0, 1.0}
+    np.testing.assert_allclose(tb.numpy(), 3.0)
+    raw, _ = ising.load_or_simulate(4, [2.0, 3.0], 32, seed=1, **kw)
+    np.testing.assert_array_equal(xb.numpy()[..., 0], raw[1])
+    with pytest.raises(ValueError, match="binary"):
+        ising.dataset(4, [2.0], 32, spins="ising", **kw)
+
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(16, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    history = model.fit(ds.map(lambda v: (v, v)), epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+    assert isinstance(ds, tf.data.Dataset)

@@ -1,0 +1,434 @@
+"""Restricted Boltzmann machines checked against exact results.
+
+Tiny models (a handful of units) are enumerated exhaustively, so free
+energies, conditionals, log Z, log-likelihood gradients and stationary
+distributions are compared with exact values; statistical tolerances are
+derived from the sample sizes. Seeds are fixed, so every run is identical.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from keras_gen import rbm as R
+from keras_gen import samplers
+from keras_gen.validation import DataError
+
+
+# ------------------------------------------------------------------ helpers
+def randomize(layer, scale=1.0, seed=0, bias_scale=None):
+    """Non-trivial parameters: W ~ N(0, scale²), biases ~ N(0, bias_scale²)."""
+    rng = np.random.default_rng(seed)
+    bias_scale = scale if bias_scale is None else bias_scale
+    layer.kernel.assign(rng.normal(0, scale, (layer.n_visible, layer.n_hidden)).astype("float32"))
+    layer.visible_bias.assign(rng.normal(0, bias_scale, layer.n_visible).astype("float32"))
+    layer.hidden_bias.assign(rng.normal(0, bias_scale, layer.n_hidden).astype("float32"))
+    return layer
+
+
+def logsumexp(a, axis=None):
+    a = np.asarray(a, np.float64)
+    m = np.max(a, axis=axis, keepdims=True)
+    out = m + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))
+    return np.squeeze(out, axis=axis) if axis is not None else float(out.squeeze())
+
+
+def pairs_energy(layer, vs, hs):
+    """E(v, h) for every pair (rows: v, columns: h) through layer.energy."""
+    nv, nh = len(vs), len(hs)
+    v = np.repeat(vs, nh, axis=0).astype("float32")
+    h = np.tile(hs, (nv, 1)).astype("float32")
+    return np.asarray(layer.energy(v, h), np.float64).reshape(nv, nh)
+
+
+def exact_marginal(layer):
+    """p(v) over all 2^n_visible states of a Bernoulli RBM, in binary_states order."""
+    states = R.binary_states(layer.n_visible)
+    log_p = -R.free_energy_numpy(layer, states) - R.exact_log_partition(layer)
+    return states, np.exp(log_p)
+
+
+def prototypes_data(n=600, n_visible=10, flip=0.05, seed=0):
+    """Three binary prototypes with bit-flip noise: structure an RBM can learn."""
+    rng = np.random.default_rng(seed)
+    protos = (rng.random((3, n_visible)) < 0.5).astype("float32")
+    x = protos[rng.integers(0, 3, n)]
+    return np.abs(x - (rng.random(x.shape) < flip)).astype("float32")
+
+
+# ------------------------------------------------------------ random numbers
+def test_threefry_known_answers():
+    # Random123 kat_vectors, threefry2x32 with 20 rounds.
+    cases = [
+        ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+        ((0x243F6A88, 0x85A308D3), (0x13198A2E, 0x03707344), (0xC4923A9C, 0x483DF7A0)),
+    ]
+    for ctr, key, expected in cases:
+        u = lambda x: tf.constant([x], tf.uint32)  # noqa: E731
+        out = samplers.threefry2x32(u(ctr[0]), u(ctr[1]), tf.constant(key[0], tf.uint32),
+                                    tf.constant(key[1], tf.uint32))
+        assert tuple(int(o[0]) for o in out) == expected
+
+
+def test_uniform_normal_and_seeds():
+    n = 200_000
+    u = samplers.uniform([n], [3, 4]).numpy()
+    # 20-bin histogram: chi-square with 19 dof.
+    counts = np.bincount((u * 20).astype(int), minlength=20)
+    assert stats.chisquare(counts).pvalue > 1e-4
+    z = samplers.standard_normal([n], [3, 4]).numpy()
+    assert abs(z.mean()) < 4 / math.sqrt(n)
+    assert abs(z.var() - 1) < 4 * math.sqrt(2 / n)
+    assert stats.kstest(z[:20_000], "norm").pvalue > 1e-4
+    # Same seed, same numbers, compiled or not; different fold-ins differ.
+    s = tf.constant([1, 2])
+    jit = tf.function(lambda s: samplers.uniform([7], samplers.fold_in(s, 5)), jit_compile=True)
+    np.testing.assert_array_equal(jit(s).numpy(), samplers.uniform([7], samplers.fold_in(s, 5)).numpy())
+    assert not np.allclose(samplers.uniform([7], samplers.fold_in(s, 6)), jit(s))
+    # Integer seeds are stateless; a SeedGenerator advances.
+    np.testing.assert_array_equal(samplers.uniform([3], 7), samplers.uniform([3], 7))
+    gen = keras.random.SeedGenerator(1)
+    assert not np.allclose(samplers.uniform([3], gen), samplers.uniform([3], gen))
+
+
+# ------------------------------------------------- energies and conditionals
+def test_bernoulli_free_energy_and_conditionals_by_enumeration():
+    layer = randomize(R.BernoulliRBM(5, 3), scale=1.0, seed=1)
+    vs, hs = R.binary_states(5), R.binary_states(3)
+    log_joint = -pairs_energy(layer, vs, hs)  # unnormalized log p(v, h)
+    free = -logsumexp(log_joint, axis=1)
+    np.testing.assert_allclose(layer.free_energy(vs.astype("float32")), free, atol=2e-5)
+    np.testing.assert_allclose(R.free_energy_numpy(layer, vs), free, atol=2e-5)
+    # p(h_j = 1 | v) = Σ_{h: h_j = 1} p(v, h) / Σ_h p(v, h)
+    p_hv = np.exp(log_joint - logsumexp(log_joint, axis=1)[:, None])
+    np.testing.assert_allclose(layer.hidden_probabilities(vs.astype("float32")), p_hv @ hs, atol=1e-5)
+    # p(v_i = 1 | h) from the joint, column-wise.
+    p_vh = np.exp(log_joint - logsumexp(log_joint, axis=0)[None, :])
+    np.testing.assert_allclose(layer.visible_mean(hs.astype("float32")), (vs.T @ p_vh).T, atol=1e-5)
+    # Sampled states follow those probabilities.
+    h = layer.sample_hidden(np.repeat(vs[5:6], 20_000, 0).astype("float32"), seed=3).numpy()
+    p = p_hv[5] @ hs
+    assert np.all(np.abs(h.mean(0) - p) < 5 * np.sqrt(p * (1 - p) / 20_000) + 1e-9)
+
+
+def test_gaussian_free_energy_conditionals_and_partition():
+    layer = R.GaussianBernoulliRBM(3, 4, sigma=[0.5, 1.0, 2.0])
+    randomize(layer, scale=0.7, seed=2)
+    rng = np.random.default_rng(0)
+    vs = rng.normal(0, 1.5, (12, 3)).astype("float32")
+    hs = R.binary_states(4)
+    log_joint = -pairs_energy(layer, vs, hs)
+    np.testing.assert_allclose(layer.free_energy(vs), -logsumexp(log_joint, axis=1), atol=2e-5)
+    np.testing.assert_allclose(R.free_energy_numpy(layer, vs), -logsumexp(log_joint, axis=1), atol=2e-5)
+    p_hv = np.exp(log_joint - logsumexp(log_joint, axis=1)[:, None])
+    np.testing.assert_allclose(layer.hidden_probabilities(vs), p_hv @ hs, atol=1e-5)
+    # p(v | h) ∝ exp(-E(v, h)) is N(visible_mean(h), σ²): the energy difference
+    # to the mean is exactly the Gaussian quadratic form.
+    sigma = np.array([0.5, 1.0, 2.0])
+    means = layer.visible_mean(hs.astype("float32")).numpy()
+    for j in (0, 5, 15):
+        e_v = pairs_energy(layer, vs, hs[j:j + 1])[:, 0]
+        e_mean = pairs_energy(layer, means[j:j + 1], hs[j:j + 1])[0, 0]
+        np.testing.assert_allclose(e_v - e_mean, (((vs - means[j]) / sigma) ** 2 / 2).sum(1), atol=1e-4)
+    n = 50_000
+    draws = layer.sample_visible(np.repeat(hs[5:6], n, 0).astype("float32"), seed=4).numpy()
+    assert np.all(np.abs(draws.mean(0) - means[5]) < 5 * sigma / math.sqrt(n))
+    assert np.all(np.abs(draws.std(0) / sigma - 1) < 5 / math.sqrt(2 * n))
+    # log Z (closed-form integral over v) against quadrature on a 2-D grid.
+    small = randomize(R.GaussianBernoulliRBM(2, 3, sigma=[0.8, 1.3]), scale=0.6, seed=5)
+    p = small.numpy_parameters()
+    grid = np.linspace(-12, 12, 1201)
+    g1, g2 = np.meshgrid(grid, grid, indexing="ij")
+    v = np.stack([g1.ravel(), g2.ravel()], 1)
+    log_f = -R.free_energy_numpy(small, v)  # Σ_h exp(-E) = exp(-F)
+    log_z_grid = logsumexp(log_f) + 2 * np.log(grid[1] - grid[0])
+    assert abs(R.exact_log_partition(small) - log_z_grid) < 1e-6
+    assert p["sigma"].tolist() == pytest.approx([0.8, 1.3])
+
+
+def test_exact_log_partition_against_brute_force():
+    layer = randomize(R.BernoulliRBM(6, 4), scale=1.0, seed=3)
+    p = layer.numpy_parameters()
+    vs, hs = R.binary_states(6), R.binary_states(4)
+    log_joint = (vs @ p["b"])[:, None] + (hs @ p["c"])[None, :] + vs @ p["W"] @ hs.T
+    brute = logsumexp(log_joint)
+    assert R.exact_log_partition(layer, over="visible") == pytest.approx(brute, abs=1e-10)
+    assert R.exact_log_partition(layer, over="hidden") == pytest.approx(brute, abs=1e-10)
+    assert R.exact_log_partition(layer, over="visible", batch_size=7) == pytest.approx(brute, abs=1e-10)
+    ll = R.exact_log_likelihood(layer, vs)
+    assert logsumexp(ll) == pytest.approx(0.0, abs=1e-10)  # a normalized distribution
+    with pytest.raises(ValueError, match="AIS"):
+        R.exact_log_partition(R.BernoulliRBM(30, 30))
+
+
+# ---------------------------------------------------------------------- AIS
+def test_ais_agrees_with_exact_log_partition():
+    layer = randomize(R.BernoulliRBM(20, 10), scale=0.5, seed=4)
+    exact = R.exact_log_partition(layer)
+    data = (np.random.default_rng(1).random((500, 20)) < 0.3).astype("float32")
+    for base_data in (None, data):
+        est = R.ais_log_partition(layer, n_chains=100, betas=2000, base_data=base_data, seed=7)
+        assert est["stderr"] < 0.05  # informative, so the comparison can fail
+        assert abs(est["log_z"] - exact) < 3 * est["stderr"] + 0.01, (est, exact)
+        assert est["log_z_lower"] == pytest.approx(est["log_z"] - 3 * est["stderr"])
+    # log_likelihood: "auto" is exact here; "ais" agrees within its error.
+    ll_exact = R.log_likelihood(layer, data)
+    assert ll_exact["method"] == "exact" and ll_exact["stderr"] == 0
+    assert ll_exact["mean"] == pytest.approx(R.exact_log_likelihood(layer, data).mean())
+    ll_ais = R.log_likelihood(layer, data, method="ais", n_chains=100, betas=2000, seed=8)
+    assert abs(ll_ais["mean"] - ll_exact["mean"]) < 3 * ll_ais["stderr"] + 0.01
+    assert ll_ais["conservative"] <= ll_ais["mean"]
+
+
+def test_ais_gaussian_agrees_with_exact_log_partition():
+    layer = randomize(R.GaussianBernoulliRBM(12, 8, sigma=1.0), scale=0.3, seed=5)
+    exact = R.exact_log_partition(layer)
+    est = R.ais_log_partition(layer, n_chains=100, betas=2000, seed=9)
+    assert est["stderr"] < 0.05
+    assert abs(est["log_z"] - exact) < 3 * est["stderr"] + 0.01, (est, exact)
+
+
+# --------------------------------------------------------- learning signal
+def _exact_nll_gradient(layer, data):
+    """Gradient of mean -log p(data) w.r.t. (W, b, c), by enumeration."""
+    p = layer.numpy_parameters()
+    states, p_v = exact_marginal(layer)
+    s_model = 1 / (1 + np.exp(-(p["c"] + states @ p["W"])))
+    s_data = 1 / (1 + np.exp(-(p["c"] + data @ p["W"])))
+    g_w = -(data.T @ s_data) / len(data) + states.T @ (p_v[:, None] * s_model)
+    g_b = -data.mean(0) + p_v @ states
+    g_c = -s_data.mean(0) + p_v @ s_model
+    return np.concatenate([g_w.ravel(), g_b, g_c])
+
+
+def test_cd_gradient_points_along_exact_gradient():
+    model = R.make_rbm("bernoulli", 6, 4, k=100, persistent=False, seed=0)
+    layer = randomize(model.rbm, scale=1.0, seed=6)
+    data = prototypes_data(40, 6, seed=1).astype(np.float64)
+    v = tf.constant(np.repeat(data, 250, axis=0), tf.float32)  # 10,000 chains
+    weights = [layer.kernel, layer.visible_bias, layer.hidden_bias]
+    v_model = model.negative_samples(v, seed=11)
+    with tf.GradientTape(persistent=True) as tape:
+        fused, *_ = model.surrogate_loss(v, v_model)
+        x_data = layer.hidden_activation(v)
+        split, *_ = model.surrogate_loss(v, v_model, x_data=x_data)
+    g_fused = np.concatenate([np.ravel(g) for g in tape.gradient(fused, weights)])
+    g_split = np.concatenate([np.ravel(g) for g in tape.gradient(split, weights)])
+    # Equal up to float32 summation order over 20,000 rows.
+    np.testing.assert_allclose(g_fused, g_split, rtol=1e-4, atol=1e-5)
+    # The surrogate's gradient is exactly positive minus negative phase with
+    # hidden probabilities, on these negative samples.
+    vm = v_model.numpy().astype(np.float64)
+    p = layer.numpy_parameters()
+    sd = 1 / (1 + np.exp(-(p["c"] + data @ p["W"])))
+    sm = 1 / (1 + np.exp(-(p["c"] + vm @ p["W"])))
+    manual = np.concatenate([
+        (-(data.T @ sd) / len(data) + vm.T @ sm / len(vm)).ravel(),
+        -data.mean(0) + vm.mean(0),
+        -sd.mean(0) + sm.mean(0),
+    ])
+    np.testing.assert_allclose(g_fused, manual, rtol=1e-4, atol=2e-5)
+    exact = _exact_nll_gradient(layer, data)
+    cosine = g_fused @ exact / (np.linalg.norm(g_fused) * np.linalg.norm(exact))
+    assert cosine > 0.99, cosine  # CD-100 from 10,000 chains: nearly exact
+
+
+def test_gibbs_sampling_reaches_exact_marginal():
+    model = R.make_rbm("bernoulli", 4, 3, k=1, persistent=False, seed=0)
+    randomize(model.rbm, scale=1.0, seed=7)
+    states, p_exact = exact_marginal(model.rbm)
+    n = 20_000
+    v = model.sample(n, seed=5, gibbs_steps=100, return_probabilities=False)
+    assert set(np.unique(v)) <= {0.0, 1.0}
+    codes = (v @ (2 ** np.arange(4))).astype(int)  # binary_states order
+    counts = np.bincount(codes, minlength=16)
+    chi2 = np.sum((counts - n * p_exact) ** 2 / (n * p_exact))
+    assert chi2 < stats.chi2.ppf(0.999, df=15), chi2
+    tv = 0.5 * np.abs(counts / n - p_exact).sum()
+    assert tv < 0.03, tv
+    # The layer's own Gibbs method runs the same kernel from a given state.
+    v0 = np.zeros((n, 4), np.float32)
+    v1 = model.rbm.gibbs(v0, k=30, seed=6).numpy()
+    counts1 = np.bincount((v1 @ (2 ** np.arange(4))).astype(int), minlength=16)
+    assert np.sum((counts1 - n * p_exact) ** 2 / (n * p_exact)) < stats.chi2.ppf(0.999, df=15)
+
+
+def test_pseudo_log_likelihood_is_unbiased():
+    layer = randomize(R.BernoulliRBM(8, 5), scale=1.0, seed=8)
+    v = prototypes_data(1, 8, seed=2)
+    # Exact Σ_i log p(v_i | v_-i) = Σ_i log sigmoid(F(v with bit i flipped) - F(v)).
+    flipped = np.abs(np.repeat(v, 8, 0) - np.eye(8))
+    f, f_flip = R.free_energy_numpy(layer, v), R.free_energy_numpy(layer, flipped)
+    exact = np.sum(-np.logaddexp(0, -(f_flip - f)))
+    n = 8000
+    est = R.pseudo_log_likelihood(layer, np.repeat(v, n, 0), seed=3).numpy()
+    assert abs(est.mean() - exact) < 5 * est.std() / math.sqrt(n) + 1e-4
+
+
+# ------------------------------------------------------------------ training
+DATA = prototypes_data(600, 10, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """CD-1 and PCD-1 models trained under XLA (the compile default)."""
+    out = {}
+    for name, persistent in (("cd", False), ("pcd", True)):
+        model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=persistent, seed=3, name=name)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        before = R.log_likelihood(model, DATA)["mean"]
+        history = model.fit(DATA, epochs=8, batch_size=20, shuffle=False, verbose=0)
+        out[name] = dict(model=model, before=before, history=history.history)
+    return out
+
+
+def test_fit_under_xla_improves_exact_likelihood(trained):
+    for name in ("cd", "pcd"):
+        model = trained[name]["model"]
+        assert model.jit_compile is True
+        after = R.log_likelihood(model, DATA)
+        assert after["method"] == "exact"
+        # Random init is ~ -10 log 2 = -6.93 nats; the data entropy is ~3.1.
+        assert after["mean"] > trained[name]["before"] + 1.5, (name, trained[name]["before"], after)
+        history = trained[name]["history"]
+        assert set(history) == {"loss", "reconstruction_error", "pseudo_log_likelihood"}
+        assert history["reconstruction_error"][-1] < history["reconstruction_error"][0]
+        assert history["pseudo_log_likelihood"][-1] > history["pseudo_log_likelihood"][0]
+
+
+def test_pcd_chains_are_state_and_resume_exactly(tmp_path):
+    model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=5)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    first, rest = DATA[:300], DATA[300:]
+    model.fit(first[:20], epochs=1, batch_size=20, shuffle=False, verbose=0)  # builds 20 chains
+    assert model.n_chains == 20 and model.persistent_chains.shape == (20, 10)
+    chains0 = model.persistent_chains.numpy().copy()
+    model.fit(first, epochs=1, batch_size=20, shuffle=False, verbose=0)
+    chains1 = model.persistent_chains.numpy()
+    assert set(np.unique(chains1)) <= {0.0, 1.0}
+    assert (chains1 != chains0).mean() > 0.1  # the chains moved
+
+    path = tmp_path / "pcd.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, R.RBM) and loaded.persistent and loaded.n_chains == 20
+    np.testing.assert_array_equal(loaded.persistent_chains.numpy(), chains1)
+    np.testing.assert_array_equal(loaded.seed_generator.state.numpy(), model.seed_generator.state.numpy())
+    np.testing.assert_allclose(loaded.rbm.free_energy(DATA), model.rbm.free_energy(DATA), atol=1e-6)
+    # Continuing after a save/load round trip equals continuing without it.
+    model.fit(rest, epochs=1, batch_size=20, shuffle=False, verbose=0)
+    loaded.fit(rest, epochs=1, batch_size=20, shuffle=False, verbose=0)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+    np.testing.assert_array_equal(loaded.persistent_chains.numpy(), model.persistent_chains.numpy())
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.full((20, 10), 0.5, np.float32), "binary"),
+        (np.zeros((20, 11), np.float32), "shape"),
+        (np.where(np.eye(20, 10) > 0, np.nan, 0).astype(np.float32), "NaN"),
+    ],
+)
+def test_bad_data_is_refused_before_training(bad, match):
+    model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    kernel = model.rbm.kernel.numpy().copy()
+    with pytest.raises(DataError, match=match):
+        model.fit(bad, epochs=1, verbose=0)
+    with pytest.raises(DataError, match=match):
+        model.fit(tf.data.Dataset.from_tensor_slices(bad).batch(5), epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    np.testing.assert_array_equal(model.rbm.kernel.numpy(), kernel)
+    assert model.persistent_chains is None  # nothing was built either
+
+
+def test_gaussian_rbm_accepts_real_data_and_refuses_nan():
+    model = R.make_rbm("gaussian", 3, 2, k=1, persistent=False, seed=0)
+    assert model.data_domain == "real"
+    model.validate_data(np.random.default_rng(0).normal(size=(5, 3)).astype("float32"))
+    with pytest.raises(DataError, match="NaN"):
+        model.validate_data(np.array([[0.0, np.nan, 1.0]], np.float32))
+
+
+def test_free_energy_gap_callback(trained):
+    model = trained["pcd"]["model"]
+    train, val = DATA[:200], prototypes_data(200, 10, seed=9)
+    callback = R.FreeEnergyGap(train, val, n=200)
+    history = model.fit(DATA[:40], epochs=1, batch_size=20, verbose=0, callbacks=[callback])
+    expected = R.free_energy_numpy(model, val).mean() - R.free_energy_numpy(model, train).mean()
+    assert history.history["free_energy_gap"][0] == pytest.approx(expected, abs=1e-4)
+
+
+# ------------------------------------------------------- config and export
+def test_config_round_trip_and_make_rbm():
+    for kwargs in (
+        dict(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=True, monitor=False, seed=3),
+        dict(visible="gaussian", n_visible=5, n_hidden=4, k=3, persistent=False, sigma=0.5,
+             learn_sigma=True, n_chains=7, seed=1),
+    ):
+        model = R.make_rbm(**kwargs)
+        config = model.get_config()
+        clone = R.RBM.from_config(config)
+        assert clone.get_config() == config
+        assert clone.data_shape == (kwargs["n_visible"],)
+        assert clone.rbm.n_hidden == kwargs["n_hidden"] and clone.k == kwargs["k"]
+        assert type(clone.rbm) is type(model.rbm)
+    gauss = R.make_rbm("gaussian", 5, 4, sigma=0.5, learn_sigma=True)
+    assert gauss.rbm.log_sigma.trainable and len(gauss.trainable_weights) == 4
+    assert not R.make_rbm("gaussian", 5, 4).rbm.log_sigma.trainable
+    with pytest.raises(ValueError):
+        R.make_rbm("softmax", 5, 4)
+
+
+def test_export_serves_the_same_functions(trained, tmp_path):
+    export = pytest.importorskip("keras_gen.export")
+    model = trained["pcd"]["model"]
+    path = tmp_path / "rbm_savedmodel"
+    names = export.export_saved_model(model, str(path))
+    assert set(names) >= {"sample", "free_energy", "hidden_probabilities"}
+    served = tf.saved_model.load(str(path))
+    v = tf.constant(DATA[:16])
+    np.testing.assert_allclose(served.free_energy(v)["free_energy"], model.rbm.free_energy(v), atol=1e-5)
+    np.testing.assert_allclose(served.hidden_probabilities(v)["hidden_probabilities"],
+                               model.rbm.hidden_probabilities(v), atol=1e-6)
+    out = served.sample(tf.constant(6), tf.constant(3), tf.constant(5))
+    assert out["probabilities"].shape == (6, 10) and out["sample"].shape == (6, 10)
+    np.testing.assert_allclose(out["probabilities"], model.sample(6, seed=3, gibbs_steps=5), atol=1e-5)
+    np.testing.assert_array_equal(out["sample"],
+                                  model.sample(6, seed=3, gibbs_steps=5, return_probabilities=False))
+
+
+# ---------------------------------------------------------------------- DBN
+def test_dbn_greedy_training_and_sampling():
+    dbn = R.make_dbn((10, 8, 6), k=1, persistent=True, seed=2)
+    initial = [layer.kernel.numpy().copy() for layer in dbn.rbm_layers]
+    # XLA is exercised above; here it would only add two compiles.
+    histories = dbn.fit(DATA, epochs=3, batch_size=20, verbose=0, jit_compile=False)
+    assert len(histories) == 2
+    for layer, w0 in zip(dbn.rbm_layers, initial):
+        assert np.abs(layer.kernel.numpy() - w0).max() > 1e-3  # every layer trained
+    # The second layer learned its input, the data's hidden probabilities: it
+    # gives them lower free energy than the features of random inputs.
+    top = dbn.rbm_layers[1]
+    features = dbn.rbm_layers[0].hidden_probabilities(DATA)
+    noise = dbn.rbm_layers[0].hidden_probabilities(prototypes_data(600, 10, flip=0.5, seed=4))
+    assert float(tf.reduce_mean(top.free_energy(features))) < float(tf.reduce_mean(top.free_energy(noise)))
+    assert "reconstruction_error" in histories[1].history
+    samples = dbn.sample(7, seed=1, gibbs_steps=20)
+    assert samples.shape == (7, 10) and samples.min() >= 0 and samples.max() <= 1
+    binary = dbn.sample(7, seed=1, gibbs_steps=20, return_probabilities=False)
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    assert dbn.transform(DATA[:3]).shape == (3, 6)
+    clone = R.DBN.from_config(dbn.get_config())
+    assert [(l.n_visible, l.n_hidden) for l in clone.rbm_layers] == [(10, 8), (8, 6)]
+    with pytest.raises(DataError):
+        dbn.fit(DATA * 0.5, verbose=0)

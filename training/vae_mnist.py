@@ -1,0 +1,142 @@
+"""Recipe: the `vae_mnist` zoo entry.
+
+A convolutional VAE (latent 32) on dynamically binarized MNIST. Trains with
+`fit` (resumable: run the same command again after an interruption), then
+evaluates the test-set ELBO and the importance-weighted NLL bound (k = 1000)
+on a fixed binarization of the test set, saves the weights to
+`saved_models/` and writes the card `zoo/vae_mnist.json`.
+
+    TFDS_DATA_DIR=../shared/tensorflow_datasets python training/vae_mnist.py --epochs 100
+    # finish from a checkpoint of an interrupted or shortened run:
+    python training/vae_mnist.py --finalize runs/vae_mnist/checkpoints/epoch_040.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_gen import data, plots, zoo
+from keras_gen.recipes import machine_description, now_iso, write_card
+from keras_gen.trainer import fit_with_artifacts, read_history
+from keras_gen.vae import make_vae
+
+NAME = "vae_mnist"
+ARCHITECTURE = {
+    "builder": "keras_gen.vae.make_vae",
+    "kwargs": {
+        "architecture": "conv",
+        "input_shape": [28, 28, 1],
+        "latent_dim": 32,
+        "likelihood": "bernoulli",
+        "encoder_kwargs": {"filters": [32, 64], "hidden": [512]},
+        "decoder_kwargs": {"filters": [64, 32], "hidden": [512]},
+        "name": NAME,
+    },
+}
+BATCH_SIZE = 128
+STEPS_PER_EPOCH = 60_000 // BATCH_SIZE + 1
+
+
+def optimizer():
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        1e-3, decay_steps=10 * STEPS_PER_EPOCH, decay_rate=0.8
+    )
+    return keras.optimizers.Adam(learning_rate=schedule)
+
+
+def train(args):
+    keras.utils.set_random_seed(args.seed)
+    model = make_vae(**ARCHITECTURE["kwargs"], seed=args.seed)
+    model.compile(optimizer=optimizer())
+    train_ds = data.load("mnist", "train", preprocessing="binarized", batch_size=BATCH_SIZE, seed=args.seed)
+    test_ds = data.load("mnist", "test", preprocessing="binarized_static", batch_size=500, shuffle=False)
+    start = time.time()
+    fit_with_artifacts(model, train_ds, args.out, epochs=args.epochs, validation_data=test_ds, verbose=2)
+    return os.path.join(args.out, "model.keras"), time.time() - start
+
+
+def finalize(model_path, args, train_seconds=None):
+    model = keras.saving.load_model(model_path)
+    x_test, labels = data.load_arrays("mnist", "test", preprocessing="binarized", seed=0)
+    t0 = time.time()
+    elbo = model.importance_weighted_log_likelihood(x_test, k=1, seed=1)
+    iwae = model.importance_weighted_log_likelihood(x_test, k=args.k, batch_size=50, chunk=100, seed=2)
+    eval_seconds = time.time() - t0
+    history = read_history(os.path.join(args.out, "history.csv"))
+    epochs = len(history.get("loss", [])) or None
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")
+    from keras_gen.trainer import save_atomically
+
+    save_atomically(model, weights)
+    figures = os.path.join(root, "zoo", "figures")
+    os.makedirs(figures, exist_ok=True)
+    plots.save_samples(model.sample(100, seed=0), os.path.join(figures, f"{NAME}_samples.png"),
+                       title="vae_mnist: means of p(x|z), z ~ N(0, I)")
+    plots.plot_latent_clusters(model, x_test[:5000], labels[:5000], os.path.join(figures, f"{NAME}_latent.png"))
+    if history:
+        plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
+
+    sem = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731
+    card = {
+        "name": NAME,
+        "family": "vae",
+        "description": "Convolutional VAE, latent 32, Bernoulli decoder, on binarized MNIST.",
+        "architecture": ARCHITECTURE,
+        "dataset": {"name": "mnist", "preprocessing": "binarized", "split": "train",
+                    "note": "dynamic binarization during training"},
+        "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.Adam(1e-4))},
+        "recipe": f"training/{NAME}.py",
+        "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
+        "metrics": {
+            "test_nll_iwae_nats": round(-float(iwae.mean()), 3),
+            "test_nll_iwae_sem": round(sem(iwae), 3),
+            "test_nll_iwae_k": args.k,
+            "test_negative_elbo_nats": round(-float(elbo.mean()), 3),
+            "test_negative_elbo_sem": round(sem(elbo), 3),
+            "test_set": "MNIST test (10,000), binarized once with seed 0 (keras_gen.data.load_arrays)",
+            "units": "nats per image",
+        },
+        "training": {
+            "epochs": epochs,
+            "batch_size": BATCH_SIZE,
+            "optimizer": "Adam 1e-3, exponential decay x0.8 every 10 epochs",
+            "seconds": None if train_seconds is None else round(train_seconds),
+            "evaluation_seconds": round(eval_seconds),
+            "machine": machine_description(),
+            "date": now_iso(),
+            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        },
+        "figures": [f"zoo/figures/{NAME}_samples.png", f"zoo/figures/{NAME}_latent.png",
+                    f"zoo/figures/{NAME}_loss.png"],
+    }
+    write_card(os.path.join(root, "zoo", f"{NAME}.json"), card)
+    print(card["metrics"])
+    return card
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--out", default="runs/vae_mnist")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL bound")
+    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
+    parser.add_argument("--train-seconds", type=float, default=None, help="with --finalize: the training time to record")
+    args = parser.parse_args(argv)
+    if args.finalize:
+        finalize(args.finalize, args, args.train_seconds)
+    else:
+        path, seconds = train(args)
+        finalize(path, args, seconds)
+
+
+if __name__ == "__main__":
+    main()
