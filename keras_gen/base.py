@@ -92,6 +92,9 @@ class GenerativeModel(keras.Model):
         self.validate_data(x)
         if validation_data is not None:
             self.validate_data(validation_data)
+        # Built models save their build state, so a loaded model (and its
+        # optimizer) is whole before its variables are restored.
+        self.build_for_data()
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
@@ -121,7 +124,7 @@ class GenerativeModel(keras.Model):
         # optimizer, whose variables `.keras` files hold) as Keras would.
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.built:
+        if getattr(self, "optimizer", None) is not None and self.trainable_variables:
             self.optimizer.build(self.trainable_variables)
 
     # --------------------------------------------------------------- sampling

@@ -58,6 +58,12 @@ def save_samples(samples, path, title=None, ncols=None, reference=None):
         ax.set_xlim(-3, 3)
         ax.set_ylim(-3, 3)
         ax.legend(loc="upper right", markerscale=4)
+    elif samples.ndim == 2 and round(math.sqrt(samples.shape[1])) ** 2 != samples.shape[1]:
+        # Vectors that are not images (e.g. spins of a chain, tabular data): one row each.
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.imshow(samples, aspect="auto", cmap="gray_r", interpolation="nearest")
+        ax.set_xlabel("feature")
+        ax.set_ylabel("sample")
     else:
         grid = image_grid(samples, ncols=ncols)
         fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
@@ -93,7 +99,7 @@ def plot_history(history, path, title="Training"):
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
         for key, style in ((name, "-"), ("val_" + name, "--")):
-            if key in logs:
+            if key in logs and not np.all(np.isnan(np.asarray(logs[key], dtype=float))):
                 values = logs[key]
                 ax.plot(np.arange(1, len(values) + 1), values, style, label=key)
         ax.set_xlabel("epoch")

@@ -12,6 +12,7 @@ import os
 import tempfile
 
 import keras
+import tensorflow as tf
 
 from keras_gen import plots
 from keras_gen.callbacks import SampleGrid
@@ -100,6 +101,8 @@ def fit_with_artifacts(
         epochs=epochs,
         validation_data=validation_data,
         steps_per_epoch=steps_per_epoch,
+        # A tf.data pipeline shuffles itself (seeded); arrays are shuffled by fit.
+        shuffle=not isinstance(train_data, tf.data.Dataset),
         callbacks=all_callbacks,
         verbose=verbose,
     )
@@ -122,5 +125,6 @@ def read_history(path):
     for row in rows:
         for key, value in row.items():
             if key != "epoch" and value not in (None, ""):
-                out.setdefault(key, []).append(float(value))
+                # CSVLogger writes "NA" for a metric missing from an epoch.
+                out.setdefault(key, []).append(float("nan") if value == "NA" else float(value))
     return out

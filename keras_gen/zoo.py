@@ -107,12 +107,15 @@ def verify(name):
     return path
 
 
-def build(name_or_card, seed=None):
-    """Build the (untrained) model an entry describes, built and compiled."""
+def build(name_or_card, seed=None, weights=None):
+    """Build the model an entry describes: built, with `weights` loaded if
+    given, then compiled (a fresh optimizer, ready for fine-tuning)."""
     entry = card(name_or_card) if isinstance(name_or_card, str) else name_or_card
     model = build_from_architecture(entry["architecture"], seed=seed)
-    model.compile(**compile_kwargs(entry.get("compile", {})))
     model.build_for_data()
+    if weights is not None:
+        model.load_weights(weights)
+    model.compile(**compile_kwargs(entry.get("compile", {})))
     return model
 
 
@@ -143,8 +146,6 @@ def load(name, pretrained=True, seed=None):
     """The zoo model `name`, built and compiled, with its verified weights."""
     entry = card(name)
     path = verify(name) if pretrained else None  # integrity first, before any work
-    model = build(entry, seed=seed)
-    if path is not None:
-        model.load_weights(path)
+    model = build(entry, seed=seed, weights=path)
     model.zoo_card = {k: v for k, v in entry.items() if not k.startswith("_")}
     return model

@@ -1,0 +1,239 @@
+"""The shared contract: data pipelines, the zoo's integrity checks, SavedModel
+export served without keras-gen, and the command line."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import cli, data, zoo
+from keras_gen.trainer import save_atomically
+from keras_gen.vae import make_vae
+
+MNIST_AVAILABLE = os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", ""), "mnist"))
+needs_mnist = pytest.mark.skipif(not MNIST_AVAILABLE, reason="MNIST needs TFDS_DATA_DIR with a prepared copy")
+
+
+def tiny_vae(seed=0):
+    return make_vae("dense", (12,), latent_dim=2, seed=seed, encoder_kwargs={"hidden": [8]},
+                    decoder_kwargs={"hidden": [8]}, name="tiny_vae")
+
+
+# ------------------------------------------------------------------ data
+def test_ring8_is_the_eight_gaussian_ring():
+    x = data.toy_2d("ring8", 40_000, seed=0)
+    assert x.shape == (40_000, 2) and x.dtype == np.float32
+    radius = np.linalg.norm(x, axis=1)
+    assert abs(radius.mean() - 2.0) < 0.01
+    coverage = data.mode_coverage(x, "ring8")
+    assert coverage["modes_covered"] == 8
+    # Within 3 sigma in 2-D holds 1 - exp(-9/2) = 98.9% of a Gaussian's mass.
+    assert abs(coverage["high_quality_fraction"] - (1 - np.exp(-4.5))) < 0.003
+    # One mode only: seven modes are missed.
+    collapsed = data.toy_2d("ring8", 1000, seed=1)
+    collapsed = collapsed[np.argmin(np.linalg.norm(collapsed - [2.0, 0.0], axis=1) > 0.5)][None].repeat(100, 0)
+    assert data.mode_coverage(collapsed, "ring8")["modes_covered"] == 1
+
+
+def test_toy_pipeline_is_batched_and_reproducible():
+    a = [b.numpy() for b in data.load("ring8", batch_size=500, seed=3).take(2)]
+    b = [b.numpy() for b in data.load("ring8", batch_size=500, seed=3).take(2)]
+    assert a[0].shape == (500, 2)
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+@needs_mnist
+@pytest.mark.parametrize(
+    "preprocessing, lo, hi, binary",
+    [("unit", 0, 1, False), ("symmetric", -1, 1, False), ("binarized", 0, 1, True),
+     ("binarized_static", 0, 1, True), ("thresholded", 0, 1, True)],
+)
+def test_mnist_preprocessings(preprocessing, lo, hi, binary):
+    ds = data.load("mnist", "test", preprocessing=preprocessing, batch_size=256, shuffle=False)
+    x = next(iter(ds)).numpy()
+    assert x.shape == (256, 28, 28, 1) and x.dtype == np.float32
+    assert x.min() == lo and x.max() == hi
+    assert np.all((x == 0) | (x == 1)) == binary
+    flat = next(iter(data.load("mnist", "test", preprocessing=preprocessing, flatten=True,
+                               batch_size=8, shuffle=False))).numpy()
+    assert flat.shape == (8, 784)
+
+
+@needs_mnist
+def test_dynamic_binarization_is_fresh_each_epoch_and_matches_the_intensities():
+    ds = data.load("mnist", "test", preprocessing="binarized", batch_size=10_000, shuffle=False, seed=1)
+    first, second = [next(iter(ds)).numpy() for _ in range(2)]
+    assert (first != second).mean() > 0.01  # new pixels every pass
+    intensity, _ = data.load_arrays("mnist", "test", preprocessing="unit")
+    # E[x] = intensity: the mean over 10,000 images agrees within 5 standard errors per pixel.
+    se = np.sqrt(np.maximum((intensity * (1 - intensity)).sum(0), 1e-12)) / 10_000
+    assert np.all(np.abs(first.mean(0) - intensity.mean(0)) <= 5 * se + 1e-6)
+    again = next(iter(data.load("mnist", "test", preprocessing="binarized", batch_size=10_000,
+                                shuffle=False, seed=1))).numpy()
+    np.testing.assert_array_equal(first, again)  # seeded: reproducible
+
+
+def test_unknown_dataset_and_preprocessing_are_named():
+    with pytest.raises(KeyError, match="cifar"):
+        data.load("cifar")
+    with pytest.raises(ValueError, match="sharpened"):
+        data.load("mnist", preprocessing="sharpened")
+
+
+# ------------------------------------------------------------------ zoo
+@pytest.fixture
+def zoo_home(tmp_path, monkeypatch):
+    """A zoo with one entry, `tiny`, in a fresh KERAS_GEN_HOME."""
+    model = tiny_vae(seed=1)
+    model.build_for_data()
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "saved_models").mkdir()
+    weights = tmp_path / "saved_models" / "tiny.weights.h5"
+    save_atomically(model, str(weights))
+    card = {
+        "name": "tiny", "family": "vae",
+        "architecture": {"builder": "keras_gen.vae.make_vae",
+                         "kwargs": {"architecture": "dense", "input_shape": [12], "latent_dim": 2,
+                                    "encoder_kwargs": {"hidden": [8]}, "decoder_kwargs": {"hidden": [8]},
+                                    "name": "tiny"}},
+        "weights": {"file": "tiny.weights.h5", "sha256": zoo.sha256(weights)},
+        "metrics": {"test_nll": 1.0},
+    }
+    (tmp_path / "zoo" / "tiny.json").write_text(json.dumps(card))
+    monkeypatch.setenv("KERAS_GEN_HOME", str(tmp_path))
+    return tmp_path, model
+
+
+def test_zoo_loads_verified_weights(zoo_home):
+    _, original = zoo_home
+    assert "tiny" in zoo.list()
+    loaded = zoo.load("tiny")
+    z = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(original.decode(z), loaded.decode(z))
+    assert loaded.zoo_card["metrics"]["test_nll"] == 1.0
+
+
+def test_zoo_refuses_a_tampered_weights_file(zoo_home):
+    home, _ = zoo_home
+    weights = home / "saved_models" / "tiny.weights.h5"
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(zoo.WeightsIntegrityError, match="sha256"):
+        zoo.load("tiny")
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="tiny"):
+        zoo.load("tiny")
+
+
+def test_unknown_zoo_name_lists_the_known_ones(zoo_home):
+    with pytest.raises(zoo.ZooError, match=r"Unknown zoo model 'tinny'.*tiny"):
+        zoo.load("tinny")
+
+
+def test_zoo_refuses_builders_outside_keras_gen(zoo_home):
+    home, _ = zoo_home
+    card = json.loads((home / "zoo" / "tiny.json").read_text())
+    card["architecture"]["builder"] = "os.system"
+    with pytest.raises(zoo.ZooError, match="not part of keras_gen"):
+        zoo.build(card)
+
+
+def test_shipped_cards_are_complete():
+    for name in zoo.list():
+        card = zoo.card(name)
+        for key in ("family", "architecture", "weights", "metrics", "recipe"):
+            assert key in card, (name, key)
+        assert len(card["weights"]["sha256"]) == 64
+        assert os.path.isfile(zoo.weights_path(name)), name
+        assert os.path.isfile(os.path.join(card["_root"], card["recipe"])), card["recipe"]
+
+
+# ------------------------------------------------------------------ export
+SERVE_WITHOUT_KERAS_GEN = textwrap.dedent(
+    """
+    import sys, numpy as np, tensorflow as tf
+    path, out = sys.argv[1], sys.argv[2]
+    served = tf.saved_model.load(path)
+    z = tf.constant(np.load(out + "/z.npy"))
+    x = tf.constant(np.load(out + "/x.npy"))
+    sig = served.signatures
+    np.save(out + "/decode.npy", sig["decode"](z=z)["x"].numpy())
+    enc = sig["encode"](x=x)
+    np.save(out + "/z_mean.npy", enc["z_mean"].numpy())
+    np.save(out + "/reconstruct.npy", sig["reconstruct"](x=x)["x"].numpy())
+    a = sig["sample"](n=tf.constant(5), seed=tf.constant(3))["x"].numpy()
+    b = sig["sample"](n=tf.constant(5), seed=tf.constant(3))["x"].numpy()
+    assert a.shape == (5, 12) and np.array_equal(a, b)
+    assert not any(m == "keras_gen" or m.startswith("keras_gen.") for m in sys.modules), "keras_gen imported"
+    print(",".join(sorted(sig.keys())))
+    """
+)
+
+
+def test_export_serves_without_keras_gen(tmp_path):
+    model = tiny_vae(seed=2)
+    model.build_for_data()
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(6, 2)).astype(np.float32)
+    x = (rng.random((6, 12)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "x.npy", x)
+    export_dir = tmp_path / "export"
+    assert model.export_saved_model(str(export_dir)) == ["decode", "encode", "reconstruct", "sample"]
+    script = tmp_path / "serve.py"
+    script.write_text(SERVE_WITHOUT_KERAS_GEN)
+    # A fresh process, started outside the source tree, that never imports keras_gen.
+    result = subprocess.run([sys.executable, str(script), str(export_dir), str(tmp_path)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    signatures = set(result.stdout.strip().splitlines()[-1].split(","))
+    assert {"decode", "encode", "reconstruct", "sample"} <= signatures
+    np.testing.assert_allclose(np.load(tmp_path / "decode.npy"), model.decode(z), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "z_mean.npy"), model.encode(x)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "reconstruct.npy"), model.reconstruct(x), rtol=1e-5, atol=1e-6)
+
+
+def test_export_never_overwrites_by_accident(tmp_path):
+    model = tiny_vae(seed=2)
+    model.build_for_data()
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        model.export_saved_model(str(target))
+    assert (target / "precious.txt").read_text() == "keep me"
+    model.export_saved_model(str(target), overwrite=True)
+    assert (target / "saved_model.pb").exists() and not (target / "precious.txt").exists()
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_train_sample_export(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "vae", "--dataset", "ring8", "--epochs", "2", "--steps-per-epoch", "20",
+              "--out", "run"])
+    for name in ("model.keras", "checkpoints/epoch_002.keras", "samples/epoch_002.png",
+                 "samples/training.gif", "loss_curves.png", "history.csv"):
+        assert (tmp_path / "run" / name).exists(), name
+    cli.main(["sample", "run/model.keras", "-n", "50", "--out", "s.png", "--npy", "s.npy"])
+    assert np.load("s.npy").shape == (50, 2) and (tmp_path / "s.png").exists()
+    cli.main(["export", "run/model.keras", "exported"])
+    assert (tmp_path / "exported" / "saved_model.pb").exists()
+    with pytest.raises(SystemExit, match="exists"):
+        cli.main(["export", "run/model.keras", "exported"])
+
+
+def test_cli_reports_unknown_names_clearly(tmp_path, monkeypatch, zoo_home):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="Unknown zoo model 'nope'"):
+        cli.main(["sample", "nope"])
+    with pytest.raises(SystemExit, match="unknown family"):
+        cli.main(["train", "transformer"])
+    with pytest.raises(SystemExit, match="no model file"):
+        cli.main(["sample", "missing.keras"])
