@@ -6,3 +6,4 @@ __version__ = "0.1.0"
 # `keras.saving.load_model` finds them once keras_gen is imported.
 from keras_gen.base import GenerativeModel  # noqa: E402,F401
 from keras_gen import vae  # noqa: E402,F401
+from keras_gen import rbm  # noqa: E402,F401

@@ -93,7 +93,7 @@ def make_gif(png_paths, gif_path, duration_ms=400):
 def plot_history(history, path, title="Training"):
     """Loss curves (one panel per metric) from a `History` or its `.history` dict."""
     logs = getattr(history, "history", history)
-    names = sorted({k[4:] if k.startswith("val_") else k for k in logs})
+    names = sorted({k[4:] if k.startswith("val_") else k for k in logs} - {"epoch_seconds", "learning_rate"})
     if not names:
         raise ValueError("The history holds no metrics to plot.")
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
@@ -104,12 +104,25 @@ def plot_history(history, path, title="Training"):
                 ax.plot(np.arange(1, len(values) + 1), values, style, label=key)
         ax.set_xlabel("epoch")
         ax.set_title(name)
+        _zoom_past_the_first_epochs(ax, [logs[k] for k in (name, "val_" + name) if k in logs])
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _zoom_past_the_first_epochs(ax, series):
+    """Long runs: let the y-range follow the epochs after the first 5%, so the
+    first epochs' large losses do not flatten the curve a reader cares about."""
+    tails = [np.asarray(v, dtype=float)[max(1, len(v) // 20):] for v in series if len(v) >= 20]
+    tails = [t[np.isfinite(t)] for t in tails if np.isfinite(t).any()]
+    if not tails:
+        return
+    lo, hi = min(t.min() for t in tails), max(t.max() for t in tails)
+    pad = 0.1 * (hi - lo) or 0.05 * abs(hi) or 1.0
+    ax.set_ylim(lo - pad, hi + pad)
 
 
 def plot_latent_manifold(vae, path, n=20, scale=2.0, dims=(0, 1)):

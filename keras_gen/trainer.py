@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -60,6 +61,18 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
                 os.remove(old)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Add each epoch's wall time to the logs as `epoch_seconds` (so the CSV
+    history records what a run cost, summed correctly over resumed runs)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 def fit_with_artifacts(
     model,
     train_data,
@@ -90,6 +103,7 @@ def fit_with_artifacts(
     history_csv = os.path.join(out_dir, "history.csv")
     all_callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"), double_checkpoint=True),
+        EpochTimer(),
         AtomicModelCheckpoint(os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.keras"),
                               keep_last=keep_checkpoints),
         grid,
