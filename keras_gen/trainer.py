@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 import time
 
@@ -17,14 +18,18 @@ import tensorflow as tf
 
 from keras_gen import plots
 from keras_gen.callbacks import SampleGrid
+from keras_gen.distribute import is_chief
 
 
-def save_atomically(model, path):
-    """`model.save(path)` via a temporary file and a rename: a reader never
-    sees a half-written model, and an interruption leaves the old file intact."""
+def save_atomically(model, path, weights_only=None):
+    """`model.save(path)` (or `save_weights` for `.weights.h5`) via a temporary
+    file and a rename: a reader never sees a half-written model, and an
+    interruption leaves the old file intact."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
+    if weights_only and not path.endswith(".weights.h5"):
+        raise ValueError(f"Weights-only checkpoints must end in .weights.h5, got {path!r}.")
     suffix = ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
@@ -41,20 +46,45 @@ def save_atomically(model, path):
     return path
 
 
-class AtomicModelCheckpoint(keras.callbacks.Callback):
-    """Save the whole model (`.keras`, optimizer state included) every epoch,
-    atomically, to `pattern.format(epoch=...)`."""
+def save_zoo_weights(model, path):
+    """The model's weights alone (no optimizer state) as `.weights.h5`,
+    atomically: what a zoo entry ships. A fresh, uncompiled copy of the model
+    receives the variables and is saved, so the file is a third of a
+    checkpoint's size and loads into `zoo.build`'s uncompiled model."""
+    if not os.fspath(path).endswith(".weights.h5"):
+        raise ValueError(f"Zoo weights must end in .weights.h5, got {path!r}.")
+    clone = type(model).from_config(model.get_config())
+    clone.build_for_data()
+    if len(clone.weights) != len(model.weights):
+        raise ValueError(f"Cannot copy {len(model.weights)} variables into a fresh {type(model).__name__} "
+                         f"with {len(clone.weights)}.")
+    for target, source in zip(clone.weights, model.weights):
+        target.assign(source)
+    return save_atomically(clone, path)
 
-    def __init__(self, pattern, keep_last=None):
-        super().__init__()
-        self.pattern = pattern
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` (same arguments: `monitor`,
+    `save_best_only`, ...) whose files are written atomically: a checkpoint
+    on disk is always complete, even if the run is killed while saving.
+    Optionally keeps only the `keep_last` most recent files."""
+
+    def __init__(self, filepath, keep_last=None, **kwargs):
+        super().__init__(filepath, **kwargs)
         self.keep_last = keep_last
         self.saved = []
 
-    def on_epoch_end(self, epoch, logs=None):
-        path = self.pattern.format(epoch=epoch + 1)
-        save_atomically(self.model, path)
-        self.saved.append(path)
+    def _save_model(self, epoch, batch, logs):
+        # Same decision as ModelCheckpoint; only the write itself differs.
+        path = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, path):
+            return
+        if self.save_weights_only:
+            save_atomically(self.model, path, weights_only=True)
+        else:
+            save_atomically(self.model, path)
+        if path not in self.saved:
+            self.saved.append(path)
         if self.keep_last and len(self.saved) > self.keep_last:
             old = self.saved.pop(0)
             if os.path.exists(old):
@@ -71,6 +101,20 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore of a non-chief worker: it resumes from the chief's
+    backup (`chief_backup_dir`, on a file system the workers share) and
+    writes its own backups to `own_backup_dir`, which nobody reads."""
+
+    def __init__(self, chief_backup_dir, own_backup_dir, **kwargs):
+        super().__init__(own_backup_dir, **kwargs)
+        self.chief_backup = keras.callbacks.BackupAndRestore(chief_backup_dir, **kwargs)
+
+    def on_train_begin(self, logs=None):
+        self.chief_backup.set_model(self.model)
+        self.chief_backup.on_train_begin(logs)
 
 
 def fit_with_artifacts(
@@ -96,16 +140,25 @@ def fit_with_artifacts(
     """
     # Refuse bad data before any file is written.
     model.validate_data(train_data)
+    # Multi-worker training runs this on every worker; only the chief writes
+    # `out_dir`. The others write the same files to a temporary folder
+    # (saving reads variables collectively, so every worker takes part) and
+    # delete it; all of them resume from the chief's backup.
+    chief_backup = os.path.join(out_dir, "backup")
+    chief = is_chief(model.distribute_strategy)
+    if not chief:
+        out_dir = tempfile.mkdtemp(prefix="keras-gen-worker-")
     os.makedirs(out_dir, exist_ok=True)
     model.build_for_data()
     grid = SampleGrid(os.path.join(out_dir, "samples"), n=n_samples, seed=sample_seed,
                       reference=reference, sample_kwargs=sample_kwargs)
     history_csv = os.path.join(out_dir, "history.csv")
     all_callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"), double_checkpoint=True),
+        keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True) if chief
+        else WorkerBackupAndRestore(chief_backup, os.path.join(out_dir, "backup")),
         EpochTimer(),
         AtomicModelCheckpoint(os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.keras"),
-                              keep_last=keep_checkpoints),
+                              keep_last=keep_checkpoints, save_freq="epoch"),
         grid,
         keras.callbacks.CSVLogger(history_csv, append=True),
         *callbacks,
@@ -126,6 +179,8 @@ def fit_with_artifacts(
         plots.plot_history(full_history, os.path.join(out_dir, "loss_curves.png"), title=model.name)
     if os.path.isdir(grid.directory) and os.listdir(grid.directory):
         grid.make_gif()
+    if not chief:
+        shutil.rmtree(out_dir, ignore_errors=True)
     return history
 
 

@@ -237,3 +237,36 @@ def test_cli_reports_unknown_names_clearly(tmp_path, monkeypatch, zoo_home):
         cli.main(["train", "transformer"])
     with pytest.raises(SystemExit, match="no model file"):
         cli.main(["sample", "missing.keras"])
+
+
+# ------------------------------------------------------------------ packaging
+def test_a_regular_install_finds_the_zoo(tmp_path):
+    """A non-editable install carries the cards and weights to <prefix>/share/keras-gen.
+
+    `--ignore-installed` keeps pip from uninstalling the keras-gen this test
+    suite runs in while it installs the copy under test into a private prefix."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = tmp_path / "prefix"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--ignore-installed",
+         "--prefix", str(prefix), root],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    site = next(prefix.glob("lib/python*/site-packages"))
+    probe = ("import json, keras_gen, keras_gen.zoo as zoo; "
+             "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.list(), "
+             "[str(zoo.verify(n)) for n in zoo.list()]]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_GEN_HOME", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(site)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    module_file, roots, names, verified = json.loads(result.stdout.strip().splitlines()[-1])
+    assert module_file.startswith(str(site))  # the installed copy, not this checkout
+    assert roots == [str(prefix / "share" / "keras-gen")]
+    assert names == zoo.list()  # every card of the checkout travelled with the install
+    assert all(path.startswith(str(prefix)) for path in verified)
+    # Only keras_gen is installed as a top-level package.
+    assert sorted(p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info"))
+                  and p.name != "__pycache__") == ["keras_gen"]

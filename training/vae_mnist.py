@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_gen import data, plots, zoo
 from keras_gen.recipes import machine_description, now_iso, write_card
-from keras_gen.trainer import fit_with_artifacts, read_history
+from keras_gen.trainer import fit_with_artifacts, read_history, save_zoo_weights
 from keras_gen.vae import make_vae
 
 NAME = "vae_mnist"
@@ -80,9 +80,7 @@ def finalize(model_path, args, train_seconds=None):
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")
-    from keras_gen.trainer import save_atomically
-
-    save_atomically(model, weights)
+    save_zoo_weights(model, weights)
     figures = os.path.join(root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
     plots.save_samples(model.sample(100, seed=0), os.path.join(figures, f"{NAME}_samples.png"),
