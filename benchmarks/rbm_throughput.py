@@ -25,7 +25,8 @@ The ceiling is the best float32 GFLOP/s of a 2048 x 2048 x 2048 `tf.matmul`
 (plain and XLA-compiled, best of 3), measured in every repetition; the
 median is reported.
 
-Usage (prints markdown and writes it to benchmarks/rbm_throughput.md):
+Usage (prints markdown and writes the `rbm_throughput` section of
+BENCHMARKS.md through `benchmarks/report.py`):
 
     TFDS_DATA_DIR=... python benchmarks/rbm_throughput.py [--samples 20000] [--repeats 7]
 """
@@ -33,10 +34,7 @@ Usage (prints markdown and writes it to benchmarks/rbm_throughput.md):
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import shlex
 import sys
 import time
 
@@ -69,8 +67,6 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--steps-per-execution", type=int, default=50)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                      "rbm_throughput.md"))
     args = parser.parse_args(argv)
 
     import keras
@@ -78,7 +74,9 @@ def main(argv=None):
     import tensorflow as tf
     from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.dirname(here))
+    sys.path.insert(0, here)
     from keras_gen import data, rbm
 
     x, _ = data.load_arrays("mnist", "train", preprocessing="binarized_static", flatten=True)
@@ -130,51 +128,60 @@ def main(argv=None):
         float(np.median(v)) for v in (keras_rates, lean_rates, sk_rates, ceilings))
     k_gflops, l_gflops, s_gflops = k_rate * keras_flops / 1e9, l_rate * lean_flops / 1e9, s_rate * sk_flops / 1e9
 
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:])
-    if os.environ.get("TFDS_DATA_DIR"):
-        command = "TFDS_DATA_DIR=<prepared tfds copy> " + command
+    from report import header, write_section
+
+    bound = ceiling / (lean_flops / 1e9) / s_rate  # lean keras_gen at 100% of the ceiling
     lines = [
-        "## RBM training throughput: keras_gen vs scikit-learn",
-        "",
-        f"- Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after (the CPUs are shared with other jobs)",
-        f"- Software: Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}, scikit-learn {sklearn.__version__}, NumPy {np.__version__}",
-        f"- Command: `{command}`",
-        f"- Task: Bernoulli RBM {N_VISIBLE}x{N_HIDDEN}, PCD-1, batch {b}, SGD lr 0.1, float32 "
+        header("RBM training throughput: keras_gen vs scikit-learn").rstrip("\n"),
+        f"- software: scikit-learn {sklearn.__version__}, NumPy {np.__version__}; load average "
+        f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores shared with other jobs)",
+        f"- task: Bernoulli RBM {N_VISIBLE}x{N_HIDDEN}, PCD-1, batch {b}, SGD lr 0.1, float32 "
         f"binarized MNIST, {n} samples per run, {args.repeats} repetitions of every contender "
         f"in rotating order; medians. keras_gen: XLA, steps_per_execution={spe} "
         f"(first compile + warm-up {compile_seconds:.1f} s, not timed).",
         "",
-        "| | samples/s | matmul GFLOP/s (counted) | % of matmul ceiling |",
-        "|---|---:|---:|---:|",
-        f"| keras_gen `RBM`, default metrics (7 products/step) | {k_rate:,.0f} | {k_gflops:.1f} | "
-        f"{100 * k_gflops / ceiling:.0f}% |",
-        f"| keras_gen `RBM`, `monitor=False` (6 products/step) | {l_rate:,.0f} | {l_gflops:.1f} | "
-        f"{100 * l_gflops / ceiling:.0f}% |",
-        f"| scikit-learn `BernoulliRBM` (5 products/step) | {s_rate:,.0f} | {s_gflops:.1f} | "
-        f"{100 * s_gflops / ceiling:.0f}% |",
-        f"| float32 2048^3 `tf.matmul` ceiling (median of {len(ceilings)}) | | {ceiling:.1f} | 100% |",
+        "| | samples/s | ratio to scikit-learn | matmul GFLOP/s (counted) | % of matmul ceiling |",
+        "|---|---:|---:|---:|---:|",
+        f"| keras_gen `RBM`, default metrics (7 products/step) | {k_rate:,.0f} | {k_rate / s_rate:.2f}x | "
+        f"{k_gflops:.1f} | {100 * k_gflops / ceiling:.0f}% |",
+        f"| keras_gen `RBM`, `monitor=False` (6 products/step) | {l_rate:,.0f} | {l_rate / s_rate:.2f}x | "
+        f"{l_gflops:.1f} | {100 * l_gflops / ceiling:.0f}% |",
+        f"| scikit-learn `BernoulliRBM` (reference, 5 products/step) | {s_rate:,.0f} | 1.00x | "
+        f"{s_gflops:.1f} | {100 * s_gflops / ceiling:.0f}% |",
+        f"| float32 2048^3 `tf.matmul` ceiling (median of {len(ceilings)}) | | | {ceiling:.1f} | 100% |",
         "",
-        f"Speed-up (samples/s, keras_gen / scikit-learn): **{k_rate / s_rate:.2f}x** with the "
-        f"default metrics (per repetition: {', '.join(f'{k / s:.2f}x' for k, s in zip(keras_rates, sk_rates))}), "
-        f"**{l_rate / s_rate:.2f}x** with `monitor=False` "
-        f"(per repetition: {', '.join(f'{k / s:.2f}x' for k, s in zip(lean_rates, sk_rates))}).",
+        "Ratios per repetition (keras_gen default / scikit-learn): "
+        + ", ".join(f"{k / s:.2f}x" for k, s in zip(keras_rates, sk_rates))
+        + "; with `monitor=False`: " + ", ".join(f"{k / s:.2f}x" for k, s in zip(lean_rates, sk_rates)) + ".",
         "",
-        "Both implementations are bound by the same dense matrix products, so the "
-        "speed-up is capped near (efficiency ratio) x 5/7: keras_gen does two more "
-        "products per step than scikit-learn (it keeps visible fantasy particles, as "
-        "Tieleman's PCD does, instead of hidden ones, and it computes the "
-        "reconstruction metric), and at 100% of the ceiling it could not exceed "
-        f"{ceiling / (keras_flops / 1e9) / s_rate:.1f}x on this machine.",
+        "What bounds the ratio. Both implementations spend their time in the same "
+        "dense B x 784 x 500 products, so samples/s = (achieved GFLOP/s) / (FLOPs per "
+        "sample). keras_gen needs 6 products per PCD-1 step (chain v->h and h->v with "
+        "the current weights, F of data and chains, and the gradient of F), 7 with the "
+        "training metrics; scikit-learn needs 5 because it keeps *hidden* fantasy "
+        "states and reuses the negative phase's v->h product, computed with the "
+        "previous weights, as the next chain step. At 100% of the matmul ceiling, "
+        f"keras_gen with `monitor=False` would reach {bound:.1f}x scikit-learn's "
+        f"samples/s in this run (scikit-learn at {100 * s_gflops / ceiling:.0f}% of the ceiling): "
+        + ("the 10x goal is out of reach whatever keras_gen does, short of changing the algorithm. "
+           if bound < 10 else
+           "here the ratio is limited by scikit-learn's low efficiency, not by keras_gen. ")
+        + f"The 40%-of-ceiling goal is {'met' if k_gflops / ceiling >= 0.4 else 'not met'} in this run "
+        f"({100 * k_gflops / ceiling:.0f}% with the default metrics). "
+        + (f"The load average exceeded the {os.cpu_count()} cores during the run, so all numbers are "
+           "dominated by scheduling and not representative: scikit-learn's multithreaded BLAS "
+           "(spinning worker threads) loses far more than XLA's code when its threads are "
+           "descheduled, which inflates the ratio; rerun on an idle machine for representative "
+           "numbers. "
+           if max(load_before[0], os.getloadavg()[0]) > os.cpu_count() else "")
+        + "The remaining levers are small: scikit-learn's stale-hidden-state trick (6 -> 5 "
+        "products, at most 1.2x), larger batches (better GEMM efficiency, a different "
+        "configuration) and `steps_per_execution` (already used).",
         "",
     ]
     text = "\n".join(lines)
     print(text)
-    with open(args.out, "w") as f:
-        f.write(text)
+    write_section("rbm_throughput", text)
     return 0
 
 

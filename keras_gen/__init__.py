@@ -7,3 +7,5 @@ __version__ = "0.1.0"
 from keras_gen.base import GenerativeModel  # noqa: E402,F401
 from keras_gen import vae  # noqa: E402,F401
 from keras_gen import rbm  # noqa: E402,F401
+from keras_gen import gan  # noqa: E402,F401
+from keras_gen import ising_models  # noqa: E402,F401

@@ -9,6 +9,9 @@ signatures.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 import keras
 import tensorflow as tf
@@ -42,6 +45,17 @@ def replica_mean(per_example):
 def replica_sum_scale():
     """The factor that turns a replica-local loss back into its global value."""
     return float(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def _distributed(model):
+    from keras_gen.distribute import is_distributed
+
+    return is_distributed(model.distribute_strategy)
+
+
+def _multi_worker(strategy):
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
 
 
 class GenerativeModel(keras.Model):
@@ -95,16 +109,102 @@ class GenerativeModel(keras.Model):
         # Built models save their build state, so a loaded model (and its
         # optimizer) is whole before its variables are restored.
         self.build_for_data()
+        if isinstance(x, tf.data.Dataset):
+            # A tf.data pipeline shuffles itself; Keras would only warn.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         self.validate_data(x)
         return super().evaluate(x, *args, **kwargs)
 
-    def compile(self, *args, jit_compile=True, **kwargs):
+    def compile(self, *args, jit_compile=True, steps_per_execution=1, **kwargs):
         # Keras turns XLA off on CPU-only machines under "auto"; every
         # keras-gen train_step is written to compile, so XLA is the default.
-        return super().compile(*args, jit_compile=jit_compile, **kwargs)
+        if steps_per_execution != 1 and _distributed(self):
+            # Keras runs several steps per call in a `while` whose body calls
+            # the step under `tf.cond`; under a distribution strategy the
+            # gradient all-reduce inside that `cond` fails ("You must feed a
+            # value for placeholder tensor", keras-team/keras#19246, also with
+            # a plain Sequential model). One step per call is correct.
+            warnings.warn(
+                f"steps_per_execution={steps_per_execution} is not supported under "
+                f"{type(self.distribute_strategy).__name__} (keras-team/keras#19246); using 1.",
+                stacklevel=2,
+            )
+            steps_per_execution = 1
+        return super().compile(*args, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+                               **kwargs)
+
+    # XLA under tf.distribute. Keras compiles a whole step, strategy.run and
+    # all, as one XLA program; with several replicas that program would read
+    # every replica's variables from one device ("Trying to access resource
+    # ... located in device CPU:1 from device CPU:0"), and the cross-replica
+    # sums of a step cannot live inside XLA anyway. Under a strategy the step
+    # is therefore built without XLA around it, and each replica compiles its
+    # own computation: `test_step` whole (Keras does so for `predict_step`), `train_step`
+    # through `replica_compiled` (everything but the gradient all-reduce).
+    def replica_compiled(self, fn):
+        """`fn` compiled with XLA for the current replica, to call in `train_step`.
+
+        Families put the replica-local work of a step (forward pass, losses,
+        gradients, sampler moves, metric updates) in `fn` and keep the
+        synchronising calls (`optimizer.apply_gradients`,
+        `distribute.gather_replicas`) outside it. Without a strategy the
+        whole step is already one XLA program and `fn` is returned as is.
+        """
+        if not self._xla_per_replica():
+            return fn
+        cache = self.__dict__.setdefault("_replica_compiled_cache", {})
+        key = getattr(fn, "__func__", fn)
+        if key not in cache:
+            cache[key] = tf.function(fn, jit_compile=True, reduce_retracing=True)
+        return cache[key]
+
+    def _xla_per_replica(self):
+        return bool(self.jit_compile) and not self.run_eagerly and _distributed(self)
+
+    @contextlib.contextmanager
+    def _without_outer_xla(self):
+        # Keras reads `jit_compile` while it builds a step function.
+        self._jit_compile = False
+        try:
+            yield
+        finally:
+            self._jit_compile = True
+
+    def make_train_function(self, force=False):
+        if (self.train_function is not None and not force) or not _distributed(self):
+            return super().make_train_function(force)
+        self.train_function = self._make_distributed_function(self.train_step, compile_whole=False)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if (self.test_function is not None and not force) or not _distributed(self):
+            return super().make_test_function(force)
+        self.test_function = self._make_distributed_function(self.test_step, compile_whole=True)
+        return self.test_function
+
+    def _make_distributed_function(self, step, compile_whole):
+        # A rebuilt step (e.g. after a callback changed a setting) retraces its compiled parts too.
+        self.__dict__.pop("_replica_compiled_cache", None)
+        xla = self._xla_per_replica()
+        if xla and compile_whole:
+            step = tf.function(step, jit_compile=True, reduce_retracing=True)
+        multi_worker = _multi_worker(self.distribute_strategy)
+
+        def replica_step(data):
+            # A Python function: a compiled `step` is traced once per replica,
+            # on that replica's device and variables.
+            logs = step(data)
+            if multi_worker:
+                # Keras averages multi-worker logs with reduce(MEAN, axis=0),
+                # which needs an axis to reduce: give each replica's value one.
+                logs = tf.nest.map_structure(lambda t: tf.reshape(t, [1]), logs)
+            return logs
+
+        with self._without_outer_xla() if xla else contextlib.nullcontext():
+            return self._make_function(replica_step)
 
     def build_for_data(self):
         """Create every variable by running the model once on a dummy batch,
@@ -159,9 +259,25 @@ class GenerativeModel(keras.Model):
         return export_saved_model(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ config
+    # Config keys whose values are Keras objects (sub-models, layers, or lists
+    # of them): `get_config` stores them with `serialize_nested` and
+    # `from_config` rebuilds them.
+    nested_config_keys = ()
+
     def get_config(self):
         return {"seed": self.seed, "name": self.name}
 
+    @staticmethod
+    def serialize_nested(value):
+        if isinstance(value, (list, tuple)):
+            return [keras.saving.serialize_keras_object(v) for v in value]
+        return keras.saving.serialize_keras_object(value)
+
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        for key in cls.nested_config_keys:
+            value = config[key]
+            config[key] = ([keras.saving.deserialize_keras_object(v) for v in value] if isinstance(value, list)
+                           else keras.saving.deserialize_keras_object(value))
         return cls(**config)

@@ -1,9 +1,12 @@
 """The `keras-gen` command line.
 
     keras-gen train [FAMILY] [--dataset ring8|grid25|mnist] [--epochs N] [--out DIR]
+                    [--strategy default|mirrored|multi-worker] [--cpu-devices N]
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
     keras-gen zoo list | show NAME | verify NAME
+    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all
+    keras-gen ising [--temperatures T ...] [--out DIR]
 
 `train` with no arguments is the main job on the embedded default: a VAE on
 the 8-Gaussian ring, which needs no download and takes about a minute.
@@ -46,22 +49,70 @@ def _vae_setup(dataset, args):
 
 
 def _rbm_setup(dataset, args):
+    import keras
+
     from keras_gen import data
     from keras_gen.rbm import make_rbm
 
     if dataset in data.TOY_DATASETS:
-        # Real-valued data: Gaussian visibles with a small fixed sigma (stable defaults).
-        model = make_rbm("gaussian", 2, args.hidden or 64, k=args.k, persistent=True, sigma=0.25,
-                         seed=args.seed, name=f"rbm_{dataset}")
-        preprocessing = None
+        # Real-valued data: Gaussian visibles, the stable settings of
+        # training/grbm_ring8.py (learned log sigma from 0.5, weights at the
+        # data scale, PCD-10 so the chains keep up with a multimodal model).
+        model = make_rbm("gaussian", 2, args.hidden or 20, k=args.k or 10, persistent=True, sigma=0.5,
+                         learn_sigma=True, weight_stddev=0.5, seed=args.seed, name=f"rbm_{dataset}")
+        args.optimizer = keras.optimizers.Adam(args.learning_rate or 3e-3)
+        # Scatter plots show samples of p(v|h), not the component means.
+        return model, None, True, {"gibbs_steps": 1000, "return_probabilities": False}
+    model = make_rbm("bernoulli", 784, args.hidden or 500, k=args.k or 1, persistent=True,
+                     seed=args.seed, name=f"rbm_{dataset}")
+    # Visible biases at the pixel log-odds (Hinton's practical guide): from
+    # zero, an adaptive optimizer needs many epochs just to learn the marginals.
+    model.rbm.set_visible_bias_from_data(data.load_arrays(dataset, "train", flatten=True)[0])
+    # SGD with momentum, the classic RBM update (Adam's per-parameter steps
+    # learn the 784 x 500 weights far more slowly in a short run).
+    args.optimizer = keras.optimizers.SGD(args.learning_rate or 0.01, momentum=0.9)
+    return model, "binarized", True, {"gibbs_steps": 1000}
+
+
+def _gan_setup(dataset, args, game="gan"):
+    """GANs compile themselves (two optimizers, the game's rules): the setup returns a compiled model."""
+    from keras_gen import data, gan
+
+    toy = dataset in data.TOY_DATASETS
+    kwargs = {"gan": gan.standard_compile_kwargs, "dcgan": gan.dcgan_compile_kwargs,
+              "wgan": gan.wgan_compile_kwargs, "wgan_gp": gan.wgan_gp_compile_kwargs}[game]()
+    if args.learning_rate:
+        for key in ("d_optimizer", "g_optimizer"):
+            kwargs[key].learning_rate = args.learning_rate
+    name = f"{game}_{dataset}"
+    if toy:
+        if game == "dcgan":
+            raise SystemExit("keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist); "
+                             "use gan, wgan or wgan_gp on the 2-D toy data.")
+        model = gan.make_toy_gan(latent_dim=args.latent_dim or 8, seed=args.seed, name=name)
+        flatten = True
+    elif game == "gan":
+        # The course notes' MLP GAN on flattened MNIST in [-1, 1].
+        model = gan.make_gan("mlp", data.data_shape(dataset, flatten=True), latent_dim=args.latent_dim or 20,
+                             seed=args.seed, name=name)
+        flatten = True
     else:
-        model = make_rbm("bernoulli", 784, args.hidden or 500, k=args.k, persistent=True,
-                         seed=args.seed, name=f"rbm_{dataset}")
-        preprocessing = "binarized"
-    return model, preprocessing, True, {"gibbs_steps": 1000}
+        # The TensorFlow tutorial's DCGAN; the WGANs use its critic without dropout.
+        model = gan.make_gan("dcgan", data.data_shape(dataset), latent_dim=args.latent_dim or 100, seed=args.seed,
+                             discriminator_kwargs={} if game == "dcgan" else {"dropout": 0.0}, name=name)
+        flatten = False
+    model.compile(**kwargs)
+    return model, None if toy else "symmetric", flatten, {}
 
 
-FAMILIES = {"vae": _vae_setup, "rbm": _rbm_setup}
+FAMILIES = {
+    "vae": _vae_setup,
+    "rbm": _rbm_setup,
+    "gan": lambda dataset, args: _gan_setup(dataset, args, "gan"),
+    "dcgan": lambda dataset, args: _gan_setup(dataset, args, "dcgan"),
+    "wgan": lambda dataset, args: _gan_setup(dataset, args, "wgan"),
+    "wgan_gp": lambda dataset, args: _gan_setup(dataset, args, "wgan_gp"),
+}
 
 
 # ------------------------------------------------------------------ commands
@@ -72,7 +123,11 @@ def cmd_train(args):
     from keras_gen.trainer import fit_with_artifacts
 
     if args.family not in FAMILIES:
-        raise SystemExit(f"keras-gen train: unknown family {args.family!r}; known: {sorted(FAMILIES)}.")
+        recipe = _zoo_recipe(args.family)
+        if recipe is None:
+            raise SystemExit(f"keras-gen train: unknown family {args.family!r}; known: {sorted(FAMILIES)} "
+                             "or a zoo name whose recipe is in this checkout.")
+        return _run_recipe(recipe, args)
     if args.dataset not in data.available():
         raise SystemExit(f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}.")
     toy = args.dataset in data.TOY_DATASETS
@@ -81,9 +136,16 @@ def cmd_train(args):
     batch_size = args.batch_size or batch_size
     out = args.out or os.path.join("runs", f"{args.family}_{args.dataset}")
 
+    strategy = _strategy(args)
     keras.utils.set_random_seed(args.seed)
-    model, preprocessing, flatten, sample_kwargs = FAMILIES[args.family](args.dataset, args)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 1e-3))
+    # Variables (weights, optimizer slots, chains, seeds) are created in the
+    # strategy's scope, so they are mirrored on every replica.
+    with strategy.scope():
+        model, preprocessing, flatten, sample_kwargs = FAMILIES[args.family](args.dataset, args)
+        if not model.compiled:  # families with their own compile rules (GANs) arrive compiled
+            # A family's setup may choose its own optimizer (args.optimizer); else Adam.
+            model.compile(optimizer=getattr(args, "optimizer", None)
+                          or keras.optimizers.Adam(args.learning_rate or 1e-3))
     reference = None
     if toy:
         train_ds = data.load(args.dataset, "train", batch_size=batch_size, seed=args.seed)
@@ -100,13 +162,54 @@ def cmd_train(args):
         train_ds = train_ds.repeat()
     fit_with_artifacts(model, train_ds, out, epochs=epochs, validation_data=val_ds,
                        steps_per_epoch=steps, n_samples=1000 if toy else 100,
-                       sample_kwargs=sample_kwargs, reference=reference, verbose=2)
+                       sample_kwargs=sample_kwargs, reference=reference, verbose=args.verbose)
     summary = {"model": os.path.join(out, "model.keras"), "samples": os.path.join(out, "samples"),
                "loss_curves": os.path.join(out, "loss_curves.png")}
     if toy:
         coverage = data.mode_coverage(model.sample(2000, seed=args.seed, **sample_kwargs), args.dataset)
         summary["mode_coverage"] = coverage
     print(json.dumps(summary, indent=2, default=float))
+
+
+def _strategy(args):
+    """The `--strategy` (checked before TensorFlow starts any work)."""
+    from keras_gen import distribute
+
+    try:
+        if args.cpu_devices:
+            distribute.split_cpu(args.cpu_devices)
+        return distribute.make_strategy(args.strategy)
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"keras-gen train --strategy {args.strategy}: {err}")
+
+
+def _zoo_recipe(name):
+    """The recipe script of zoo entry `name`, if this is a source checkout."""
+    from keras_gen import zoo
+
+    try:
+        entry = zoo.card(name)
+    except zoo.ZooError:
+        return None
+    path = os.path.join(entry["_root"], entry.get("recipe", ""))
+    return path if entry.get("recipe") and os.path.isfile(path) else None
+
+
+def _run_recipe(path, args):
+    """`keras-gen train ZOO_NAME`: run the entry's own recipe (resumable)."""
+    import runpy
+
+    argv = [path]
+    if args.epochs:
+        argv += ["--epochs", str(args.epochs)]
+    if args.out:
+        argv += ["--out", args.out]
+    argv += ["--seed", str(args.seed)]
+    saved, sys.argv = sys.argv, argv
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv = saved
 
 
 def load_model(name_or_path):
@@ -120,6 +223,9 @@ def load_model(name_or_path):
         if not os.path.isfile(name_or_path):
             raise SystemExit(f"keras-gen: no model file at {name_or_path!r}.")
         return keras.saving.load_model(name_or_path)
+    if zoo.card(name_or_path).get("family") == "classifier":
+        raise SystemExit(f"keras-gen: {name_or_path!r} is the domain classifier of the evaluation harness, "
+                         "not a generative model (load it with keras_gen.evaluation.load_classifier()).")
     return zoo.load(name_or_path)
 
 
@@ -153,12 +259,52 @@ def cmd_zoo(args):
             entry = zoo.card(name)
             metrics = ", ".join(f"{k}={v}" for k, v in entry.get("metrics", {}).items()
                                 if isinstance(v, (int, float)) and not k.endswith(("_sem", "_k")))
-            print(f"{name:24s} {entry.get('family', ''):6s} {metrics}")
+            print(f"{name:24s} {entry.get('family', ''):10s} {metrics}")
     elif args.action == "show":
         entry = {k: v for k, v in zoo.card(args.name).items() if not k.startswith("_")}
         print(json.dumps(entry, indent=2))
     elif args.action == "verify":
         print(f"{args.name}: sha256 ok ({zoo.verify(args.name)})")
+
+
+def cmd_ising(args):
+    """The physics demo: Ising data, an RBM per temperature, thermodynamics vs exact."""
+    from keras_gen import ising_models
+
+    result = ising_models.demo(args.temperatures, L=args.L, n_samples=args.n_samples, epochs=args.epochs,
+                               n_hidden=args.hidden, seed=args.seed, out=args.out)
+    print(result["table"])
+    print(f"figures: {', '.join(result['figures'])}")
+    print(f"total time: {result['timings']['total_s']:.0f} s")
+
+
+def cmd_evaluate(args):
+    """One row of sample quality (and NLL) for a model, or the whole zoo table."""
+    from keras_gen import evaluation
+
+    if args.all:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        script = os.path.join(root, "benchmarks", "evaluate_zoo.py")
+        if not os.path.isfile(script):
+            raise SystemExit("keras-gen evaluate --all writes BENCHMARKS.md from a source checkout "
+                             f"(benchmarks/evaluate_zoo.py); not found under {root}.")
+        import runpy
+
+        saved, sys.argv = sys.argv, [script, "--samples", str(args.samples), "--seed", str(args.seed)]
+        try:
+            runpy.run_path(script, run_name="__main__")
+        finally:
+            sys.argv = saved
+        return
+    if not args.model:
+        raise SystemExit("keras-gen evaluate: give a zoo name or a .keras file, or --all.")
+    model = load_model(args.model)
+    try:
+        row = evaluation.evaluate(model, n_samples=args.samples, seed=args.seed, likelihood=not args.no_nll,
+                                  nll_images=args.nll_images, iwae_k=args.iwae_k)
+    except evaluation.NotEvaluable as err:
+        raise SystemExit(f"keras-gen evaluate: {err}")
+    print(json.dumps(row, indent=2, default=float) if args.json else evaluation.format_row(row))
 
 
 # ------------------------------------------------------------------ parser
@@ -168,7 +314,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a family with fit, leaving checkpoints and sample grids")
-    train.add_argument("family", nargs="?", default="vae", help="vae (default), rbm, ...")
+    train.add_argument("family", nargs="?", default="vae",
+                       help="vae (default), rbm, gan, dcgan, wgan, wgan_gp, ..., or a zoo name to run its recipe "
+                            "(source checkout); WGANs split each batch over their 5 critic steps")
     train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)
@@ -176,9 +324,17 @@ def build_parser():
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--latent-dim", type=int, default=None)
     train.add_argument("--hidden", type=int, default=None, help="hidden units (RBM)")
-    train.add_argument("--k", type=int, default=1, help="Gibbs steps per update (RBM)")
+    train.add_argument("--k", type=int, default=None,
+                       help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
+                       help="1: progress bar (default), 2: one line per epoch, 0: silent")
     train.add_argument("--out", default=None, help="run folder (default runs/FAMILY_DATASET); rerun to resume")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker"],
+                       help="tf.distribute strategy: mirrored = this machine's GPUs (or --cpu-devices), "
+                            "multi-worker = the hosts in TF_CONFIG; --batch-size is the global batch")
+    train.add_argument("--cpu-devices", type=int, default=None,
+                       help="split the CPU into N logical devices (mirrored training without GPUs)")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples and save a grid (PNG)")
@@ -199,6 +355,27 @@ def build_parser():
     zoo_cmd.add_argument("action", choices=["list", "show", "verify"])
     zoo_cmd.add_argument("name", nargs="?")
     zoo_cmd.set_defaults(func=cmd_zoo)
+
+    ising_cmd = sub.add_parser("ising", help="physics demo: RBMs learn the 2-D Ising model; observables vs exact")
+    ising_cmd.add_argument("--temperatures", type=float, nargs="+", default=[1.5, 2.269185314213022, 3.0])
+    ising_cmd.add_argument("--L", type=int, default=8, help="lattice size (<= 10 for the exact values)")
+    ising_cmd.add_argument("--n-samples", type=int, default=20000, help="Monte Carlo samples per temperature")
+    ising_cmd.add_argument("--epochs", type=int, default=50, help="CD-20 epochs per temperature")
+    ising_cmd.add_argument("--hidden", type=int, default=64)
+    ising_cmd.add_argument("--seed", type=int, default=0)
+    ising_cmd.add_argument("--out", default=os.path.join("runs", "ising"), help="folder for figures and results")
+    ising_cmd.set_defaults(func=cmd_ising)
+
+    evaluate = sub.add_parser("evaluate", help="sample quality (FD, score, KID, precision/recall) and NLL")
+    evaluate.add_argument("model", nargs="?", help="zoo name or .keras file")
+    evaluate.add_argument("--all", action="store_true", help="every zoo entry, table into BENCHMARKS.md")
+    evaluate.add_argument("--samples", type=int, default=10_000, help="generated samples (default 10,000)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--no-nll", action="store_true", help="skip the test-set likelihood")
+    evaluate.add_argument("--nll-images", type=int, default=1000, help="test images for the NLL")
+    evaluate.add_argument("--iwae-k", type=int, default=1000, help="importance samples for a VAE's NLL bound")
+    evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -118,12 +118,19 @@ def _preprocess_numpy(images_u8, preprocessing, seed):
     raise ValueError(f"Unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSINGS}.")
 
 
-def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False, seed=0):
+def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False, seed=0, **options):
     """Whole split as numpy: (x float32, labels int64).
 
     With preprocessing="binarized" the arrays are one Bernoulli draw (seeded):
     this is how test sets are binarized for likelihood evaluation.
+    "ising" returns (spins, temperatures) from `keras_gen.ising.load_arrays`,
+    which takes the `options` (L, temperature, n_samples, spins, ...).
     """
+    if name == "ising":
+        from keras_gen import ising
+
+        return ising.load_arrays(split, flatten=flatten, seed=seed, **options)
+    _no_options(name, options)
     if name in TOY_DATASETS:
         n = {"train": 50_000, "test": 10_000, "validation": 10_000}.get(split, 10_000)
         offset = {"train": 0, "test": 1, "validation": 2}.get(split, 3)
@@ -166,13 +173,25 @@ def load(
     seed=0,
     with_labels=False,
     drop_remainder=False,
+    **options,
 ):
     """A batched, prefetched `tf.data.Dataset` of a named dataset.
 
     Images are held as uint8 in memory and converted per batch (vectorized);
     dynamic binarization draws fresh pixels every epoch from a seeded stream,
     so a run is reproducible and still sees new binarizations each epoch.
+
+    "ising" is the 2-D Ising model simulated on the fly (no download; cached):
+    `load("ising", "train", L=8, temperature=2.27, n_samples=10000,
+    spins="binary" | "pm1")`, see `keras_gen.ising.load` (labels: temperatures;
+    `preprocessing` does not apply, `spins` chooses {0, 1} or ±1).
     """
+    if name == "ising":
+        from keras_gen import ising
+
+        return ising.load(split, flatten=flatten, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                          with_labels=with_labels, drop_remainder=drop_remainder, **options)
+    _no_options(name, options)
     if name in TOY_DATASETS:
         x, labels = load_arrays(name, split, seed=seed)
         ds = tf.data.Dataset.from_tensor_slices((x, labels) if with_labels else x)
@@ -227,6 +246,11 @@ def _dynamic_binarize(with_labels):
         return (x, y) if with_labels else x
 
     return fn
+
+
+def _no_options(name, options):
+    if options:
+        raise TypeError(f"Dataset {name!r} takes no options {sorted(options)} (only 'ising' has extra options).")
 
 
 def _check_name(name):

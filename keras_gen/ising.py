@@ -27,7 +27,9 @@ Parts:
 * Simulator -- :func:`metropolis_sweep` (checkerboard, vectorized over temperatures
   and chains), :func:`wolff_update` (single-cluster, vectorized over temperatures and
   chains), :func:`simulate` (equilibration, measured autocorrelation time, decorrelated
-  samples), :func:`load_or_simulate` (disk cache) and :func:`dataset` (``tf.data``).
+  samples), :func:`load_or_simulate` (disk cache), :func:`dataset` (``tf.data``), and the
+  named dataset behind ``keras_gen.data.load("ising", ...)``: :func:`load` and
+  :func:`load_arrays` (train/validation/test splits as independent simulations).
 * Observables with jackknife errors -- :func:`observables`, and the autocorrelation
   estimator :func:`integrated_autocorrelation_time`.
 * Exact references -- :func:`exact_enumeration` (``L <= 4``), :func:`transfer_matrix`
@@ -69,7 +71,7 @@ OBSERVABLES = (
 )
 
 # Part of every cache key: bump when a change to the simulator changes its output.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 # ---------------------------------------------------------------- helpers
@@ -403,6 +405,13 @@ def simulate(
     for k in range(per_chain):
         for _ in range(spacing):
             accept += _sweep_unit(spins, t, rng, clusters)[2]
+        # Flipping every spin is an exact symmetry without a field, so doing it with
+        # probability 1/2 is a valid move. It decorrelates the sign of m, which the
+        # autocorrelation times above (of |m| and E) do not see: at low T a Wolff
+        # cluster is nearly the whole lattice, so without this the sign flips almost
+        # deterministically each sweep and kept samples of one chain share their sign.
+        flip = rng.random((n_t, n_chains)) < 0.5
+        spins[flip] = -spins[flip]
         kept[:, :, k] = spins
     out = kept.reshape(n_t, n_chains * per_chain, L, L)[:, :n_samples]
 
@@ -512,6 +521,7 @@ def dataset(
     with_temperature=False,
     drop_remainder=False,
     cache_dir=None,
+    shuffle_seed=None,
     **simulate_kwargs,
 ):
     """A batched ``tf.data.Dataset`` of Ising configurations for Keras ``fit``.
@@ -521,7 +531,8 @@ def dataset(
     of shape ``(L * L,)`` if ``flatten`` else ``(L, L, 1)`` (channels-last for Conv2D).
     ``temperature_index``: ``None`` pools all temperatures, an int or a list of ints
     selects some. ``with_temperature=True`` yields ``(x, T)`` pairs (float32 ``T``)
-    for conditional models. Shuffling is seeded by ``seed`` and reshuffles each epoch.
+    for conditional models. Shuffling is seeded by ``shuffle_seed`` (default ``seed``)
+    and reshuffles each epoch.
     """
     import tensorflow as tf
 
@@ -542,21 +553,73 @@ def dataset(
     x = x.reshape(len(x), L * L) if flatten else x[..., None]
     ds = tf.data.Dataset.from_tensor_slices((x, t_lab) if with_temperature else x)
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(x), seed=seed if shuffle_seed is None else shuffle_seed,
+                        reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+SPLIT_SEED_OFFSETS = {"train": 0, "validation": 1, "test": 2}
+"""Simulation seed of a split of the named dataset: ``1000 * seed + offset``, so the
+splits are independent simulations and none shares a random stream with another."""
+
+
+def _split_seed(split, seed):
+    if split not in SPLIT_SEED_OFFSETS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_SEED_OFFSETS)}, got {split!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    return 1000 * int(seed) + SPLIT_SEED_OFFSETS[split]
+
+
+def load_arrays(split="train", L=8, temperature=TC, n_samples=10_000, spins="binary", flatten=True, seed=0,
+                cache_dir=None, **simulate_kwargs):
+    """The named ``"ising"`` dataset as numpy: ``(x float32, T float32)``, the way
+    ``keras_gen.data.load_arrays("ising", ...)`` returns it.
+
+    ``temperature``: one temperature or a sequence; ``n_samples`` per temperature;
+    ``x`` holds all temperatures' samples in order (temperature-major), ``T`` the
+    temperature of each row. ``spins``/``flatten`` as in :func:`dataset`.
+    """
+    if spins not in ("binary", "pm1"):
+        raise ValueError(f"spins must be 'binary' or 'pm1', got {spins!r}.")
+    data, meta = load_or_simulate(L, temperature, n_samples, _split_seed(split, seed), cache_dir=cache_dir,
+                                  **simulate_kwargs)
+    x = data.reshape(-1, L, L).astype(np.float32)
+    if spins == "binary":
+        x = 0.5 * (x + 1.0)
+    x = x.reshape(len(x), L * L) if flatten else x[..., None]
+    t = np.repeat(np.asarray(meta["temperatures"], np.float32), data.shape[1])
+    return x, t
+
+
+def load(split="train", L=8, temperature=TC, n_samples=10_000, spins="binary", flatten=True, batch_size=128,
+         shuffle=True, seed=0, with_labels=False, drop_remainder=False, cache_dir=None, **simulate_kwargs):
+    """The named ``"ising"`` dataset as a batched ``tf.data.Dataset``: what
+    ``keras_gen.data.load("ising", split, L=8, temperature=T, spins="binary")`` returns.
+
+    Splits are independent simulations (seeds ``1000 * seed + {train: 0,
+    validation: 1, test: 2}``), cached on disk by :func:`load_or_simulate`.
+    ``with_labels=True`` yields ``(x, T)`` pairs, the temperature as the label.
+    Shuffling is seeded by ``seed`` and reshuffles every epoch.
+    """
+    return dataset(L, temperature, n_samples, seed=_split_seed(split, seed), spins=spins, flatten=flatten,
+                   batch_size=batch_size, shuffle=shuffle, shuffle_seed=seed, with_temperature=with_labels,
+                   drop_remainder=drop_remainder, cache_dir=cache_dir, **simulate_kwargs)
 
 
 # ---------------------------------------------------------------- observables
 def as_pm1(spins):
     """Spins as int8 ±1 of shape ``(n, L, L)``.
 
-    Accepts ``(n, L, L)`` or ``(n, L * L)`` (a perfect square), with values all in
+    Accepts ``(n, L, L)``, ``(n, L, L, 1)`` or ``(n, L * L)`` (a perfect square), with values all in
     ``{-1, +1}`` or all in ``{0, 1}`` (mapped by ``s = 2 v - 1``; an array of only 1s
     means the same in both). Anything else raises ``ValueError``.
     """
     a = np.asarray(spins)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"spins must be a numeric array, got dtype {a.dtype}.")
+    if a.ndim == 4 and a.shape[-1] == 1:  # channels-last images, as Conv2D models see them
+        a = a[..., 0]
     if a.ndim == 2:
         n_sites = a.shape[1]
         L = math.isqrt(n_sites)

@@ -168,3 +168,65 @@ def plot_latent_clusters(vae, x, labels, path, batch_size=500):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_gan_iterations(iterations, path, title="GAN training", probabilities=True, window=50):
+    """The two-panel figure of the course notes: the players' losses by
+    iteration (left) and mean D(x), D(G(z)) by iteration (right), raw values
+    faint with a moving average over `window` iterations on top.
+
+    `iterations` maps "d_loss", "g_loss", "d_x", "d_g_z" to per-iteration
+    values (`keras_gen.gan.IterationHistory`). With `probabilities`, the
+    right panel marks the 0.5 at which D can no longer tell real from fake.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    panels = ((axes[0], (("g_loss", "generator loss"), ("d_loss", "discriminator loss")), "loss"),
+              (axes[1], (("d_x", "real: D(x)"), ("d_g_z", "fake: D(G(z))")),
+               "probability" if probabilities else "critic value"))
+    for ax, series, ylabel in panels:
+        for (key, label), color in zip(series, ("tab:blue", "tab:orange")):
+            values = np.asarray(iterations.get(key, []), dtype=float)
+            if not len(values):
+                continue
+            steps = np.arange(1, len(values) + 1)
+            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
+            if len(values) >= window:
+                smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+                ax.plot(steps[window - 1:], smooth, color=color, label=f"{label} ({window}-step mean)")
+            else:
+                ax.lines[-1].set_label(label)
+        if ylabel == "probability":
+            ax.axhline(0.5, color="0.4", linestyle="--", linewidth=0.8)
+            ax.set_ylim(0, 1)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_image_rows(rows, path, row_labels=None, title=None):
+    """Rows of images (each an (n, H, W[, 1]) array, or flat squares), one
+    labelled row per entry: latent interpolations and explorations."""
+    grids = [image_grid(r, ncols=len(r)) for r in rows]
+    width = max(g.shape[1] for g in grids)
+    height = sum(g.shape[0] for g in grids)
+    fig, axes = plt.subplots(len(grids), 1, figsize=(width / 40 + 2.2, height / 40 + (0.5 if title else 0.1)),
+                             squeeze=False)
+    for ax, grid, label in zip(axes[:, 0], grids, row_labels or [None] * len(grids)):
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if label:
+            ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

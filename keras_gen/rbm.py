@@ -48,6 +48,7 @@ from keras import layers
 
 from keras_gen import samplers
 from keras_gen.base import GenerativeModel, register, replica_mean
+from keras_gen.distribute import gather_replicas, replica_bernoulli, replica_normal, replica_shard, replica_uniform
 from keras_gen.samplers import bernoulli, block_gibbs, fold_in, seed_tensor
 
 LOG_2PI = math.log(2 * math.pi)
@@ -95,7 +96,9 @@ class _RBMLayer(layers.Layer):
         return tf.sigmoid(self.hidden_activation(v))
 
     def sample_hidden(self, v, seed=None):
-        return bernoulli(self.hidden_probabilities(v), self._seed(seed))
+        # replica_* draws: under tf.distribute each replica draws the noise of
+        # its own rows, the same noise one device draws for the whole batch.
+        return replica_bernoulli(self.hidden_probabilities(v), self._seed(seed))
 
     # --------------------------------------------------------- free energies
     def visible_energy(self, v):
@@ -212,7 +215,7 @@ class BernoulliRBM(_RBMLayer):
         return tf.sigmoid(self.visible_activation(h))
 
     def sample_visible(self, h, seed=None):
-        return bernoulli(self.visible_mean(h), self._seed(seed))
+        return replica_bernoulli(self.visible_mean(h), self._seed(seed))
 
     def random_visible(self, n, seed=None):
         shape = tf.stack([tf.cast(n, tf.int32), self.n_visible])
@@ -292,7 +295,8 @@ class GaussianBernoulliRBM(_RBMLayer):
         return tf.matmul(self._cast(h), self.kernel, transpose_b=True) + self.visible_bias
 
     def sample_visible(self, h, seed=None):
-        return samplers.normal(self.visible_mean(h), self.sigma, self._seed(seed))
+        mean = self.visible_mean(h)
+        return mean + self.sigma * replica_normal(tf.shape(mean), self._seed(seed), mean.dtype)
 
     def random_visible(self, n, seed=None):
         mean = tf.broadcast_to(self.visible_bias, tf.stack([tf.cast(n, tf.int32), self.n_visible]))
@@ -365,6 +369,8 @@ class RBM(GenerativeModel):
     scikit-learn's `score_samples`); test — `free_energy` (mean F(v)) and
     the same two reconstruction metrics.
     """
+
+    nested_config_keys = ("layer",)
 
     def __init__(self, layer, k=1, persistent=False, n_chains=None, data_domain=None, monitor=True, seed=None,
                  **kwargs):
@@ -449,11 +455,13 @@ class RBM(GenerativeModel):
         layer = self.rbm
         seed = seed_tensor(seed)
         if self.persistent:
-            v_model, _ = block_gibbs(layer, self.persistent_chains.value, self.k, seed)
+            # Under tf.distribute each replica moves its own block of chains.
+            chains = replica_shard(self.persistent_chains.value)
+            v_model, _ = block_gibbs(layer, chains, self.k, seed)
             return tf.stop_gradient(v_model)
         if x_data is None:
             x_data = layer.hidden_activation(v)
-        h = bernoulli(tf.sigmoid(tf.stop_gradient(x_data)), fold_in(seed, -1))
+        h = replica_bernoulli(tf.sigmoid(tf.stop_gradient(x_data)), fold_in(seed, -1))
         v_model = layer.sample_visible(h, fold_in(seed, -2))
         if self.k > 1:
             v_model, _ = block_gibbs(layer, v_model, self.k - 1, seed)
@@ -478,25 +486,32 @@ class RBM(GenerativeModel):
         return replica_mean(f_data) - replica_mean(f_model), x_data, f_data, f_model
 
     def train_step(self, data):
-        layer = self.rbm
-        v = layer._cast(_features(data))
+        v = self.rbm._cast(_features(data))
         seed = seed_tensor(self.seed_generator)  # one draw of the generator per step
+        grads, v_model, x_data = self.replica_compiled(self.gradients_and_negatives)(v, seed)
+        # The synchronising part (outside XLA under tf.distribute): sum the
+        # replicas' gradients, collect every replica's block of chains.
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        if self.persistent:
+            self.persistent_chains.assign(gather_replicas(v_model))
+        if not self.monitor:
+            return {"loss": self.loss_tracker.result()}
+        return self.replica_compiled(self._monitor)(v, x_data, fold_in(seed, 1))
+
+    def gradients_and_negatives(self, v, seed):
+        """One replica's share of a step: (gradients, negative samples, x_data)."""
+        layer = self.rbm
         if self.persistent:
             v_model = self.negative_samples(v, fold_in(seed, 0))
             with tf.GradientTape() as tape:
                 loss, x_data, f_data, f_model = self.surrogate_loss(v, v_model)
-            self.persistent_chains.assign(v_model)
         else:
             with tf.GradientTape() as tape:
                 x_data = layer.hidden_activation(v)
                 v_model = self.negative_samples(v, fold_in(seed, 0), x_data=x_data)
                 loss, x_data, f_data, f_model = self.surrogate_loss(v, v_model, x_data=x_data)
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self.loss_tracker.update_state(tf.reduce_mean(f_data) - tf.reduce_mean(f_model))
-        if not self.monitor:
-            return {"loss": self.loss_tracker.result()}
-        return self._monitor(v, x_data, fold_in(seed, 1))
+        return tape.gradient(loss, self.trainable_weights), v_model, x_data
 
     def test_step(self, data):
         v = self.rbm._cast(_features(data))
@@ -571,7 +586,7 @@ class RBM(GenerativeModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "layer": keras.saving.serialize_keras_object(self.rbm),
+            "layer": self.serialize_nested(self.rbm),
             "k": self.k,
             "persistent": self.persistent,
             "n_chains": self.n_chains,
@@ -579,11 +594,6 @@ class RBM(GenerativeModel):
             "monitor": self.monitor,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
-        return cls(**config)
 
 
 def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=True, n_chains=None,
@@ -616,7 +626,7 @@ def pseudo_log_likelihood(layer, v, seed, x=None):
     if x is None:
         x = layer.hidden_activation(v)
     n = tf.shape(v)[0]
-    u = samplers.uniform(tf.reshape(n, [1]), seed)
+    u = replica_uniform(tf.reshape(n, [1]), seed)
     idx = tf.minimum(tf.cast(u * layer.n_visible, tf.int32), layer.n_visible - 1)
     v_i = tf.gather(v, idx, axis=1, batch_dims=1)
     sign = 1.0 - 2.0 * v_i  # +1 turns a 0 on, -1 turns a 1 off
@@ -662,6 +672,42 @@ class FreeEnergyGap(keras.callbacks.Callback):
         logs["free_energy_train"] = f_train
         logs["free_energy_val"] = f_val
         logs["free_energy_gap"] = f_val - f_train
+
+
+class GibbsStepsSchedule(keras.callbacks.Callback):
+    """Change the number of Gibbs sweeps per update as training proceeds.
+
+    `schedule` maps the first epoch (0-based) of each phase to its k, e.g.
+    `{0: 1, 20: 3, 40: 10}`, or is a function epoch -> k. Salakhutdinov &
+    Murray (2008) grew CD's k from 1 to 25 this way: early on the model is
+    smooth and one sweep mixes, later it needs more. The step is recompiled
+    when k changes; a resumed run (BackupAndRestore) picks the k of the
+    epoch it resumes at.
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+        if not callable(schedule):
+            if not schedule or min(schedule) != 0:
+                raise ValueError("A Gibbs-steps schedule needs an entry for epoch 0.")
+            if min(schedule.values()) < 1:
+                raise ValueError("Every phase needs k >= 1 Gibbs sweeps.")
+
+    def k_at(self, epoch):
+        if callable(self.schedule):
+            return int(self.schedule(epoch))
+        return int(self.schedule[max(e for e in self.schedule if e <= epoch)])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        k = self.k_at(epoch)
+        if k != self.model.k:
+            self.model.k = k
+            self.model.make_train_function(force=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["gibbs_steps"] = float(self.model.k)
 
 
 # ============================================== exact partition function and AIS
@@ -806,6 +852,8 @@ class DBN(GenerativeModel):
     visible means (the directed, sigmoid-belief-net part of a DBN).
     """
 
+    nested_config_keys = ("rbm_layers",)
+
     def __init__(self, rbm_layers, k=1, persistent=True, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         rbm_layers = list(rbm_layers)
@@ -943,16 +991,11 @@ class DBN(GenerativeModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "rbm_layers": [keras.saving.serialize_keras_object(layer) for layer in self.rbm_layers],
+            "rbm_layers": self.serialize_nested(self.rbm_layers),
             "k": self.k,
             "persistent": self.persistent,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["rbm_layers"] = [keras.saving.deserialize_keras_object(c) for c in config["rbm_layers"]]
-        return cls(**config)
 
 
 def make_dbn(sizes=(784, 500, 500, 2000), visible="bernoulli", k=1, persistent=True, seed=None, name="dbn"):

@@ -40,3 +40,15 @@ def write_card(path, card):
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def run_history(out_dir):
+    """What a finished run left in `out_dir/history.csv`: (history, epochs, training seconds)."""
+    import numpy as np
+
+    from keras_gen.trainer import read_history
+
+    history = read_history(os.path.join(out_dir, "history.csv"))
+    epochs = len(history.get("loss", [])) or None
+    seconds = float(np.nansum(history["epoch_seconds"])) if history.get("epoch_seconds") else None
+    return history, epochs, seconds

@@ -117,6 +117,25 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.chief_backup.on_train_begin(logs)
 
 
+class _BackupLast(keras.callbacks.Callback):
+    """Runs a BackupAndRestore's epoch-end backup after every other callback.
+
+    The backup is what marks an epoch as done for a resumed run, so it is
+    written last: an interruption while the history row, the checkpoint or a
+    user callback is still being written repeats the epoch instead of losing
+    its record. (Restoring must still happen first, at the start of training.)
+    """
+
+    def __init__(self, backup):
+        super().__init__()
+        self.backup = backup
+        self.backup_epoch_end = backup.on_epoch_end
+        backup.on_epoch_end = lambda epoch, logs=None: None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup_epoch_end(epoch, logs)
+
+
 def fit_with_artifacts(
     model,
     train_data,
@@ -153,15 +172,19 @@ def fit_with_artifacts(
     grid = SampleGrid(os.path.join(out_dir, "samples"), n=n_samples, seed=sample_seed,
                       reference=reference, sample_kwargs=sample_kwargs)
     history_csv = os.path.join(out_dir, "history.csv")
+    backup = (keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True) if chief
+              else WorkerBackupAndRestore(chief_backup, os.path.join(out_dir, "backup")))
     all_callbacks = [
-        keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True) if chief
-        else WorkerBackupAndRestore(chief_backup, os.path.join(out_dir, "backup")),
+        backup,
         EpochTimer(),
+        # User callbacks run before the checkpoint and the CSV log so that
+        # metrics they add to `logs` (e.g. a Frechet distance) are recorded.
+        *callbacks,
         AtomicModelCheckpoint(os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.keras"),
                               keep_last=keep_checkpoints, save_freq="epoch"),
         grid,
         keras.callbacks.CSVLogger(history_csv, append=True),
-        *callbacks,
+        _BackupLast(backup),
     ]
     history = model.fit(
         train_data,
@@ -190,6 +213,13 @@ def read_history(path):
         return {}
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("epoch") not in (None, "epoch")]
+    # An epoch interrupted after its row was written but before the backup
+    # marked it done is trained again on resume: its last row is the record.
+    last = {}
+    for row in rows:
+        last.pop(row["epoch"], None)
+        last[row["epoch"]] = row
+    rows = sorted(last.values(), key=lambda r: int(r["epoch"]))
     out = {}
     for row in rows:
         for key, value in row.items():

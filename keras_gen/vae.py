@@ -22,6 +22,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_gen.base import GenerativeModel, register, replica_mean
+from keras_gen.distribute import replica_normal
+from keras_gen.samplers import seed_tensor
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -33,7 +35,11 @@ class Sampling(layers.Layer):
 
     The noise comes from the seed passed to `call` (the owning model's seed
     generator, so training is reproducible and compiles under XLA), or from
-    the layer's own generator when used on its own.
+    the layer's own generator when used on its own. It is drawn with the
+    counter-based generator of `keras_gen.samplers` (cheap under XLA, where
+    TensorFlow's stateless normal is not), with counters that follow the
+    example's place in the global batch: under tf.distribute each replica
+    draws its own examples' noise, the same noise one device would draw.
     """
 
     def __init__(self, seed=None, **kwargs):
@@ -43,7 +49,8 @@ class Sampling(layers.Layer):
 
     def call(self, inputs, seed=None):
         z_mean, z_log_var = inputs
-        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=seed or self.seed_generator)
+        seed = seed_tensor(self.seed_generator if seed is None else seed)
+        eps = ops.cast(replica_normal(ops.shape(z_mean), seed), z_mean.dtype)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def get_config(self):
@@ -113,6 +120,8 @@ class VAE(GenerativeModel):
     averaged over the global batch.
     """
 
+    nested_config_keys = ("encoder", "decoder")
+
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if likelihood not in ("bernoulli", "gaussian"):
@@ -164,9 +173,10 @@ class VAE(GenerativeModel):
 
     def elbo_terms(self, x, training=False, seed=None):
         """Per-example (reconstruction loss, KL) for one draw of z."""
-        z_mean, z_log_var = self.encoder(x, training=training)
-        z = self.sampling([z_mean, z_log_var], seed=seed or self.seed_generator)
-        decoder_out = self.decoder(z, training=training)
+        # Losses in float32 whatever the layers compute in (mixed precision).
+        z_mean, z_log_var = (ops.cast(t, "float32") for t in self.encoder(x, training=training))
+        z = self.sampling([z_mean, z_log_var], seed=self.seed_generator if seed is None else seed)
+        decoder_out = ops.cast(self.decoder(z, training=training), "float32")
         reconstruction = -self.log_likelihood_given_z(x, decoder_out)
         return reconstruction, self.kl_divergence(z_mean, z_log_var)
 
@@ -176,13 +186,19 @@ class VAE(GenerativeModel):
         return self.reconstruct(x, training=training)
 
     def train_step(self, data):
-        x = _features(data)
+        grads = self.replica_compiled(self.gradients_and_metrics)(_features(data))
+        # Sums the replicas' gradients under tf.distribute (outside XLA).
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return {m.name: m.result() for m in self.metrics}
+
+    def gradients_and_metrics(self, x):
+        """One replica's share of a step: the metrics updated, the gradients of
+        the loss scaled for the global batch."""
         with tf.GradientTape() as tape:
             reconstruction, kl = self.elbo_terms(x, training=True)
             loss = replica_mean(reconstruction + self.beta * kl)
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update_metrics(reconstruction, kl)
+        self._update_metrics(reconstruction, kl)
+        return tape.gradient(loss, self.trainable_weights)
 
     def test_step(self, data):
         reconstruction, kl = self.elbo_terms(_features(data), training=False)
@@ -294,18 +310,12 @@ class VAE(GenerativeModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "encoder": self.serialize_nested(self.encoder),
+            "decoder": self.serialize_nested(self.decoder),
             "likelihood": self.likelihood,
             "beta": self.beta,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
 
 
 def make_vae(architecture="conv", input_shape=(28, 28, 1), latent_dim=2, likelihood="bernoulli",

@@ -9,6 +9,9 @@ derived from the sample sizes. Seeds are fixed, so every run is identical.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -19,6 +22,8 @@ from scipy import stats
 from keras_gen import rbm as R
 from keras_gen import samplers
 from keras_gen.validation import DataError
+
+MNIST_AVAILABLE = os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", ""), "mnist"))
 
 
 # ------------------------------------------------------------------ helpers
@@ -359,6 +364,64 @@ def test_gaussian_rbm_accepts_real_data_and_refuses_nan():
         model.validate_data(np.array([[0.0, np.nan, 1.0]], np.float32))
 
 
+@pytest.mark.parametrize("settings", ["learned_sigma", "fixed_unit_sigma_high_lr"])
+def test_gaussian_rbm_default_training_is_stable(settings):
+    """Gaussian RBMs diverge with careless settings; ours must not.
+
+    "learned_sigma": the settings of the command line's and the zoo recipe's
+    real-valued models (log sigma learned from 0.5, weights at the data
+    scale, PCD-10, Adam 3e-3) must keep every parameter finite and sigma
+    bounded, and raise the exact held-out likelihood. "fixed_unit_sigma_high_lr":
+    `make_rbm("gaussian", ...)` with its own defaults (sigma fixed at 1, for
+    standardised data) at 30x the command line's learning rate must stay
+    finite and not lose likelihood. (From W ~ 0 on standardised data the
+    first-order gradient vanishes, E_data[vv'] = E_model[vv'] = I, so that
+    model moves slowly; the test asks for stability, not progress.)
+    """
+    from keras_gen import data
+
+    x, _ = data.load_arrays("ring8", "train")
+    x_test, _ = data.load_arrays("ring8", "test")
+    x, x_test = x[:2000], x_test[:2000]
+    if settings == "learned_sigma":
+        model = R.make_rbm("gaussian", 2, 8, k=10, persistent=True, sigma=0.5, learn_sigma=True,
+                           weight_stddev=0.5, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    else:
+        scale = x.std()
+        x, x_test = x / scale, x_test / scale
+        model = R.make_rbm("gaussian", 2, 8, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(3e-2))
+    before = R.log_likelihood(model, x_test)["mean"]
+    model.fit(x, epochs=6, batch_size=100, verbose=0)
+    for w in model.weights:
+        assert np.all(np.isfinite(w.numpy())), w.path
+    sigma = model.rbm.sigma.numpy()
+    assert np.all((sigma > 0.05) & (sigma < 2.0)), sigma
+    after = R.log_likelihood(model, x_test)
+    assert after["method"] == "exact" and np.isfinite(after["mean"])
+    if settings == "learned_sigma":
+        # The held-out standard error of the difference is ~0.02 nats.
+        assert after["mean"] > before + 0.3, (before, after["mean"])
+    else:
+        assert after["mean"] > before - 0.01, (before, after["mean"])
+
+
+def test_cli_trains_rbm_with_checkpoints_and_samples(tmp_path, monkeypatch):
+    from keras_gen import cli
+
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "rbm", "--dataset", "ring8", "--epochs", "2", "--steps-per-epoch", "5",
+              "--hidden", "6", "--k", "2", "--out", "run", "--verbose", "0"])
+    for name in ("model.keras", "checkpoints/epoch_002.keras", "samples/epoch_002.png", "history.csv",
+                 "loss_curves.png"):
+        assert (tmp_path / "run" / name).exists(), name
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert isinstance(model.rbm, R.GaussianBernoulliRBM) and model.rbm.learn_sigma and model.k == 2
+    assert model.persistent_chains.shape[1] == 2
+    assert int(model.optimizer.iterations.numpy()) == 10
+
+
 def test_free_energy_gap_callback(trained):
     model = trained["pcd"]["model"]
     train, val = DATA[:200], prototypes_data(200, 10, seed=9)
@@ -389,22 +452,103 @@ def test_config_round_trip_and_make_rbm():
         R.make_rbm("softmax", 5, 4)
 
 
-def test_export_serves_the_same_functions(trained, tmp_path):
-    export = pytest.importorskip("keras_gen.export")
+SERVE_WITHOUT_KERAS_GEN = """
+import sys, numpy as np, tensorflow as tf
+path, out = sys.argv[1], sys.argv[2]
+sig = tf.saved_model.load(path).signatures
+v = tf.constant(np.load(out + "/v.npy"))
+np.save(out + "/free_energy.npy", sig["free_energy"](v=v)["free_energy"].numpy())
+np.save(out + "/hidden.npy", sig["hidden_probabilities"](v=v)["hidden_probabilities"].numpy())
+s = sig["sample"](n=tf.constant(6), seed=tf.constant(3), gibbs_steps=tf.constant(5))
+np.save(out + "/probabilities.npy", s["probabilities"].numpy())
+np.save(out + "/sample.npy", s["sample"].numpy())
+assert not any(m == "keras_gen" or m.startswith("keras_gen.") for m in sys.modules), "keras_gen imported"
+print(",".join(sorted(sig.keys())))
+"""
+
+
+def serve_in_fresh_process(export_dir, v, tmp_path):
+    """Run the exported signatures in a process that never imports keras_gen."""
+    np.save(tmp_path / "v.npy", np.asarray(v, np.float32))
+    script = tmp_path / "serve.py"
+    script.write_text(SERVE_WITHOUT_KERAS_GEN)
+    result = subprocess.run([sys.executable, str(script), str(export_dir), str(tmp_path)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = set(result.stdout.strip().splitlines()[-1].split(","))
+    return names, {k: np.load(tmp_path / f"{k}.npy") for k in ("free_energy", "hidden", "probabilities", "sample")}
+
+
+def test_export_serves_the_same_functions_without_keras_gen(trained, tmp_path):
+    from keras_gen import export
+
     model = trained["pcd"]["model"]
     path = tmp_path / "rbm_savedmodel"
     names = export.export_saved_model(model, str(path))
     assert set(names) >= {"sample", "free_energy", "hidden_probabilities"}
-    served = tf.saved_model.load(str(path))
-    v = tf.constant(DATA[:16])
-    np.testing.assert_allclose(served.free_energy(v)["free_energy"], model.rbm.free_energy(v), atol=1e-5)
-    np.testing.assert_allclose(served.hidden_probabilities(v)["hidden_probabilities"],
-                               model.rbm.hidden_probabilities(v), atol=1e-6)
-    out = served.sample(tf.constant(6), tf.constant(3), tf.constant(5))
+    v = DATA[:16]
+    served_names, out = serve_in_fresh_process(path, v, tmp_path)
+    assert served_names >= {"sample", "free_energy", "hidden_probabilities"}
+    np.testing.assert_allclose(out["free_energy"], model.rbm.free_energy(v), atol=1e-5)
+    np.testing.assert_allclose(out["hidden"], model.rbm.hidden_probabilities(v), atol=1e-6)
     assert out["probabilities"].shape == (6, 10) and out["sample"].shape == (6, 10)
     np.testing.assert_allclose(out["probabilities"], model.sample(6, seed=3, gibbs_steps=5), atol=1e-5)
-    np.testing.assert_array_equal(out["sample"],
-                                  model.sample(6, seed=3, gibbs_steps=5, return_probabilities=False))
+    np.testing.assert_array_equal(out["sample"], model.sample(6, seed=3, gibbs_steps=5, return_probabilities=False))
+
+
+def _rbm_mnist_available():
+    from keras_gen import zoo
+
+    try:
+        return zoo.weights_path("rbm_mnist").is_file() and MNIST_AVAILABLE
+    except zoo.ZooError:
+        return False
+
+
+@pytest.mark.skipif(not _rbm_mnist_available(), reason="needs the rbm_mnist zoo weights and MNIST (TFDS_DATA_DIR)")
+def test_zoo_rbm_mnist_reproduces_its_card_and_serves(tmp_path):
+    from keras_gen import data, export, zoo
+
+    model = zoo.load("rbm_mnist")
+    metrics = model.zoo_card["metrics"]
+    # The card's test log-likelihood is -F(v) - log Z on the fixed binarization
+    # it names; the loaded weights must give it back (F is exact, log Z from the card).
+    x_test, _ = data.load_arrays("mnist", "test", preprocessing="binarized", flatten=True, seed=0)
+    ll = -R.free_energy_numpy(model, x_test).mean() - metrics["log_z"]
+    assert ll == pytest.approx(metrics["test_log_likelihood_nats"], abs=0.02)
+    path = tmp_path / "rbm_mnist_savedmodel"
+    export.export_saved_model(model, str(path))
+    _, out = serve_in_fresh_process(path, x_test[:8], tmp_path)
+    np.testing.assert_allclose(out["free_energy"], model.rbm.free_energy(x_test[:8]), rtol=1e-5, atol=1e-3)
+    assert out["sample"].shape == (6, 784) and set(np.unique(out["sample"])) <= {0.0, 1.0}
+
+
+def test_gibbs_steps_schedule_switches_k_between_epochs():
+    def run(schedule=None, manual=False):
+        model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=True, n_chains=20, seed=7)
+        # The schedule does not depend on XLA (exercised above); skip its compiles.
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        if manual:  # the same switch done by hand between two fits
+            model.fit(DATA[:200], epochs=1, batch_size=20, shuffle=False, verbose=0)
+            model.k = 3
+            model.make_train_function(force=True)
+            model.fit(DATA[:200], epochs=1, batch_size=20, shuffle=False, verbose=0)
+            return model, None
+        callbacks = [R.GibbsStepsSchedule(schedule)] if schedule else []
+        history = model.fit(DATA[:200], epochs=2, batch_size=20, shuffle=False, verbose=0, callbacks=callbacks)
+        return model, history.history
+
+    scheduled, history = run({0: 1, 1: 3})
+    assert history["gibbs_steps"] == [1.0, 3.0] and scheduled.k == 3
+    by_hand, _ = run(manual=True)
+    constant, _ = run()
+    for a, b in zip(scheduled.weights, by_hand.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+    # ... and k = 3 really ran: PCD-1 throughout ends elsewhere.
+    assert np.abs(constant.rbm.kernel.numpy() - scheduled.rbm.kernel.numpy()).max() > 1e-3
+    assert R.GibbsStepsSchedule(lambda e: 2 + e).k_at(3) == 5
+    with pytest.raises(ValueError, match="epoch 0"):
+        R.GibbsStepsSchedule({2: 3})
 
 
 # ---------------------------------------------------------------------- DBN

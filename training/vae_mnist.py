@@ -22,8 +22,8 @@ import keras
 import numpy as np
 
 from keras_gen import data, plots, zoo
-from keras_gen.recipes import machine_description, now_iso, write_card
-from keras_gen.trainer import fit_with_artifacts, read_history, save_zoo_weights
+from keras_gen.recipes import machine_description, now_iso, write_card, run_history
+from keras_gen.trainer import fit_with_artifacts, save_zoo_weights
 from keras_gen.vae import make_vae
 
 NAME = "vae_mnist"
@@ -73,10 +73,8 @@ def finalize(model_path, args, train_seconds=None):
     subset = slice(0, args.iwae_images)
     iwae = model.importance_weighted_log_likelihood(x_test[subset], k=args.k, batch_size=50, chunk=100, seed=2)
     eval_seconds = time.time() - t0
-    history = read_history(os.path.join(args.out, "history.csv"))
-    epochs = len(history.get("loss", [])) or None
-    if train_seconds is None and history.get("epoch_seconds"):
-        train_seconds = float(np.nansum(history["epoch_seconds"]))
+    history, epochs, recorded_seconds = run_history(args.out)
+    train_seconds = recorded_seconds if train_seconds is None else train_seconds
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")

@@ -1,0 +1,207 @@
+"""DCGAN training throughput: keras_gen's `fit` against the TensorFlow tutorial's loop.
+
+Both contenders train the tutorial's DCGAN (generator Dense -> 7x7x256,
+transposed convolutions 128/64/1 with batch normalization; discriminator
+convolutions 64/128 with dropout 0.3) with its training step: noise for the
+batch, one forward pass, the two players' gradients from two tapes, Adam
+1e-4 for each, batch 256, fed by the same pipeline
+(`keras_gen.data.load("mnist", preprocessing="symmetric", batch_size=256)`).
+
+* tutorial: the `@tf.function` `train_step` of the TensorFlow DCGAN
+  tutorial, written out below with Keras 3 layers (`keras.layers.Dropout`,
+  `keras.losses.BinaryCrossentropy(from_logits=True)`, `tf.random.normal`
+  noise), called in a Python loop over the dataset;
+* keras_gen: `keras_gen.gan.make_gan("dcgan")` compiled with
+  `gan.dcgan_compile_kwargs()` (the same step, `simultaneous=True`) and
+  trained by `model.fit`: XLA-compiled, counter-based random numbers for the
+  noise and the dropout masks.
+
+Each repetition times `--steps` steps of each contender (after a warm-up
+that compiles), in an order that alternates between repetitions; the CPUs
+are shared with other jobs, so medians over `--repeats` repetitions compare
+the two under the same conditions. GFLOP/s counts the multiply-adds of the
+dense and convolution layers (2 FLOPs each): per example, 3x the forward
+pass of each differentiated pass (forward, input and weight gradients) and
+one more forward's worth for the fake images' second cotangent through the
+discriminator. The matmul ceiling is `rbm_throughput.matmul_ceiling`.
+
+    TFDS_DATA_DIR=... python benchmarks/dcgan_throughput.py [--steps 20] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+BATCH = 256
+NOISE_DIM = 100
+
+
+# ------------------------------------------------------------ the tutorial
+def tutorial_models():
+    import keras
+    from keras import layers
+
+    generator = keras.Sequential([
+        keras.Input((NOISE_DIM,)),
+        layers.Dense(7 * 7 * 256, use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Reshape((7, 7, 256)),
+        layers.Conv2DTranspose(128, (5, 5), strides=(1, 1), padding="same", use_bias=False),
+        layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Conv2DTranspose(64, (5, 5), strides=(2, 2), padding="same", use_bias=False),
+        layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Conv2DTranspose(1, (5, 5), strides=(2, 2), padding="same", use_bias=False, activation="tanh"),
+    ])
+    discriminator = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
+        layers.Conv2D(128, (5, 5), strides=(2, 2), padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
+        layers.Flatten(), layers.Dense(1),
+    ])
+    return generator, discriminator
+
+
+def tutorial_trainer():
+    import keras
+    import tensorflow as tf
+
+    generator, discriminator = tutorial_models()
+    cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
+    generator_optimizer = keras.optimizers.Adam(1e-4)
+    discriminator_optimizer = keras.optimizers.Adam(1e-4)
+
+    @tf.function
+    def train_step(images):
+        noise = tf.random.normal([BATCH, NOISE_DIM])
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            generated_images = generator(noise, training=True)
+            real_output = discriminator(images, training=True)
+            fake_output = discriminator(generated_images, training=True)
+            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
+            disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
+                         + cross_entropy(tf.zeros_like(fake_output), fake_output))
+        gradients_of_generator = gen_tape.gradient(gen_loss, generator.trainable_variables)
+        gradients_of_discriminator = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+        generator_optimizer.apply_gradients(zip(gradients_of_generator, generator.trainable_variables))
+        discriminator_optimizer.apply_gradients(zip(gradients_of_discriminator, discriminator.trainable_variables))
+        return gen_loss, disc_loss
+
+    def run(dataset, steps):
+        for images in dataset.take(steps):
+            losses = train_step(images)
+        float(losses[0])  # wait for the last step
+
+    return run, (generator, discriminator)
+
+
+def keras_gen_trainer():
+    from keras_gen import gan
+
+    model = gan.make_gan("dcgan", (28, 28, 1), seed=0)
+    model.compile(**gan.dcgan_compile_kwargs())
+
+    def run(dataset, steps):
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+    return run, (model.generator, model.discriminator)
+
+
+# ------------------------------------------------------------------- FLOPs
+def forward_macs(model):
+    """Multiply-adds of one example's forward pass through Dense and convolution layers."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            # Every input position scatters a k x k x C_out patch.
+            _, h, w, c_in = layer.input.shape
+            kh, kw = layer.kernel_size
+            total += h * w * c_in * kh * kw * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += h * w * c_out * kh * kw * int(layer.input.shape[-1])
+    return total
+
+
+def flops_per_example(generator, discriminator):
+    g, d = forward_macs(generator), forward_macs(discriminator)
+    return 2 * (3 * g + 3 * d + 4 * d)
+
+
+# --------------------------------------------------------------------- main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per contender per repetition")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    import keras
+
+    from keras_gen import data
+    from rbm_throughput import matmul_ceiling
+    from report import header, markdown_table, write_section
+
+    keras.utils.set_random_seed(0)
+    dataset = data.load("mnist", "train", preprocessing="symmetric", batch_size=BATCH, seed=0,
+                        drop_remainder=True).repeat()
+    contenders = {"tutorial": tutorial_trainer(), "keras_gen": keras_gen_trainer()}
+    flops = {name: flops_per_example(*models) for name, (_, models) in contenders.items()}
+    assert flops["tutorial"] == flops["keras_gen"], flops  # the same architecture
+    for name, (run, _) in contenders.items():
+        run(dataset, 3)  # warm-up: trace and compile
+    times = {name: [] for name in contenders}
+    cpu = {name: [] for name in contenders}
+    ceilings = []
+    order = list(contenders)
+    for rep in range(args.repeats):
+        for name in (order if rep % 2 == 0 else order[::-1]):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            contenders[name][0](dataset, args.steps)
+            times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+        ceilings.append(matmul_ceiling())
+        print(rep, {k: f"{args.steps * BATCH / v[-1]:.0f} samples/s" for k, v in times.items()}, flush=True)
+
+    rows = []
+    for name, label in (("tutorial", "TF tutorial `@tf.function` loop"), ("keras_gen", "keras_gen `fit` (XLA)")):
+        seconds = float(np.median(times[name]))
+        rate = args.steps * BATCH / seconds
+        ratios = [t / k for t, k in zip(times["tutorial"], times[name])]
+        cpu_ratios = [t / k for t, k in zip(cpu["tutorial"], cpu[name])]
+        rows.append({"contender": label, "rate": rate, "step_ms": 1000 * seconds / args.steps,
+                     "cpu_ms": 1000 * float(np.median(cpu[name])) / args.steps,
+                     "cpu_ratio": f"{np.median(cpu_ratios):.2f}",
+                     "gflops": rate * flops[name] / 1e9,
+                     "ratio": f"{np.median(ratios):.2f} (range {min(ratios):.2f}–{max(ratios):.2f})"})
+    ceiling = float(np.median(ceilings))
+    table = markdown_table(rows, [("contender", "contender"), ("rate", "samples/s, median"),
+                                  ("step_ms", "ms per step of 256"), ("gflops", "GFLOP/s"),
+                                  ("ratio", "speed vs tutorial, median of per-repetition ratios"),
+                                  ("cpu_ms", "CPU ms per step (all threads)"),
+                                  ("cpu_ratio", "CPU-time efficiency vs tutorial")])
+    text = (header("DCGAN training throughput (batch 256)") + "\n"
+            + f"The TensorFlow tutorial's DCGAN and training step, same data pipeline, {args.steps} steps per "
+            f"contender per repetition, {args.repeats} alternating repetitions, medians. "
+            f"{flops['tutorial'] / 1e6:.0f} MFLOP per example (dense and convolution multiply-adds, "
+            f"forward and backward). float32 matmul ceiling of this CPU: {ceiling:.0f} GFLOP/s "
+            "(median over repetitions). The CPUs were shared with other jobs, so wall-time rates depend on "
+            "how much of the machine each contender got; the CPU time a contender's process spent per step "
+            "(all its threads) measures the work it needs, whatever the load.\n\n" + table + "\n")
+    print(text)
+    if not args.no_write:
+        write_section("dcgan_throughput", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Generative models of the 2-D Ising model (8 x 8 torus) against exact thermodynamics.
+
+For each of the eleven temperatures of Torlai & Melko (2016) (1.0 .. 3.54 with Tc):
+
+* RBM: the zoo entry `ising_rbm_L8` (one PCD-trained RBM per temperature, recipe
+  `training/ising_rbm.py`), sampled with the card's protocol (1000 Gibbs chains,
+  2000 burn-in sweeps, 100 states 10 sweeps apart). `--train-rbm` retrains it first.
+* VAE: `ising_models.make_ising_vae` (torus convolutions, latent 4, Bernoulli
+  decoder) trained per temperature; spins drawn as z ~ N(0, I), s ~ Bernoulli(decoder).
+* GAN: `keras_gen.gan.make_gan("mlp")` on ±1 spins (tanh output) trained per
+  temperature; spins drawn as s ~ Bernoulli((G(z) + 1) / 2).
+
+Each model's E/N, <|m|>, C and chi (jackknife errors) are compared with the exact
+transfer-matrix values and with the Monte Carlo training data; one PNG per
+observable against T; the table goes to the `ising_models` section of BENCHMARKS.md.
+
+    python benchmarks/ising_models.py [--families rbm vae gan] [--train-rbm]
+
+A family left out of ``--families`` keeps the rows of the last run that measured it
+(``benchmarks/figures/ising_models.json``, dated in the section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks.report import header, write_section  # noqa: E402
+from keras_gen import ising, ising_models, zoo  # noqa: E402
+
+L = 8
+FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
+GAN_RECIPE = {"latent_dim": 16, "hidden": [128, 128], "epochs": 20, "batch_size": 256, "learning_rate": 2e-4}
+
+
+def rbm_rows(temperatures, exact, train=False):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
+    import ising_rbm as recipe  # the zoo recipe: same sampling protocol as the card
+
+    if train:
+        recipe.main([])
+    model = zoo.load(recipe.NAME)
+    rows, _ = recipe.evaluate(model, temperatures)
+    card = zoo.card(recipe.NAME)
+    return rows, card["training"].get("seconds")
+
+
+def vae_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None):
+    rows, seconds = [], 0.0
+    for i, temp in enumerate(temperatures):
+        if subset is not None and i not in subset:
+            continue
+        t0 = time.perf_counter()
+        model, _ = ising_models.train_ising_vae(x[i][:n_train], L=L, seed=seed + i, name=f"ising_vae_{i}")
+        seconds += time.perf_counter() - t0
+        spins = ising_models.vae_spins(model, 100_000, seed=seed + 1000 + i)
+        rows.append(("VAE", temp, ising_models.compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
+        print(f"VAE T = {temp:.4f}: " + _summary(rows[-1][2]), flush=True)
+    return rows, seconds
+
+
+def gan_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None):
+    import keras
+    import tensorflow as tf
+
+    from keras_gen.gan import make_gan
+
+    rows, seconds = [], 0.0
+    r = GAN_RECIPE
+    for i, temp in enumerate(temperatures):
+        if subset is not None and i not in subset:
+            continue
+        t0 = time.perf_counter()
+        model = make_gan("mlp", (L * L,), latent_dim=r["latent_dim"], data_domain="symmetric",
+                         generator_kwargs={"hidden": r["hidden"]},
+                         discriminator_kwargs={"hidden": r["hidden"], "dropout": 0.0}, seed=seed + i,
+                         name=f"ising_gan_{i}")
+        model.compile(d_optimizer=keras.optimizers.Adam(r["learning_rate"], beta_1=0.5),
+                      g_optimizer=keras.optimizers.Adam(r["learning_rate"], beta_1=0.5))
+        pm1 = 2.0 * x[i][:n_train] - 1.0
+        data = (tf.data.Dataset.from_tensor_slices(pm1).shuffle(len(pm1), seed=seed + i)
+                .batch(r["batch_size"], drop_remainder=True))
+        model.fit(data, epochs=r["epochs"], verbose=0)
+        seconds += time.perf_counter() - t0
+        means = (model.sample(100_000, seed=seed + 1000 + i) + 1.0) / 2.0
+        spins = ising_models.bernoulli_spins(np.clip(means, 0.0, 1.0), seed=seed + 2000 + i)
+        rows.append(("GAN", temp, ising_models.compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
+        print(f"GAN T = {temp:.4f}: " + _summary(rows[-1][2]), flush=True)
+    return rows, seconds
+
+
+def _summary(comp):
+    return ", ".join(f"{n} {100 * comp[n]['relative']:+.2f}%" for n in ising_models.COMPARED)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=["rbm", "vae", "gan"], choices=["rbm", "vae", "gan"])
+    parser.add_argument("--train-rbm", action="store_true", help="retrain the zoo RBMs first (recipe)")
+    parser.add_argument("--n-samples", type=int, default=100_000, help="Monte Carlo samples per temperature")
+    parser.add_argument("--n-train", type=int, default=20_000,
+                        help="training samples per temperature for the VAE and GAN (the RBM uses its card's)")
+    parser.add_argument("--epochs", type=int, default=None, help="VAE and GAN epochs (default: their recipes')")
+    parser.add_argument("--subset", type=int, nargs="+", default=None,
+                        help="indices (0-10) of the temperatures at which to train the VAE and GAN (default all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.epochs:
+        ising_models.VAE_RECIPE["epochs"] = GAN_RECIPE["epochs"] = args.epochs
+
+    start = time.perf_counter()
+    temperatures = ising_models.reference_temperatures()
+    exact = {n: v for n, v in ising.transfer_matrix(L, temperatures).items() if n in ising_models.COMPARED}
+    x, _ = ising.load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True,
+                             seed=args.seed)
+    x = x.reshape(len(temperatures), args.n_samples, L * L)
+    rows = {"Monte Carlo data": [("Monte Carlo data", t, ising_models.compare_with_exact(
+        x[i], t, {n: exact[n][i] for n in exact})) for i, t in enumerate(temperatures)]}
+    seconds = {}
+    if "rbm" in args.families:
+        t0 = time.perf_counter()
+        rows["RBM"], train_s = rbm_rows(temperatures, exact, train=args.train_rbm)
+        seconds["RBM"] = (train_s, time.perf_counter() - t0)
+    if "vae" in args.families:
+        t0 = time.perf_counter()
+        rows["VAE"], train_s = vae_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
+                                         subset=args.subset)
+        seconds["VAE"] = (train_s, time.perf_counter() - t0)
+    if "gan" in args.families:
+        t0 = time.perf_counter()
+        rows["GAN"], train_s = gan_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
+                                         subset=args.subset)
+        seconds["GAN"] = (train_s, time.perf_counter() - t0)
+
+    # Families not run this time keep the rows of the last run that measured them.
+    os.makedirs(FIGURES, exist_ok=True)
+    results_path = os.path.join(FIGURES, "ising_models.json")
+    previous = {}
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            previous = json.load(f)
+    measured_at = {label: date for label, date in previous.get("measured_at", {}).items()}
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    for label in list(rows):
+        measured_at[label] = now
+    for label in ("RBM", "VAE", "GAN"):
+        if label not in rows and label in previous.get("rows", {}):
+            rows[label] = [(label, r["T"], {**{n: r[n] for n in ising_models.COMPARED}})
+                           for r in previous["rows"][label]]
+            seconds[label] = tuple(previous.get("seconds", {}).get(label, (None, 0.0)))
+    rows = {label: rows[label] for label in ("Monte Carlo data", "RBM", "VAE", "GAN") if label in rows}
+
+    points = {}
+    for label, family_rows in rows.items():
+        p = {"T": [t for _, t, _ in family_rows]}
+        for n in ising_models.COMPARED:
+            p[n] = [(c[n]["value"], c[n]["error"]) for _, _, c in family_rows]
+        points[label] = p
+    figures = ising_models.plot_observables(points, L, FIGURES, prefix="ising_models")
+    wall = time.perf_counter() - start
+
+    lines = [header("Generative models of the 8x8 Ising model vs exact thermodynamics"),
+             f"- wall time: {wall / 60:.1f} min in total; per family (training s, training + sampling s): " +
+             ", ".join(f"{k} ({'zoo' if v[0] is None else f'{v[0]:.0f}'}, {v[1]:.0f})"
+                       for k, v in seconds.items()),
+             "- data: `ising.load_arrays('train', L=8, temperature=T, n_samples="
+             f"{args.n_samples}, seed={args.seed})` per temperature (Wolff + Metropolis, decorrelated)",
+             "- exact: `ising.transfer_matrix(8, T)`; errors: jackknife over 20 blocks (chains kept whole for "
+             "the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
+             f"- RBM: zoo `ising_rbm_L8` (64 hidden, {ising_models.RBM_RECIPE}); VAE: torus-conv, "
+             f"{ising_models.VAE_RECIPE}; GAN: MLP, {GAN_RECIPE}",
+             "- measured: " + ", ".join(f"{k} {v}" for k, v in measured_at.items() if k in rows) +
+             " (a family left out of `--families` keeps its last measurement)",
+             "- figures: " + ", ".join(f"`{os.path.relpath(f, os.path.dirname(FIGURES) + '/..')}`" for f in figures),
+             ""]
+    summary = []
+    for label, family_rows in rows.items():
+        ok = {n: sum(c[n]["ok"] for _, _, c in family_rows) for n in ising_models.COMPARED}
+        worst = {n: max(abs(c[n]["relative"]) for _, _, c in family_rows) for n in ising_models.COMPARED}
+        summary.append(f"| {label} | " + " | ".join(f"{ok[n]}/{len(family_rows)} (worst {100 * worst[n]:.1f}%)"
+                                                   for n in ising_models.COMPARED) + " |")
+    lines += ["Temperatures within target (of those measured), and the largest relative error over T:", "",
+              "| model | E/N | <\\|m\\|> | C | chi |", "|---|---:|---:|---:|---:|", *summary, "",
+              "Exact values:", "",
+              "| T | E/N | <\\|m\\|> | C | chi |", "|---:|---:|---:|---:|---:|"]
+    for i, t in enumerate(temperatures):
+        lines.append(f"| {t:.4f} | " + " | ".join(f"{exact[n][i]:.5f}" for n in ising_models.COMPARED) + " |")
+    lines += ["", "Per temperature (value ± error, relative deviation from exact):", "",
+              ising_models.results_table([r for family_rows in rows.values() for r in family_rows])]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    write_section("ising_models", markdown)
+    with open(results_path, "w") as f:
+        json.dump({"rows": {label: [{"T": t, **{n: c[n] for n in ising_models.COMPARED}} for _, t, c in fr]
+                            for label, fr in rows.items()},
+                   "seconds": seconds, "measured_at": measured_at}, f, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""The GAN family against what can be computed exactly, and its Keras contract."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from keras_gen import gan, trainer
+from keras_gen.validation import DataError
+from conftest import Interrupt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def symmetric_data(n=256, dim=12, seed=0):
+    """Two ±1 prototypes with 10% sign flips: a distribution in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.where(rng.random((2, dim)) < 0.5, -1.0, 1.0)
+    flips = np.where(rng.random((n, dim)) < 0.1, -1.0, 1.0)
+    return (prototypes[rng.integers(0, 2, n)] * flips).astype(np.float32)
+
+
+def state(model):
+    return {f"{i:03d} {v.path}": np.array(v.numpy()) for i, v in enumerate(model.variables)}
+
+
+# ------------------------------------------------------------------ the maths
+def test_losses_are_the_games_of_the_notes():
+    logits = np.linspace(-6, 6, 25).astype(np.float32)
+    d_real, d_fake = 1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(-logits[::-1]))
+    got = keras.ops.convert_to_numpy(gan.discriminator_loss("non_saturating", logits, logits[::-1]))
+    np.testing.assert_allclose(got, -np.log(d_real) - np.log(1 - d_fake), rtol=1e-5)
+    # Same discriminator for the minimax game.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.discriminator_loss("minimax", logits, logits[::-1])),
+                               got, rtol=1e-6)
+    fake_p = 1 / (1 + np.exp(-logits))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.generator_loss("minimax", logits)),
+                               np.log(1 - fake_p), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.generator_loss("non_saturating", logits)),
+                               -np.log(fake_p), rtol=1e-5, atol=1e-6)
+    # Wasserstein: critic values, no sigmoid anywhere.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.discriminator_loss("wasserstein", logits, 2 * logits)),
+                               logits, rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.generator_loss("wasserstein", logits)), -logits)
+    # At the equilibrium D = 1/2 the discriminator loss is 2 log 2 and the generator's log 2.
+    zero = np.zeros(1, np.float32)
+    assert abs(float(gan.discriminator_loss("non_saturating", zero, zero)[0]) - 2 * math.log(2)) < 1e-6
+    assert abs(float(gan.generator_loss("non_saturating", zero)[0]) - math.log(2)) < 1e-6
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class HalfSquaredNorm(keras.layers.Layer):
+    """D(x) = |x|^2 / 2, whose gradient at x is x itself."""
+
+    def call(self, x):
+        return 0.5 * keras.ops.sum(keras.ops.square(x), axis=-1, keepdims=True)
+
+
+def test_gradient_penalty_is_exact_and_its_coefficient_uniform():
+    dim, n = 3, 4000
+    x = keras.Input((dim,))
+    critic = keras.Model(x, HalfSquaredNorm()(x))
+    generator = gan.build_mlp_generator(2, (dim,), hidden=[4])
+    model = gan.GAN(generator, critic, seed=0)
+    # Real points on the unit sphere, fake points at the origin: the penalty
+    # point is eps * real, the critic's gradient there has norm eps, so the
+    # penalty is (1 - eps)^2 exactly and reveals each coefficient eps.
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((n, dim)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    penalty = model.gradient_penalty(tf.constant(real), tf.zeros((n, dim)), tf.constant([5, 6])).numpy()
+    assert penalty.shape == (n,)
+    assert np.all((penalty >= 0) & (penalty <= 1 + 1e-6)), "eps outside [0, 1] (a normal draw, not uniform?)"
+    eps = 1 - np.sqrt(penalty)
+    assert stats.kstest(eps, "uniform").pvalue > 1e-3
+    # E[(1 - U)^2] = 1/3; s.e. sqrt(4/45 / n) = 0.0047.
+    assert abs(penalty.mean() - 1 / 3) < 5 * math.sqrt(4 / 45 / n)
+    # And a linear critic has gradient norm |w| everywhere: penalty (|w| - 1)^2.
+    linear = keras.Model(x, keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(0.8))(x))
+    model = gan.GAN(generator, linear, seed=0)
+    penalty = model.gradient_penalty(tf.constant(real), tf.constant(-real), tf.constant([1, 2])).numpy()
+    np.testing.assert_allclose(penalty, (0.8 * math.sqrt(dim) - 1) ** 2, rtol=1e-5)
+
+
+def test_counter_dropout_keeps_the_expected_fraction_and_scales_inverted():
+    layer = gan.CounterDropout(0.3, seed=4)
+    x = tf.ones((200, 500))
+    y = layer(x, training=True).numpy()
+    kept = y > 0
+    # 100,000 Bernoulli(0.7) draws: s.e. of the fraction 0.00145.
+    assert abs(kept.mean() - 0.7) < 5 * math.sqrt(0.21 / kept.size)
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+    assert not np.array_equal(layer(x, training=True).numpy(), y)  # a fresh mask per call
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+
+
+# ------------------------------------------------------------- the game's sides
+def test_each_player_moves_its_own_way():
+    """Discriminator alone: it learns to tell the data (+1s) from G(z) (near 0).
+    Generator alone, against a fixed D: D(G(z)) rises, for every loss."""
+    x = np.ones((256, 12), np.float32)
+    keras.utils.set_random_seed(0)
+    model = gan.tiny_gan_for_tests(seed=0, dropout=0.0)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.SGD(0.0), run_eagerly=True, jit_compile=False)
+    h = model.fit(x, batch_size=64, epochs=8, verbose=0, shuffle=False).history
+    assert set(h) == {"d_loss", "g_loss", "d_x", "d_g_z"}
+    assert h["d_x"][-1] > 0.9 and h["d_g_z"][-1] < 0.1, h
+    for loss in gan.LOSSES:
+        keras.utils.set_random_seed(0)
+        model = gan.tiny_gan_for_tests(seed=0, dropout=0.0)
+        model.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.Adam(1e-2), loss=loss,
+                      run_eagerly=True, jit_compile=False)
+        h = model.fit(x, batch_size=64, epochs=4, verbose=0, shuffle=False).history
+        assert h["d_g_z"][-1] > h["d_g_z"][0] + 0.01, (loss, h["d_g_z"])
+        # The critic did not move: n_critic and the optimizers did what they were told.
+        assert int(model.d_optimizer.iterations.numpy()) == 16 and int(model.optimizer.iterations.numpy()) == 16
+
+
+def test_n_critic_steps_split_the_batch_and_count_updates():
+    x = symmetric_data(120)
+    model = gan.tiny_gan_for_tests(seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="wasserstein", n_critic=3, clip_value=0.05,
+                  run_eagerly=True, jit_compile=False)
+    model.fit(x, batch_size=60, epochs=1, verbose=0)
+    assert int(model.d_optimizer.iterations.numpy()) == 6 and int(model.optimizer.iterations.numpy()) == 2
+    worst = max(float(np.abs(v.numpy()).max()) for v in model.discriminator.trainable_variables)
+    assert worst <= 0.05 + 1e-7  # clipped after every critic update
+
+
+def test_iteration_history_recovers_every_steps_own_values():
+    x = symmetric_data(192)
+    model = gan.tiny_gan_for_tests(seed=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True, jit_compile=False)
+    record = gan.IterationHistory()
+    h = model.fit(x, batch_size=64, epochs=2, verbose=0, shuffle=False, callbacks=[record]).history
+    assert len(record.rows) == 6
+    for epoch in (1, 2):
+        rows = [r for r in record.rows if r["epoch"] == epoch]
+        for name in ("d_loss", "g_loss", "d_x", "d_g_z"):
+            # Equal batches: the epoch mean is the mean of the steps' means.
+            assert abs(np.mean([r[name] for r in rows]) - h[name][epoch - 1]) < 1e-5
+    assert len({round(r["d_loss"], 6) for r in record.rows}) == 6  # distinct per step, not running means
+
+
+# ------------------------------------------------------------------ saving
+def _wgan_gp(seed):
+    keras.utils.set_random_seed(seed)
+    model = gan.tiny_gan_for_tests(seed=seed)  # with dropout: its seed state must survive too
+    kwargs = gan.wgan_gp_compile_kwargs(learning_rate=1e-3)
+    kwargs["n_critic"] = 2
+    model.compile(**kwargs)
+    return model
+
+
+def test_keras_round_trip_keeps_both_optimizers_and_continues_bit_for_bit(tmp_path):
+    x = symmetric_data(128)
+    model = _wgan_gp(seed=7)
+    assert model.jit_compile is True
+    model.fit(x, batch_size=64, epochs=2, verbose=0, shuffle=False)
+    path = str(tmp_path / "gan.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, gan.GAN)
+    assert (loaded.loss_name, loaded.n_critic, loaded.gradient_penalty_weight) == ("wasserstein", 2, 10.0)
+    assert isinstance(loaded.d_optimizer, keras.optimizers.Adam) and loaded.d_optimizer is not loaded.optimizer
+    assert loaded.d_optimizer.beta_2 == 0.9
+    assert int(loaded.d_optimizer.iterations.numpy()) == 8 and int(loaded.optimizer.iterations.numpy()) == 4
+    saved = state(model)
+    for key, value in state(loaded).items():
+        np.testing.assert_array_equal(value, saved[key], err_msg=key)  # moments, seeds, dropout seeds
+    np.testing.assert_array_equal(loaded.sample(5, seed=3), model.sample(5, seed=3))
+    # N steps straight (model) against N/2, save, load, N/2 (loaded): identical.
+    model.fit(x, batch_size=64, epochs=2, verbose=0, shuffle=False)
+    loaded.fit(x, batch_size=64, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(model.variables, loaded.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+
+
+def _train_in(out_dir, x, epochs, interrupt_at=None):
+    keras.utils.set_random_seed(0)
+    model = gan.tiny_gan_for_tests(seed=11)
+    kwargs = gan.wgan_compile_kwargs()
+    kwargs.update(n_critic=2, d_optimizer=keras.optimizers.RMSprop(1e-3), g_optimizer=keras.optimizers.RMSprop(1e-3))
+    model.compile(**kwargs)
+    callbacks = [gan.IterationHistory(os.path.join(out_dir, "iterations.csv"))]
+    callbacks += [Interrupt(interrupt_at)] if interrupt_at else []
+    trainer.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
+                               epochs=epochs, n_samples=16, callbacks=callbacks, verbose=0)
+    return model
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path):
+    x = symmetric_data(128)
+    straight = _train_in(str(tmp_path / "straight"), x, epochs=4)
+    with pytest.raises(KeyboardInterrupt):
+        _train_in(str(tmp_path / "resumed"), x, epochs=4, interrupt_at=2)
+    resumed = _train_in(str(tmp_path / "resumed"), x, epochs=4)
+    assert int(resumed.d_optimizer.iterations.numpy()) == 16
+    for a, b in zip(straight.variables, resumed.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    history = trainer.read_history(str(tmp_path / "resumed" / "history.csv"))
+    assert len(history["d_loss"]) == 4
+    iterations = gan.read_iterations(str(tmp_path / "resumed" / "iterations.csv"))
+    np.testing.assert_array_equal(iterations["epoch"], np.repeat([1, 2, 3, 4], 2))  # whole epochs, none twice
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("bad, message", [
+    (np.full((8, 12), 3.0, np.float32), r"\[-1, 1\]"),
+    (np.zeros((8, 11), np.float32), "shape"),
+    (np.full((8, 12), np.nan, np.float32), "NaN"),
+])
+def test_bad_input_is_refused_before_any_work(tmp_path, bad, message):
+    model = gan.tiny_gan_for_tests(seed=0)
+    model.compile(optimizer="adam")
+    before = state(model)
+    with pytest.raises(DataError, match=message):
+        trainer.fit_with_artifacts(model, bad, str(tmp_path / "run"), epochs=1, verbose=0)
+    assert not (tmp_path / "run").exists()
+    for key, value in state(model).items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_bad_compile_arguments_are_named():
+    model = gan.tiny_gan_for_tests(seed=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        model.compile(optimizer="adam", loss="hinge")
+    with pytest.raises(ValueError, match="n_critic"):
+        model.compile(optimizer="adam", n_critic=0)
+    with pytest.raises(ValueError, match="simultaneous"):
+        model.compile(optimizer="adam", n_critic=5, simultaneous=True)
+    with pytest.raises(ValueError, match="d_optimizer and g_optimizer"):
+        model.compile(d_optimizer="adam")
+    opt = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="separate optimizer"):
+        model.compile(d_optimizer=opt, g_optimizer=opt)
+    with pytest.raises(ValueError, match="generator makes samples of shape"):
+        gan.GAN(gan.build_mlp_generator(4, (10,)), gan.build_mlp_discriminator((12,)))
+
+
+# ------------------------------------------------------------ generating
+def test_architectures_are_those_of_the_notes_and_the_tutorial():
+    mlp = gan.make_gan("mlp", (784,), seed=0)
+    assert mlp.latent_dim == 20 and mlp.data_domain == "symmetric"
+    assert [layer.units for layer in mlp.generator.layers if isinstance(layer, keras.layers.Dense)] == [100, 784]
+    assert mlp.generator.layers[-1].activation.__name__ == "tanh"
+    dc = gan.make_gan("dcgan", (28, 28, 1), seed=0)
+    assert dc.latent_dim == 100
+    convs = [(layer.filters, layer.strides) for layer in dc.generator.layers
+             if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert convs == [(128, (1, 1)), (64, (2, 2)), (1, (2, 2))]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in dc.generator.layers) == 3
+    assert [layer.rate for layer in dc.discriminator.layers if isinstance(layer, gan.CounterDropout)] == [0.3, 0.3]
+    # The tutorial's parameter counts: 2,330,944 (generator) and 212,865 (discriminator; its
+    # dropout layers add only their two-word seed states, which are not parameters).
+    assert dc.generator.count_params() == 2_330_944
+    assert sum(math.prod(v.shape) for v in dc.discriminator.trainable_variables) == 212_865
+    z = dc.draw_latent(4, 0)
+    out = dc.generate(z).numpy()
+    assert out.shape == (4, 28, 28, 1) and np.all(np.abs(out) <= 1)
+    ends = dc.interpolate(z[0], z[1], steps=5)
+    np.testing.assert_allclose(ends[[0, -1]], out[:2], atol=1e-5)
+
+
+def test_exported_generator_serves_without_keras_gen(tmp_path):
+    model = gan.make_gan("mlp", (784,), noise="uniform", seed=0, name="mlp_gan")
+    model.compile(optimizer="adam")
+    model.export_saved_model(str(tmp_path / "export"))
+    z = model.draw_latent(3, 9).numpy()
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "generate.npy", model.generate(z).numpy())
+    np.save(tmp_path / "sample.npy", model.sample(4, seed=5))
+    script = textwrap.dedent(
+        """
+        import sys, os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import numpy as np, tensorflow as tf
+        d = sys.argv[1]
+        served = tf.saved_model.load(os.path.join(d, "export"))
+        gen = served.signatures["generate"](z=tf.constant(np.load(os.path.join(d, "z.npy"))))["x"].numpy()
+        smp = served.signatures["sample"](n=tf.constant(4), seed=tf.constant(5))["x"].numpy()
+        np.testing.assert_allclose(gen, np.load(os.path.join(d, "generate.npy")), atol=1e-6)
+        np.testing.assert_allclose(smp, np.load(os.path.join(d, "sample.npy")), atol=1e-6)
+        assert "keras_gen" not in sys.modules
+        print("served", gen.shape, smp.shape)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            cwd=str(tmp_path), env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "served (3, 784) (4, 784)" in result.stdout
+
+
+# ------------------------------------------------------------ tf.distribute
+MIRRORED = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    from keras_gen import distribute
+    distribute.split_cpu(2)
+    import numpy as np, tensorflow as tf, keras
+    from keras_gen import gan
+
+    rng = np.random.default_rng(0)
+    prototypes = np.where(rng.random((2, 12)) < 0.5, -1.0, 1.0)
+    x = (prototypes[rng.integers(0, 2, 64)] * np.where(rng.random((64, 12)) < 0.1, -1.0, 1.0)).astype("float32")
+
+    def run(strategy, game):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            model = gan.tiny_gan_for_tests(seed=3, dropout=0.25 if game == "wgan_gp" else 0.0)
+            # SGD: its update is linear in the gradient, so a gradient scaled wrongly for the global
+            # batch shows up in the weights (Adam's scale-free update would hide it).
+            kwargs = {"d_optimizer": keras.optimizers.SGD(0.05, momentum=0.5),
+                      "g_optimizer": keras.optimizers.SGD(0.05, momentum=0.5), "loss": "wasserstein", "n_critic": 2}
+            kwargs.update({"gradient_penalty": 10.0} if game == "wgan_gp" else {"clip_value": 0.05})
+            model.compile(**kwargs)
+        before = [np.array(v.numpy(), np.float64) for v in model.variables]
+        history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=2, verbose=0).history
+        after = [np.array(v.numpy(), np.float64) for v in model.variables]
+        return before, after, history
+
+    out = {}
+    for game in ("wgan_gp", "wgan_clip"):
+        b1, a1, h1 = run(tf.distribute.get_strategy(), game)
+        b2, a2, h2 = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), game)
+        out[game] = {"moved": max(float(np.abs(a - b).max()) for a, b in zip(a1, b1)),
+                     "initial_diff": max(float(np.abs(a - b).max()) for a, b in zip(b1, b2)),
+                     "diff": max(float(np.abs(a - b).max()) for a, b in zip(a1, a2)),
+                     "metric_diff": max(abs(h1[k][-1] - h2[k][-1]) / (1 + abs(h1[k][-1])) for k in h1)}
+    json.dump(out, open(sys.argv[1], "w"))
+    """
+)
+
+
+def test_mirrored_two_replicas_equal_one_device(tmp_path):
+    """WGAN-GP (nested gradients, dropout) and the clipped WGAN on 2 logical
+    CPUs give the one-device weights: the noise of every example, the
+    interpolation coefficients and dropout masks follow its place in the
+    global batch, and the losses are scaled for the global batch."""
+    out = tmp_path / "result.json"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(out)], capture_output=True, text=True,
+                            cwd=str(tmp_path), env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    r = json.loads(out.read_text())
+    for game, numbers in r.items():
+        assert numbers["initial_diff"] == 0.0, (game, numbers)
+        assert numbers["moved"] > 1e-2, (game, numbers)
+        # Runs differ only in float summation order (~1e-6 relative per step).
+        assert numbers["diff"] <= 1e-4 * numbers["moved"] + 1e-6, (game, numbers)
+        assert numbers["metric_diff"] < 1e-4, (game, numbers)

@@ -1,0 +1,44 @@
+"""Recipe: the `wgan_gp_mnist` zoo entry.
+
+The TensorFlow tutorial's DCGAN generator and its convolutional critic
+without dropout (no normalization in the critic: the gradient penalty is
+taken per example), trained as a WGAN-GP (Gulrajani et al. 2017): Wasserstein
+loss, gradient penalty 10 at points drawn uniformly between real and
+generated images, 5 critic updates per generator update, Adam 1e-4 with
+beta1 0.5 and beta2 0.9, 64 real images per critic update (fit's batch of
+320 is split over the 5 critic steps). MNIST scaled to [-1, 1]. Resumable;
+the shared steps (figures, card) are those of `training/dcgan_mnist.py`.
+
+    TFDS_DATA_DIR=../shared/tensorflow_datasets python training/wgan_gp_mnist.py --epochs 20
+    python training/wgan_gp_mnist.py --finalize runs/wgan_gp_mnist/checkpoints/epoch_005.keras
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from dcgan_mnist import main  # noqa: E402
+
+from keras_gen import gan  # noqa: E402
+
+CONFIG = {
+    "name": "wgan_gp_mnist",
+    "description": "WGAN-GP (lambda 10, n_critic 5) with the DCGAN tutorial's generator and a dropout-free "
+                   "critic, on MNIST in [-1, 1].",
+    "architecture": {
+        "builder": "keras_gen.gan.make_gan",
+        "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100, "noise": "normal",
+                   "discriminator_kwargs": {"dropout": 0.0}, "name": "wgan_gp_mnist"},
+    },
+    "compile": gan.wgan_gp_compile_kwargs,
+    "batch_size": 5 * 64,
+    "training_note": "Adam 1e-4, beta1 0.5, beta2 0.9 (both players), 5 critic updates of 64 real images "
+                     "per generator update, gradient penalty 10",
+    "epochs": 20,
+}
+
+if __name__ == "__main__":
+    main(CONFIG, doc=__doc__)
