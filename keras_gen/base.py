@@ -58,6 +58,25 @@ def _multi_worker(strategy):
             and strategy.extended._in_multi_worker_mode())
 
 
+CONVOLUTIONS = tuple(getattr(keras.layers, name) for name in (
+    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D"))
+
+
+def xla_by_default(model):
+    """Whether `jit_compile="auto"` compiles `model`'s steps with XLA.
+
+    Yes on GPUs and TPUs, and on CPUs for models without convolutions. No for
+    convolutional models on CPU-only machines: XLA's CPU convolutions are
+    slower than TensorFlow's oneDNN kernels (measured: the keras.io conv VAE
+    trains 1.5x faster without XLA on 2 cores, BENCHMARKS.md). Pass
+    `jit_compile=True` to force XLA.
+    """
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return True
+    return not any(isinstance(layer, CONVOLUTIONS) for layer in model._flatten_layers())
+
+
 class GenerativeModel(keras.Model):
     """Base class of every keras-gen model.
 
@@ -118,9 +137,12 @@ class GenerativeModel(keras.Model):
         self.validate_data(x)
         return super().evaluate(x, *args, **kwargs)
 
-    def compile(self, *args, jit_compile=True, steps_per_execution=1, **kwargs):
-        # Keras turns XLA off on CPU-only machines under "auto"; every
-        # keras-gen train_step is written to compile, so XLA is the default.
+    def compile(self, *args, jit_compile="auto", steps_per_execution=1, **kwargs):
+        # Every keras-gen train_step is written to compile with XLA. "auto"
+        # (the default) turns it on except where it was measured to be slower
+        # (see `xla_by_default`); Keras's own "auto" turns it off on any CPU.
+        if jit_compile == "auto":
+            jit_compile = xla_by_default(self)
         if steps_per_execution != 1 and _distributed(self):
             # Keras runs several steps per call in a `while` whose body calls
             # the step under `tf.cond`; under a distribution strategy the

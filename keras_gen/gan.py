@@ -241,7 +241,7 @@ class GAN(GenerativeModel):
     # Compilation: two optimizers and the rules of the game
     def compile(self, d_optimizer=None, g_optimizer=None, loss="non_saturating", n_critic=1,
                 gradient_penalty=0.0, clip_value=None, simultaneous=False, optimizer=None,
-                jit_compile=True, **kwargs):
+                jit_compile="auto", **kwargs):
         """`optimizer=` alone gives both players a copy of the same optimizer."""
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")

@@ -172,6 +172,19 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
         assert (tmp_path / "resumed" / name).exists(), name
 
 
+def test_xla_by_default_except_convolutions_on_cpu():
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        pytest.skip("the CPU-only default")
+    conv = make_vae("conv", (28, 28, 1), latent_dim=2, seed=0)
+    conv.compile(optimizer="adam")
+    assert conv.jit_compile is False  # oneDNN convolutions beat XLA's on a CPU
+    conv.compile(optimizer="adam", jit_compile=True)
+    assert conv.jit_compile is True
+    dense = tiny_vae(seed=0)
+    dense.compile(optimizer="adam")
+    assert dense.jit_compile is True
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "bad, message",
