@@ -189,9 +189,7 @@ def _replica_words(shape, seed, both=False):
     size = tf.reduce_prod(shape)
     index, _ = replica_index()
     counter = tf.range(size, dtype=tf.int32) + tf.cast(index, tf.int32) * size
-    counter = tf.bitcast(counter, tf.uint32)
-    k0, k1 = samplers._key(seed)
-    x0, x1 = samplers.threefry2x32(counter, tf.zeros_like(counter), k0, k1)
+    x0, x1 = samplers.counter_words(tf.bitcast(counter, tf.uint32), seed)
     if both:
         return tf.reshape(x0, shape), tf.reshape(x1, shape)
     return tf.reshape(x0, shape)

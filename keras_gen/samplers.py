@@ -118,6 +118,24 @@ def threefry2x32(x0, x1, k0, k1, rounds=20):
     return x0, x1
 
 
+def _counter_block(counter, k0, k1):
+    return threefry2x32(counter, tf.zeros_like(counter), k0, k1)
+
+
+# The same block function compiled on its own: a model trained without XLA
+# (convolutional models on a CPU, see `base.xla_by_default`) would otherwise
+# run the 20 rounds as ~150 separate element-wise kernels over the whole draw
+# (measured: +47% CPU time per DCGAN step). Inside an XLA-compiled step this
+# function is inlined, so the numbers are the same either way.
+_fused_counter_block = tf.function(_counter_block, jit_compile=True, autograph=False, reduce_retracing=True)
+
+
+def counter_words(counter, seed):
+    """Threefry-2x32-20 words (x0, x1) for the uint32 `counter` under the key `seed`."""
+    k0, k1 = _key(seed)
+    return _fused_counter_block(counter, k0, k1)
+
+
 def _key(seed):
     seed = seed_tensor(seed)
     key = tf.bitcast(seed, tf.uint32)
@@ -126,10 +144,8 @@ def _key(seed):
 
 def _words(shape, seed, both=False):
     shape = tf.convert_to_tensor(shape, tf.int32)
-    k0, k1 = _key(seed)
-    counter = tf.range(tf.reduce_prod(shape), dtype=tf.int32)
-    counter = tf.bitcast(counter, tf.uint32)
-    x0, x1 = threefry2x32(counter, tf.zeros_like(counter), k0, k1)
+    counter = tf.bitcast(tf.range(tf.reduce_prod(shape), dtype=tf.int32), tf.uint32)
+    x0, x1 = counter_words(counter, seed)
     if both:
         return tf.reshape(x0, shape), tf.reshape(x1, shape)
     return tf.reshape(x0, shape)

@@ -226,8 +226,9 @@ def test_cd_gradient_points_along_exact_gradient():
         split, *_ = model.surrogate_loss(v, v_model, x_data=x_data)
     g_fused = np.concatenate([np.ravel(g) for g in tape.gradient(fused, weights)])
     g_split = np.concatenate([np.ravel(g) for g in tape.gradient(split, weights)])
-    # Equal up to float32 summation order over 20,000 rows.
-    np.testing.assert_allclose(g_fused, g_split, rtol=1e-4, atol=1e-5)
+    # Equal up to float32 summation order over 20,000 rows: the worst-case relative error of such
+    # a sum is about n * eps = 2e4 * 6e-8 ~ 1e-3 (seen: 2e-4 with oneDNN's blocking on AVX-512).
+    np.testing.assert_allclose(g_fused, g_split, rtol=1e-3, atol=1e-5)
     # The surrogate's gradient is exactly positive minus negative phase with
     # hidden probabilities, on these negative samples.
     vm = v_model.numpy().astype(np.float64)
@@ -239,7 +240,7 @@ def test_cd_gradient_points_along_exact_gradient():
         -data.mean(0) + vm.mean(0),
         -sd.mean(0) + sm.mean(0),
     ])
-    np.testing.assert_allclose(g_fused, manual, rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(g_fused, manual, rtol=1e-3, atol=2e-5)
     exact = _exact_nll_gradient(layer, data)
     cosine = g_fused @ exact / (np.linalg.norm(g_fused) * np.linalg.norm(exact))
     assert cosine > 0.99, cosine  # CD-100 from 10,000 chains: nearly exact
