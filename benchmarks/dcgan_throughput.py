@@ -13,11 +13,15 @@ batch, one forward pass, the two players' gradients from two tapes, Adam
   noise), called in a Python loop over the dataset;
 * keras_gen: `keras_gen.gan.make_gan("dcgan")` compiled with
   `gan.dcgan_compile_kwargs()` (the same step, `simultaneous=True`) and
-  trained by `model.fit`: XLA-compiled, counter-based random numbers for the
-  noise and the dropout masks.
+  trained by `model.fit` with the library's defaults (`jit_compile="auto"`:
+  no XLA for convolutional models on a CPU, where it is slower; the
+  counter-based random numbers for the noise and dropout masks are compiled
+  on their own); then the levers: `steps_per_execution` and the
+  mixed_bfloat16 policy (fast on CPUs with AMX/AVX512-BF16 units, slow
+  without them; it changes the numerics, so it is not a default).
 
 Each repetition times `--steps` steps of each contender (after a warm-up
-that compiles), in an order that alternates between repetitions; the CPUs
+that compiles), in an order that rotates between repetitions; the CPUs
 are shared with other jobs, so medians over `--repeats` repetitions compare
 the two under the same conditions. GFLOP/s counts the multiply-adds of the
 dense and convolution layers (2 FLOPs each): per example, 3x the forward
@@ -101,11 +105,19 @@ def tutorial_trainer():
     return run, (generator, discriminator)
 
 
-def keras_gen_trainer():
+def keras_gen_trainer(steps_per_execution=1, policy=None):
+    import keras
+
     from keras_gen import gan
 
-    model = gan.make_gan("dcgan", (28, 28, 1), seed=0)
-    model.compile(**gan.dcgan_compile_kwargs())
+    previous = keras.mixed_precision.global_policy().name
+    if policy:  # layers take the global policy when they are built
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = gan.make_gan("dcgan", (28, 28, 1), seed=0)
+        model.compile(**gan.dcgan_compile_kwargs(), steps_per_execution=steps_per_execution)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
     def run(dataset, steps):
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
@@ -144,6 +156,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per contender per repetition")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps-per-execution", type=int, default=10, help="for the steps_per_execution row")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     import keras
@@ -155,9 +168,15 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     dataset = data.load("mnist", "train", preprocessing="symmetric", batch_size=BATCH, seed=0,
                         drop_remainder=True).repeat()
-    contenders = {"tutorial": tutorial_trainer(), "keras_gen": keras_gen_trainer()}
+    labels = {"tutorial": "TF tutorial `@tf.function` loop",
+              "keras_gen": "keras_gen `fit`, library defaults (no XLA for convolutions on a CPU)",
+              "spe": f"keras_gen `fit`, steps_per_execution={args.steps_per_execution}",
+              "bf16": "keras_gen `fit`, mixed_bfloat16 (changes the numerics: not a default)"}
+    contenders = {"tutorial": tutorial_trainer(), "keras_gen": keras_gen_trainer(),
+                  "spe": keras_gen_trainer(steps_per_execution=args.steps_per_execution),
+                  "bf16": keras_gen_trainer(policy="mixed_bfloat16")}
     flops = {name: flops_per_example(*models) for name, (_, models) in contenders.items()}
-    assert flops["tutorial"] == flops["keras_gen"], flops  # the same architecture
+    assert len(set(flops.values())) == 1, flops  # the same architecture
     for name, (run, _) in contenders.items():
         run(dataset, 3)  # warm-up: trace and compile
     times = {name: [] for name in contenders}
@@ -165,7 +184,8 @@ def main(argv=None):
     ceilings = []
     order = list(contenders)
     for rep in range(args.repeats):
-        for name in (order if rep % 2 == 0 else order[::-1]):
+        # Rotate the order so no contender always runs first (load drifts).
+        for name in order[rep % len(order):] + order[: rep % len(order)]:
             start, start_cpu = time.perf_counter(), time.process_time()
             contenders[name][0](dataset, args.steps)
             times[name].append(time.perf_counter() - start)
@@ -174,7 +194,7 @@ def main(argv=None):
         print(rep, {k: f"{args.steps * BATCH / v[-1]:.0f} samples/s" for k, v in times.items()}, flush=True)
 
     rows = []
-    for name, label in (("tutorial", "TF tutorial `@tf.function` loop"), ("keras_gen", "keras_gen `fit` (XLA)")):
+    for name, label in labels.items():
         seconds = float(np.median(times[name]))
         rate = args.steps * BATCH / seconds
         ratios = [t / k for t, k in zip(times["tutorial"], times[name])]
@@ -192,10 +212,10 @@ def main(argv=None):
                                   ("cpu_ratio", "CPU-time efficiency vs tutorial")])
     text = (header("DCGAN training throughput (batch 256)") + "\n"
             + f"The TensorFlow tutorial's DCGAN and training step, same data pipeline, {args.steps} steps per "
-            f"contender per repetition, {args.repeats} alternating repetitions, medians. "
+            f"contender per repetition, {args.repeats} repetitions in rotating order, medians. "
             f"{flops['tutorial'] / 1e6:.0f} MFLOP per example (dense and convolution multiply-adds, "
             f"forward and backward). float32 matmul ceiling of this CPU: {ceiling:.0f} GFLOP/s "
-            "(median over repetitions). The CPUs were shared with other jobs, so wall-time rates depend on "
+            "(median over repetitions). Where the CPUs are shared with other jobs, wall-time rates depend on "
             "how much of the machine each contender got; the CPU time a contender's process spent per step "
             "(all its threads) measures the work it needs, whatever the load.\n\n" + table + "\n")
     print(text)

@@ -244,7 +244,8 @@ def main(argv=None):
     text = header("Throughput suite: each family vs its reference, 1 device and 2 replicas") + "\n".join([
         f"- load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 shared cores); "
         f"matmul ceiling {ceiling:.1f} GFLOP/s (median)",
-        f"- {args.repeats} repetitions, rotating order; keras-gen: XLA, steps_per_execution={spe} "
+        f"- {args.repeats} repetitions, rotating order; keras-gen: library defaults (`jit_compile=\"auto\"`: "
+        f"XLA for the RBM, none for the convolutional VAE and DCGAN on a CPU), steps_per_execution={spe} "
         "(VAE, RBM; 1 under a strategy, keras-team/keras#19246); 2 replicas = MirroredStrategy over the CPU split in 2 logical devices (same 2 "
         "cores: it measures the cost of distribution, not a speed-up)",
         "", table, sampling, "",

@@ -334,13 +334,17 @@ class GAN(GenerativeModel):
         self.optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         return {m.name: m.result() for m in self.metrics}
 
+    def critic_output(self, x, training=False):
+        """D(x) or the critic's value per example, in float32 (losses stay float32 under mixed precision)."""
+        return ops.cast(ops.squeeze(self.discriminator(x, training=training), -1), "float32")
+
     def critic_gradients(self, x):
         """One replica's critic step: D's gradients (loss scaled for the global batch)."""
         n = ops.shape(x)[0]
         fake = self.generator(self.latent_noise(n, seed_tensor(self.seed_generator)), training=True)
         with tf.GradientTape() as tape:
-            real_out = ops.squeeze(self.discriminator(x, training=True), -1)
-            fake_out = ops.squeeze(self.discriminator(fake, training=True), -1)
+            real_out = self.critic_output(x, training=True)
+            fake_out = self.critic_output(fake, training=True)
             d_loss = discriminator_loss(self.loss_name, real_out, fake_out)
             if self.gradient_penalty_weight:
                 penalty = self.gradient_penalty(x, fake, seed_tensor(self.seed_generator))
@@ -353,6 +357,7 @@ class GAN(GenerativeModel):
     def gradient_penalty(self, real, fake, seed):
         """(||grad_x̂ D(x̂)|| - 1)^2 per example at x̂ = eps x + (1 - eps) G(z),
         eps ~ U[0, 1] per example (Gulrajani et al. 2017, Algorithm 1)."""
+        fake = ops.cast(fake, real.dtype)  # a mixed-precision generator's output
         eps_shape = (ops.shape(real)[0],) + (1,) * len(self._data_shape)
         eps = replica_uniform(eps_shape, seed, real.dtype)
         mixed = eps * real + (1.0 - eps) * fake
@@ -361,7 +366,7 @@ class GAN(GenerativeModel):
             # Each output depends on its own input only (no batch statistics in the critic),
             # so the gradient of the sum holds every example's own gradient.
             out = self.discriminator(mixed, training=True)
-        grads = tape.gradient(out, mixed)
+        grads = ops.cast(tape.gradient(out, mixed), "float32")
         norms = ops.sqrt(ops.sum(ops.square(grads), axis=tuple(range(1, len(self._data_shape) + 1))) + 1e-12)
         return ops.square(norms - 1.0)
 
@@ -370,7 +375,7 @@ class GAN(GenerativeModel):
         n = ops.shape(x)[0]
         z = self.latent_noise(n, seed_tensor(self.seed_generator))
         with tf.GradientTape() as tape:
-            fake_out = ops.squeeze(self.discriminator(self.generator(z, training=True), training=True), -1)
+            fake_out = self.critic_output(self.generator(z, training=True), training=True)
             g_loss = generator_loss(self.loss_name, fake_out)
             loss = replica_mean(g_loss)
         self.g_loss_tracker.update_state(g_loss)
@@ -381,8 +386,8 @@ class GAN(GenerativeModel):
         z = self.latent_noise(ops.shape(x)[0], seed_tensor(self.seed_generator))
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(z, training=True)
-            real_out = ops.squeeze(self.discriminator(x, training=True), -1)
-            fake_out = ops.squeeze(self.discriminator(fake, training=True), -1)
+            real_out = self.critic_output(x, training=True)
+            fake_out = self.critic_output(fake, training=True)
             d_loss = discriminator_loss(self.loss_name, real_out, fake_out)
             g_loss = generator_loss(self.loss_name, fake_out)
             d_mean, g_mean = replica_mean(d_loss), replica_mean(g_loss)
@@ -409,8 +414,8 @@ class GAN(GenerativeModel):
     def test_step(self, data):
         x = _features(data)
         fake = self.generator(self.latent_noise(ops.shape(x)[0], seed_tensor(self.seed_generator)))
-        real_out = ops.squeeze(self.discriminator(x), -1)
-        fake_out = ops.squeeze(self.discriminator(fake), -1)
+        real_out = self.critic_output(x)
+        fake_out = self.critic_output(fake)
         d_loss = discriminator_loss(self.loss_name, real_out, fake_out)
         if self.gradient_penalty_weight:
             penalty = self.gradient_penalty(x, fake, seed_tensor(self.seed_generator))
@@ -444,7 +449,7 @@ class GAN(GenerativeModel):
 
     def discriminate(self, x):
         """D(x): probabilities (or critic values for the Wasserstein loss)."""
-        return discriminator_score(self.loss_name, ops.squeeze(self.discriminator(x, training=False), -1))
+        return discriminator_score(self.loss_name, self.critic_output(x, training=False))
 
     def interpolate(self, z_start, z_end, steps=10, spherical=None):
         """Samples along the path from z_start to z_end, shape (steps, *data_shape).

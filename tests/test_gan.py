@@ -124,6 +124,29 @@ def test_each_player_moves_its_own_way():
         assert int(model.d_optimizer.iterations.numpy()) == 16 and int(model.optimizer.iterations.numpy()) == 16
 
 
+@pytest.mark.parametrize("game", ["standard", "wgan_gp"])
+def test_mixed_bfloat16_trains_with_float32_losses(game):
+    """Under the mixed_bfloat16 policy (layers compute in bfloat16) the losses, the
+    gradient penalty and the metrics stay float32 and D still learns the data from G(z)."""
+    x = np.ones((256, 12), np.float32)
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = gan.tiny_gan_for_tests(seed=0, dropout=0.0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.discriminator.layers[-1].compute_dtype == "bfloat16"
+    kwargs = {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2} if game == "wgan_gp" else {}
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.SGD(0.0), **kwargs)
+    h = model.fit(x, batch_size=64, epochs=8, verbose=0, shuffle=False).history
+    assert all(np.isfinite(v).all() for v in h.values()), h
+    assert model.critic_output(x[:4]).dtype == "float32"
+    if game == "standard":
+        assert h["d_x"][-1] > 0.9 and h["d_g_z"][-1] < 0.1, h
+    else:  # the critic separates the two: its value on the data exceeds its value on G(z)
+        assert h["d_x"][-1] - h["d_g_z"][-1] > h["d_x"][0] - h["d_g_z"][0] + 0.5, h
+
+
 def test_n_critic_steps_split_the_batch_and_count_updates():
     x = symmetric_data(120)
     model = gan.tiny_gan_for_tests(seed=1)
