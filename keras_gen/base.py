@@ -235,6 +235,13 @@ class GenerativeModel(keras.Model):
             self(keras.ops.zeros((1, *self.data_shape)))
         return self
 
+    def build_optimizers(self):
+        """Create the optimizer's variables (so a checkpoint's state can be loaded into them)."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and not optimizer.built and self.trainable_variables:
+            optimizer.build(self.trainable_variables)
+        return self
+
     def build(self, input_shape=None):
         # Families create their variables in __init__ (sub-models arrive
         # built); there is nothing shape-dependent left to create.

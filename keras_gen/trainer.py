@@ -155,7 +155,9 @@ def fit_with_artifacts(
 
     Running the same call again after an interruption resumes from the last
     completed epoch (BackupAndRestore keeps the weights, optimizer state and
-    epoch); a finished run is not repeated.
+    epoch). A finished run is not repeated: the same call again continues
+    from its last checkpoint (weights, optimizer and seed states), so a larger
+    `epochs` trains it further and the same `epochs` trains nothing.
     """
     # Refuse bad data before any file is written.
     model.validate_data(train_data)
@@ -164,11 +166,19 @@ def fit_with_artifacts(
     # (saving reads variables collectively, so every worker takes part) and
     # delete it; all of them resume from the chief's backup.
     chief_backup = os.path.join(out_dir, "backup")
+    checkpoints = os.path.join(out_dir, "checkpoints")
     chief = is_chief(model.distribute_strategy)
     if not chief:
         out_dir = tempfile.mkdtemp(prefix="keras-gen-worker-")
     os.makedirs(out_dir, exist_ok=True)
     model.build_for_data()
+    initial_epoch = 0
+    last = None if os.path.isdir(chief_backup) else latest_checkpoint(checkpoints)
+    if last is not None:
+        # No interrupted run to restore, but a finished one: continue it.
+        initial_epoch, path = last
+        model.build_optimizers()
+        model.load_weights(path)
     grid = SampleGrid(os.path.join(out_dir, "samples"), n=n_samples, seed=sample_seed,
                       reference=reference, sample_kwargs=sample_kwargs)
     history_csv = os.path.join(out_dir, "history.csv")
@@ -189,6 +199,7 @@ def fit_with_artifacts(
     history = model.fit(
         train_data,
         epochs=epochs,
+        initial_epoch=min(initial_epoch, epochs),
         validation_data=validation_data,
         steps_per_epoch=steps_per_epoch,
         # A tf.data pipeline shuffles itself (seeded); arrays are shuffled by fit.
@@ -205,6 +216,18 @@ def fit_with_artifacts(
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
     return history
+
+
+def latest_checkpoint(directory):
+    """(epoch, path) of the newest `epoch_NNN.keras` in `directory`, or None."""
+    if not os.path.isdir(directory):
+        return None
+    found = []
+    for name in os.listdir(directory):
+        stem, ext = os.path.splitext(name)
+        if ext == ".keras" and stem.startswith("epoch_") and stem[6:].isdigit():
+            found.append((int(stem[6:]), os.path.join(directory, name)))
+    return max(found) if found else None
 
 
 def read_history(path):

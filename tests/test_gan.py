@@ -237,6 +237,26 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     np.testing.assert_array_equal(iterations["epoch"], np.repeat([1, 2, 3, 4], 2))  # whole epochs, none twice
 
 
+def test_finished_run_is_continued_not_repeated(tmp_path):
+    """The same call after a finished run trains nothing; a larger `epochs`
+    continues from the last checkpoint with both optimizers' and the seed
+    generators' states, like an uninterrupted run of that length."""
+    x = symmetric_data(128)
+    out = str(tmp_path / "run")
+    first = _train_in(out, x, epochs=2)
+    again = _train_in(out, x, epochs=2)
+    for a, b in zip(first.variables, again.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    longer = _train_in(out, x, epochs=3)
+    assert int(longer.d_optimizer.iterations.numpy()) == 12 and int(longer.optimizer.iterations.numpy()) == 6
+    assert len(trainer.read_history(os.path.join(out, "history.csv"))["d_loss"]) == 3
+    assert trainer.latest_checkpoint(os.path.join(out, "checkpoints"))[0] == 3
+    # Unshuffled data: 2 epochs + 1 continued epoch are 3 straight epochs, bit for bit.
+    straight = _train_in(str(tmp_path / "straight"), x, epochs=3)
+    for a, b in zip(straight.variables, longer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("bad, message", [
     (np.full((8, 12), 3.0, np.float32), r"\[-1, 1\]"),
