@@ -27,7 +27,7 @@ import numpy as np
 
 from keras_gen import data, gan, plots, zoo
 from keras_gen.recipes import machine_description, now_iso, write_card
-from keras_gen.trainer import fit_with_artifacts, read_history, save_atomically
+from keras_gen.trainer import fit_with_artifacts, read_history, save_zoo_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,7 +132,7 @@ def finalize(config, model_path, args, train_seconds=None):
     if train_seconds is None and history.get("epoch_seconds"):
         train_seconds = float(np.nansum(history["epoch_seconds"]))
     weights = os.path.join(args.root, "saved_models", f"{name}.weights.h5")
-    save_atomically(model, weights)
+    save_zoo_weights(model, weights)  # without the optimizers: a third of the size
     t0 = time.time()
     paths = figures(model, name, args.out, name, root=args.root, epochs=epochs_seen or None)
     last = {k: round(float(v[-1]), 4) for k, v in history.items() if k in ("d_loss", "g_loss", "d_x", "d_g_z",
