@@ -185,8 +185,8 @@ def write_table(rows, args):
     md += ["", "### Models", "", report.markdown_table([table_row(r) for r in model_rows if "fd" in r], COLUMNS)]
     for row in model_rows:
         if row.get("nll_method"):
-            md.append(f"- {row['model']}: NLL {row['nll_method']}; {row.get('nll_data', '')}. "
-                      f"Sampling: {row.get('sampling')}.")
+            nll = "; ".join(part for part in (row["nll_method"], row.get("nll_data")) if part)
+            md.append(f"- {row['model']}: NLL {nll}. Sampling: {row.get('sampling')}.")
         if row.get("note"):
             md.append(f"- {row['model']}: not in the table: {row['note']}")
     if missing:
