@@ -108,6 +108,8 @@ def table_row(row):
     nll = None
     if row.get("nll") is not None:
         nll = f"{row['nll']:.2f} ± {row['nll_err']:.2f} ({row['nll_method'].split(' (')[0]})"
+        if row.get("nll_conservative") is not None:
+            nll += f"; RAISE {row['nll_conservative']:.2f} ± {row['nll_conservative_err']:.2f}"
     targets = None
     if "targets_met" in row:
         failed = [label for key, label in (("score_ok", "score"), ("fd_ok", "FD"), ("classes_ok", "classes"))

@@ -30,6 +30,8 @@ Parts:
   samples), :func:`load_or_simulate` (disk cache), :func:`dataset` (``tf.data``), and the
   named dataset behind ``keras_gen.data.load("ising", ...)``: :func:`load` and
   :func:`load_arrays` (train/validation/test splits as independent simulations).
+* Symmetries of the torus -- :func:`lattice_symmetries` (translations and the point
+  group as site permutations: exact data augmentation).
 * Observables with jackknife errors -- :func:`observables`, and the autocorrelation
   estimator :func:`integrated_autocorrelation_time`.
 * Exact references -- :func:`exact_enumeration` (``L <= 4``), :func:`transfer_matrix`
@@ -605,6 +607,30 @@ def load(split="train", L=8, temperature=TC, n_samples=10_000, spins="binary", f
     return dataset(L, temperature, n_samples, seed=_split_seed(split, seed), spins=spins, flatten=flatten,
                    batch_size=batch_size, shuffle=shuffle, shuffle_seed=seed, with_temperature=with_labels,
                    drop_remainder=drop_remainder, cache_dir=cache_dir, **simulate_kwargs)
+
+
+# ---------------------------------------------------------------- symmetries
+@functools.lru_cache(maxsize=16)
+def lattice_symmetries(L):
+    """Every symmetry of the L x L torus as a permutation of the flat sites, shape ``(8 L^2, L^2)``.
+
+    Row ``p`` maps a flat configuration ``v`` to ``v[perm[p]]``: the ``L^2``
+    translations times the 8 elements of the square's point group (rotations
+    and reflections). The Hamiltonian is invariant under all of them and
+    under the global flip ``s -> -s``, so Boltzmann samples mapped through any
+    of them are Boltzmann samples too: free, exact data augmentation. Row 0 is
+    the identity.
+    """
+    L = _check_L(L)
+    grid = np.arange(L * L).reshape(L, L)
+    point_group = []
+    for flip in (False, True):
+        g = grid.T if flip else grid
+        for r in range(4):
+            point_group.append(np.rot90(g, r))
+    perms = [np.roll(g, (dy, dx), axis=(0, 1)).reshape(-1) for g in point_group
+             for dy in range(L) for dx in range(L)]
+    return np.stack(perms).astype(np.int32)
 
 
 # ---------------------------------------------------------------- observables

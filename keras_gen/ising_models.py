@@ -140,26 +140,30 @@ RBM_RECIPE = {
     "persistent": False,
     "weight_stddev": 0.01,
     "optimizer": "sgd",
+    "augment": False,
 }
 
 
 def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, learning_rate=None, momentum=None,
-                    final_learning_rate_fraction=None, persistent=None, weight_stddev=None, optimizer=None, seed=0,
-                    verbose=0, name="ising_rbm"):
+                    final_learning_rate_fraction=None, persistent=None, weight_stddev=None, optimizer=None, augment=None,
+                    seed=0, verbose=0, name="ising_rbm"):
     """A Bernoulli RBM (`make_rbm`) fitted to {0, 1} spins `x` of shape (n, L*L) by PCD-k.
 
     SGD with momentum and a cosine learning-rate decay to a small fraction
     of the start: the decay is what brings the fluctuation observables (C and
     chi) to their values, since the stochastic PCD gradient keeps the
     parameters jittering at a fixed rate. The visible biases start at the
-    data's log-odds (Hinton's guide). Arguments left `None` come from
-    `RBM_RECIPE`. Returns `(model, history)`.
+    data's log-odds (Hinton's guide). With `augment`, every batch goes
+    through a random symmetry of the torus and a random global spin flip
+    (`symmetry_augment`). Arguments left `None` come from `RBM_RECIPE`.
+    Returns `(model, history)`.
     """
     r = dict(RBM_RECIPE)
     for key, value in dict(n_hidden=n_hidden, k=k, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, momentum=momentum,
                            final_learning_rate_fraction=final_learning_rate_fraction,
-                           persistent=persistent, weight_stddev=weight_stddev, optimizer=optimizer).items():
+                           persistent=persistent, weight_stddev=weight_stddev, optimizer=optimizer,
+                           augment=augment).items():
         if value is not None:
             r[key] = value
     x = np.asarray(x, np.float32)
@@ -182,8 +186,36 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
     model.compile(optimizer=optimizer, steps_per_execution=min(steps, 200))
     data = (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             .batch(int(r["batch_size"]), drop_remainder=True).repeat())
+    if r["augment"]:
+        data = symmetry_augment(data, math.isqrt(x.shape[1]), seed)
     history = model.fit(data, epochs=int(r["epochs"]), steps_per_epoch=steps, verbose=verbose)
     return model, history
+
+
+def symmetry_augment(batches, L, seed=0):
+    """`batches` of flat {0, 1} spins, each configuration mapped through a random
+    symmetry of the L x L torus (`ising.lattice_symmetries`) and, with
+    probability 1/2, the global flip v -> 1 - v.
+
+    The Ising measure is invariant under all of these, so the augmented data
+    has the same distribution with far more distinct configurations; the model
+    sees translation- and flip-symmetric statistics instead of a finite
+    sample's accidental asymmetries (at low T a finite sample's +/- balance
+    and its few excitations' positions). Draws are seeded per batch index,
+    so a run is reproducible.
+    """
+    perms = tf.constant(ising.lattice_symmetries(L))
+    n_sym = int(perms.shape[0])
+
+    def augment(i, v):
+        batch = tf.shape(v)[0]
+        key = tf.stack([tf.constant(int(seed), tf.int64), i])
+        which = tf.random.stateless_uniform([batch], key, 0, n_sym, dtype=tf.int32)
+        flip = tf.random.stateless_uniform([batch, 1], key + [0, 1 << 40]) < 0.5
+        v = tf.gather(v, tf.gather(perms, which), batch_dims=1)
+        return tf.where(flip, 1.0 - v, v)
+
+    return batches.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 # ==================================================== one RBM per temperature

@@ -160,6 +160,11 @@ class _RBMLayer(layers.Layer):
     def ais_sample_visible(self, h, beta, base_bias, seed):
         raise NotImplementedError
 
+    def ais_hidden_log_ratio(self, h, beta, beta_prev, base_bias):
+        """log f_β(h) - log f_β'(h), f_β(h) = Σ_v p*_β(v, h): the AIS path's
+        unnormalized marginal over the hiddens (what reverse AIS anneals)."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- helpers
     def numpy_parameters(self):
         """The parameters as float64 numpy arrays (for exact computations)."""
@@ -248,6 +253,12 @@ class BernoulliRBM(_RBMLayer):
         logits = (1.0 - beta) * base_bias + beta * self.visible_activation(h)
         return bernoulli(tf.sigmoid(logits), seed)
 
+    def ais_hidden_log_ratio(self, h, beta, beta_prev, base_bias):
+        # f_β(h) = exp(β c·h) Π_i (1 + exp(y_i)), y = b_A + β u, u = b + W h - b_A.
+        u = self.visible_activation(h) - base_bias
+        return (beta - beta_prev) * tf.linalg.matvec(self._cast(h), self.hidden_bias) + tf.reduce_sum(
+            samplers.softplus_difference(base_bias + beta * u, (beta - beta_prev) * u), axis=-1)
+
 
 @register
 class GaussianBernoulliRBM(_RBMLayer):
@@ -330,6 +341,16 @@ class GaussianBernoulliRBM(_RBMLayer):
     def ais_sample_visible(self, h, beta, base_bias, seed):
         mean = (1.0 - beta) * base_bias + beta * self.visible_mean(h)
         return samplers.normal(mean, self.sigma, seed)
+
+    def ais_hidden_log_ratio(self, h, beta, beta_prev, base_bias):
+        # v integrated out of p*_β(v, h): log f_β(h) = β c·h + Σ_i [μ_i² - (1-β) b_A,i² - β b_i²] / (2σ_i²)
+        # + const, with μ = b_A + β u and u = b + W h - b_A. Differences taken factor by factor.
+        u = self.visible_mean(h) - base_bias
+        d = beta - beta_prev
+        mu, mu_prev = base_bias + beta * u, base_bias + beta_prev * u
+        inv = 0.5 * tf.exp(-2.0 * self.log_sigma)
+        quadratic = d * u * (mu + mu_prev) - d * (tf.square(self.visible_bias) - tf.square(base_bias))
+        return d * tf.linalg.matvec(self._cast(h), self.hidden_bias) + tf.reduce_sum(quadratic * inv, axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma_init, "learn_sigma": self.learn_sigma}
@@ -797,17 +818,20 @@ def ais_log_partition(model_or_layer, **kwargs):
 def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
     """Mean log-likelihood of `v` (nats per example) with its error.
 
-    method: "exact" (enumeration, see `exact_log_partition`), "ais", or
-    "auto" (exact when 2^min(n_visible, n_hidden) <= 2^max_bits states —
-    n_hidden for Gaussian visibles — else AIS). AIS keyword arguments go to
-    `samplers.ais_log_partition`; its base-rate model is fit to `v` unless
-    `base_data` is given.
+    method: "exact" (enumeration, see `exact_log_partition`), "ais",
+    "raise" (reverse AIS, `samplers.raise_log_likelihood`: per example, on the
+    pessimistic side where AIS is on the optimistic one), or "auto" (exact
+    when 2^min(n_visible, n_hidden) <= 2^max_bits states — n_hidden for
+    Gaussian visibles — else AIS). Further keyword arguments go to
+    `samplers.ais_log_partition` or `samplers.raise_log_likelihood`; their
+    base-rate model is fit to `v` unless `base_data` is given.
 
     Returns a dict: `mean`, `stderr` (the error of the estimate from log Z:
-    0 for exact), `data_stderr` (std of log p over examples / sqrt(n)),
-    `log_z`, `method`, and `conservative` = mean - 3 stderr (computed with
-    log Z + 3 sigma, the pessimistic side, since AIS tends to underestimate
-    log Z; see `keras_gen.samplers`).
+    0 for exact; for RAISE the spread of the per-example estimates / sqrt(n)),
+    `data_stderr` (std of log p over examples / sqrt(n)), `log_z` (None for
+    RAISE), `method`, and `conservative` = mean - 3 stderr for AIS (computed
+    with log Z + 3 sigma, the pessimistic side, since AIS tends to
+    underestimate log Z; see `keras_gen.samplers`), the mean itself for RAISE.
     """
     layer = _as_layer(model_or_layer)
     v = np.asarray(v, np.float64)
@@ -824,8 +848,14 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
         extra = samplers.ais_log_partition(layer, **ais_kwargs)
         log_z, stderr = extra["log_z"], extra["stderr"]
         extra = {"ais": {k: val for k, val in extra.items() if k != "log_weights"}}
+    elif method == "raise":
+        ais_kwargs.setdefault("base_data", v)
+        est = samplers.raise_log_likelihood(layer, v, **ais_kwargs)
+        return {"mean": est["mean"], "stderr": est["stderr"], "data_stderr": est["stderr"], "log_z": None,
+                "conservative": est["mean"], "method": method, "log_p": est["log_p"],
+                "raise": {"n_samples": est["n_samples"], "n_betas": est["n_betas"]}}
     else:
-        raise ValueError(f"method must be 'auto', 'exact' or 'ais', got {method!r}.")
+        raise ValueError(f"method must be 'auto', 'exact', 'ais' or 'raise', got {method!r}.")
     ll = -free_energy_numpy(layer, v) - log_z
     mean = float(ll.mean())
     return {

@@ -264,6 +264,26 @@ def test_evaluate_a_small_model_end_to_end(classifier):
     assert "FD" in evaluation.format_row(row)
 
 
+def test_rbm_test_likelihood_reports_ais_and_reverse_ais():
+    """An RBM's NLL comes with both sides: AIS (optimistic when chains miss modes) and RAISE."""
+    pytest.importorskip("tensorflow_datasets")
+    from keras_gen.rbm import make_rbm
+
+    model = make_rbm("bernoulli", 784, 8, seed=0, name="tiny_rbm")
+    rng = np.random.default_rng(0)
+    model.rbm.kernel.assign(rng.normal(0, 0.05, (784, 8)).astype("float32"))
+    try:
+        nll = evaluation.test_log_likelihood(model, "rbm", n_images=20, ais_chains=200, ais_betas=500)
+    except Exception as err:  # no MNIST on this machine
+        pytest.skip(f"MNIST unavailable: {err}")
+    # Weak weights: both estimators converge quickly and agree within AIS's
+    # error (RAISE's own per-image noise is a few hundredths here), and
+    # independent pixels at p = 1/2 cost about 784 log 2 = 543 nats.
+    assert nll["nll_err"] < 0.5
+    assert abs(nll["nll"] - nll["nll_conservative"]) < 3 * nll["nll_err"] + 0.1, nll
+    assert 300 < nll["nll"] < 700 and "RAISE" in nll["nll_method"]
+
+
 def test_toy_models_are_not_evaluated_on_mnist_metrics():
     from keras_gen.vae import make_vae
 
