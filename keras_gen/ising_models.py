@@ -141,12 +141,13 @@ RBM_RECIPE = {
     "weight_stddev": 0.01,
     "optimizer": "sgd",
     "augment": False,
+    "centering": False,
 }
 
 
 def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, learning_rate=None, momentum=None,
                     final_learning_rate_fraction=None, persistent=None, weight_stddev=None, optimizer=None, augment=None,
-                    seed=0, verbose=0, name="ising_rbm"):
+                    centering=None, seed=0, verbose=0, name="ising_rbm"):
     """A Bernoulli RBM (`make_rbm`) fitted to {0, 1} spins `x` of shape (n, L*L) by PCD-k.
 
     SGD with momentum and a cosine learning-rate decay to a small fraction
@@ -163,7 +164,7 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
                            learning_rate=learning_rate, momentum=momentum,
                            final_learning_rate_fraction=final_learning_rate_fraction,
                            persistent=persistent, weight_stddev=weight_stddev, optimizer=optimizer,
-                           augment=augment).items():
+                           augment=augment, centering=centering).items():
         if value is not None:
             r[key] = value
     x = np.asarray(x, np.float32)
@@ -171,9 +172,11 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
         raise ValueError(f"x must be (n >= batch_size, L*L) spins, got shape {x.shape}.")
     model = make_rbm("bernoulli", x.shape[1], int(r["n_hidden"]), k=int(r["k"]), persistent=bool(r["persistent"]),
                      n_chains=int(r["batch_size"]) if r["persistent"] else None, monitor=False,
-                     weight_stddev=float(r["weight_stddev"]), seed=seed, name=name)
+                     weight_stddev=float(r["weight_stddev"]), centering=bool(r["centering"]), seed=seed, name=name)
     model.validate_data(x)  # before any work: {0, 1} values of the right width
     model.rbm.set_visible_bias_from_data(x)
+    if model.centering:
+        model.set_offsets_from_data(x)
     steps = len(x) // int(r["batch_size"])
     schedule = keras.optimizers.schedules.CosineDecay(
         float(r["learning_rate"]), int(r["epochs"]) * steps, alpha=float(r["final_learning_rate_fraction"]))

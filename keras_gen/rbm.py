@@ -375,6 +375,9 @@ class RBM(GenerativeModel):
       monitor: compute the reconstruction and pseudo-likelihood metrics in
         `train_step` (one extra matrix product per step); False reports the
         loss only, about 15% faster.
+      centering: follow the centered gradient (Montavon & Müller, "Deep
+        Boltzmann machines and the centering trick", 2012) instead of the
+        plain one; Bernoulli visibles only. See `center_gradients`.
       seed: all randomness comes from the model's seed generator.
 
     Persistent chains are a non-trainable variable `persistent_chains`
@@ -393,8 +396,8 @@ class RBM(GenerativeModel):
 
     nested_config_keys = ("layer",)
 
-    def __init__(self, layer, k=1, persistent=False, n_chains=None, data_domain=None, monitor=True, seed=None,
-                 **kwargs):
+    def __init__(self, layer, k=1, persistent=False, n_chains=None, data_domain=None, monitor=True, centering=False,
+                 seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(layer, _RBMLayer):
             raise TypeError(f"RBM needs a BernoulliRBM or GaussianBernoulliRBM layer, got {type(layer).__name__}.")
@@ -418,6 +421,19 @@ class RBM(GenerativeModel):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.pll_tracker = keras.metrics.Mean(name="pseudo_log_likelihood")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
+        self.centering = bool(centering)
+        if self.centering:
+            if layer.visible_type != "bernoulli":
+                raise ValueError("centering is implemented for Bernoulli visibles only.")
+            # The offsets shape the update direction only, never the model:
+            # μ the data's pixel means (`set_offsets_from_data`), λ a running
+            # mean of p(h | v_data) ("mean": averaged over replicas).
+            self.visible_offset = self.add_weight(
+                name="visible_offset", shape=(layer.n_visible,), initializer=keras.initializers.Constant(0.5),
+                trainable=False)
+            self.hidden_offset = self.add_weight(
+                name="hidden_offset", shape=(layer.n_hidden,), initializer=keras.initializers.Constant(0.5),
+                trainable=False, aggregation="mean")
         if not self.persistent or self.n_chains is not None:
             self.build((None, layer.n_visible))  # else at the first fit, sized by its batch
 
@@ -506,10 +522,47 @@ class RBM(GenerativeModel):
             f_model = layer.free_energy(v_model)
         return replica_mean(f_data) - replica_mean(f_model), x_data, f_data, f_model
 
+    def set_offsets_from_data(self, x, batch_size=10_000):
+        """Centering offsets from data: μ = mean v, λ = mean p(h | v)."""
+        if not self.centering:
+            raise ValueError("This RBM was built with centering=False: it has no offsets.")
+        x = np.asarray(x, np.float32).reshape(-1, self.rbm.n_visible)
+        self.visible_offset.assign(x.mean(0))
+        hidden = [keras.ops.convert_to_numpy(self.rbm.hidden_probabilities(x[i:i + batch_size])).sum(0)
+                  for i in range(0, len(x), batch_size)]
+        self.hidden_offset.assign(np.sum(hidden, axis=0) / len(x))
+
+    def center_gradients(self, grads):
+        """The plain gradients turned into the centered update, in the plain parameters.
+
+        The centered energy -(v-μ)ᵀW(h-λ) - b̃ᵀv - c̃ᵀh is the same model
+        as the plain one with b = b̃ - Wλ, c = c̃ - Wᵀμ (up to a constant).
+        Its gradient for W is G = g_W - μ g_cᵀ - g_b λᵀ, and a step in
+        (W, b̃, c̃) moves b and c along g_b - G λ and g_c - Gᵀ μ. The update no longer mixes the means of
+        v and h into W's direction, which conditions learning far better
+        (correlations are learned many times faster).
+        Linear in the gradients, so replicas may transform their parts.
+        """
+        layer = self.rbm
+        index = {id(w): i for i, w in enumerate(self.trainable_weights)}
+        i_w, i_b, i_c = (index[id(w)] for w in (layer.kernel, layer.visible_bias, layer.hidden_bias))
+        mu, lam = self.visible_offset, self.hidden_offset
+        g_w, g_b, g_c = grads[i_w], grads[i_b], grads[i_c]
+        g_w = g_w - mu[:, None] * g_c[None, :] - g_b[:, None] * lam[None, :]
+        grads = list(grads)
+        grads[i_w] = g_w
+        grads[i_b] = g_b - tf.linalg.matvec(g_w, lam)
+        grads[i_c] = g_c - tf.linalg.matvec(g_w, mu, transpose_a=True)
+        return grads
+
     def train_step(self, data):
         v = self.rbm._cast(_features(data))
         seed = seed_tensor(self.seed_generator)  # one draw of the generator per step
         grads, v_model, x_data = self.replica_compiled(self.gradients_and_negatives)(v, seed)
+        if self.centering:
+            grads = self.center_gradients(grads)
+            # Slow running mean of the data's hidden probabilities (rate 0.01).
+            self.hidden_offset.assign(0.99 * self.hidden_offset + 0.01 * tf.reduce_mean(tf.sigmoid(x_data), 0))
         # The synchronising part (outside XLA under tf.distribute): sum the
         # replicas' gradients, collect every replica's block of chains.
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -613,13 +666,14 @@ class RBM(GenerativeModel):
             "n_chains": self.n_chains,
             "data_domain": self._data_domain,
             "monitor": self.monitor,
+            "centering": self.centering,
         }
 
 
 
 def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=True, n_chains=None,
-             sigma=1.0, learn_sigma=False, weight_stddev=0.01, data_domain=None, monitor=True, seed=None,
-             name="rbm"):
+             sigma=1.0, learn_sigma=False, weight_stddev=0.01, data_domain=None, monitor=True, centering=False,
+             seed=None, name="rbm"):
     """Build an `RBM` model from plain values (for the zoo and the CLI).
 
     `make_rbm("bernoulli", 784, 500, k=1, persistent=True, seed=0)` is the
@@ -632,7 +686,7 @@ def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=T
         kwargs.update(sigma=sigma, learn_sigma=learn_sigma)
     layer = RBM_LAYERS[visible](n_visible, n_hidden, **kwargs)
     return RBM(layer, k=k, persistent=persistent, n_chains=n_chains, data_domain=data_domain, monitor=monitor,
-               seed=seed, name=name)
+               centering=centering, seed=seed, name=name)
 
 
 def pseudo_log_likelihood(layer, v, seed, x=None):

@@ -236,6 +236,48 @@ def _exact_nll_gradient(layer, data):
     return np.concatenate([g_w.ravel(), g_b, g_c])
 
 
+def test_centered_update_is_a_step_in_the_centered_parameters():
+    """center_gradients maps the exact plain gradient to the exact gradient of the
+    centered parametrization (W, b~ = b + Wλ, c~ = c + Wᵀμ), pulled back to (W, b, c)."""
+    model = R.make_rbm("bernoulli", 6, 4, k=1, persistent=False, centering=True, seed=0)
+    layer = randomize(model.rbm, scale=1.0, seed=6)
+    data = prototypes_data(40, 6, seed=1).astype(np.float64)
+    model.set_offsets_from_data(data)
+    mu, lam = model.visible_offset.numpy().astype(np.float64), model.hidden_offset.numpy().astype(np.float64)
+    np.testing.assert_allclose(mu, data.mean(0), atol=1e-6)
+    p = layer.numpy_parameters()
+    w, b, c = p["W"], p["b"], p["c"]
+
+    def mean_log_likelihood(W, bt, ct):  # in centered coordinates, exact by enumeration
+        states = R.binary_states(6)
+        bb, cc = bt - W @ lam, ct - W.T @ mu
+        log_f = states @ bb + np.logaddexp(0, cc + states @ W).sum(1)
+        log_z = logsumexp(log_f)
+        return np.mean(data @ bb + np.logaddexp(0, cc + data @ W).sum(1)) - log_z
+
+    theta = [w, b + w @ lam, c + w.T @ mu]
+    numeric = []
+    for i, t in enumerate(theta):
+        g = np.zeros_like(t)
+        for j in np.ndindex(t.shape):
+            up, down = [a.copy() for a in theta], [a.copy() for a in theta]
+            up[i][j] += 1e-5
+            down[i][j] -= 1e-5
+            g[j] = (mean_log_likelihood(*up) - mean_log_likelihood(*down)) / 2e-5
+        numeric.append(g)
+    g_w, g_bt, g_ct = numeric
+    expected = {"W": -g_w, "b": -(g_bt - g_w @ lam), "c": -(g_ct - g_w.T @ mu)}  # loss = -log-likelihood
+    plain = dict(zip(("W", "b", "c"), np.split(_exact_nll_gradient(layer, data), [24, 30])))
+    by_name = {id(layer.kernel): "W", id(layer.visible_bias): "b", id(layer.hidden_bias): "c"}
+    grads = [tf.constant(plain[by_name[id(v)]].reshape(v.shape), tf.float32) for v in model.trainable_weights]
+    for v, g in zip(model.trainable_weights, model.center_gradients(grads)):
+        name = by_name[id(v)]
+        np.testing.assert_allclose(g.numpy().ravel(), expected[name].ravel(), atol=2e-5, err_msg=name)
+    assert R.RBM.from_config(model.get_config()).centering
+    with pytest.raises(ValueError, match="Bernoulli"):
+        R.make_rbm("gaussian", 4, 2, centering=True)
+
+
 def test_cd_gradient_points_along_exact_gradient():
     model = R.make_rbm("bernoulli", 6, 4, k=100, persistent=False, seed=0)
     layer = randomize(model.rbm, scale=1.0, seed=6)
