@@ -64,9 +64,10 @@ COMMON = textwrap.dedent(
             from keras_gen.rbm import make_rbm
             model = make_rbm("bernoulli", 12, 8, k=2, persistent=True, n_chains=16, weight_stddev=0.3,
                              seed=3, name="rbm")
-        elif family == "rbm-cd":  # CD-1: noise drawn from the data shard itself
+        elif family == "rbm-cd":  # CD-1, centered: noise from the data shard itself, offsets averaged over replicas
             from keras_gen.rbm import make_rbm
-            model = make_rbm("bernoulli", 12, 8, k=1, persistent=False, weight_stddev=0.3, seed=3, name="rbm")
+            model = make_rbm("bernoulli", 12, 8, k=1, persistent=False, weight_stddev=0.3, centering=True, seed=3,
+                             name="rbm")
         elif family.startswith("gan"):
             from keras_gen import gan
             model = gan.tiny_gan_for_tests(data_dim=12, seed=3)
