@@ -375,6 +375,37 @@ def test_named_dataset_through_keras_gen_data(tmp_path):
         data.load("ring8", L=4)
 
 
+def test_lattice_symmetries_and_augmentation_preserve_the_measure():
+    """Every torus symmetry is a distinct site permutation preserving each configuration's
+    energy; the augmented pipeline keeps energies and |M| and really moves the spins."""
+    import tensorflow as tf
+
+    from keras_gen import ising_models
+
+    for L in (3, 4, 8):
+        perms = ising.lattice_symmetries(L)
+        assert perms.shape == (8 * L * L, L * L)
+        assert len({tuple(p) for p in perms}) == len(perms)  # L >= 3: all 8 L^2 are distinct
+        assert (perms[0] == np.arange(L * L)).all() and (np.sort(perms, axis=1) == np.arange(L * L)).all()
+        rng = np.random.default_rng(L)
+        s = rng.choice([-1, 1], size=(5, L * L)).astype(np.int8)
+        e = ising.lattice_energy(s.reshape(5, L, L))
+        for p in perms[rng.integers(0, len(perms), 20)]:
+            np.testing.assert_array_equal(ising.lattice_energy(s[:, p].reshape(5, L, L)), e)
+    v = (np.random.default_rng(0).random((64, 64)) < 0.3).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices(v).batch(16).repeat(2)
+    out = np.concatenate([b.numpy() for b in ising_models.symmetry_augment(batches, 8, seed=3)])
+    pm1 = lambda a: (2 * a - 1).reshape(-1, 8, 8)  # noqa: E731
+    np.testing.assert_array_equal(ising.lattice_energy(pm1(out)), np.tile(ising.lattice_energy(pm1(v)), 2))
+    np.testing.assert_array_equal(np.abs(ising.lattice_magnetization(pm1(out))),
+                                  np.tile(np.abs(ising.lattice_magnetization(pm1(v))), 2))
+    assert (out != np.tile(v, (2, 1))).any(axis=1).mean() > 0.9  # nearly every configuration moved
+    flipped = np.sign(ising.lattice_magnetization(pm1(out))) != np.tile(np.sign(ising.lattice_magnetization(pm1(v))), 2)
+    assert 0.3 < flipped.mean() < 0.7  # the global flip, with probability 1/2
+    again = np.concatenate([b.numpy() for b in ising_models.symmetry_augment(batches, 8, seed=3)])
+    np.testing.assert_array_equal(out, again)  # seeded: reproducible
+
+
 def test_correlation_function_known_configurations():
     L = 6
     up = np.ones((1, L, L), np.int8)
