@@ -298,13 +298,14 @@ def test_frechet_distance_callback_logs_a_metric_checkpoints_can_monitor(classif
     from keras_gen.callbacks import FrechetDistance
     from keras_gen.vae import make_vae
 
+    keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
     x, _ = data.load_arrays("mnist", "train", preprocessing="binarized", flatten=True)
     validation, _ = data.load_arrays("mnist", "test", preprocessing="unit")
     vae = make_vae("dense", (784,), latent_dim=4, encoder_kwargs={"hidden": [64]},
                    decoder_kwargs={"hidden": [64]}, seed=0, name="tiny_vae")
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     best = tmp_path / "best.weights.h5"
-    history = vae.fit(x[:1024], batch_size=128, epochs=3, verbose=0, callbacks=[
+    history = vae.fit(x, batch_size=256, epochs=3, verbose=0, callbacks=[
         FrechetDistance(validation[:500], every=2, n_samples=300, classifier=classifier, kid_subset_size=300),
         keras.callbacks.ModelCheckpoint(best, monitor="val_fd", mode="min", save_best_only=True,
                                         save_weights_only=True),
@@ -312,5 +313,6 @@ def test_frechet_distance_callback_logs_a_metric_checkpoints_can_monitor(classif
     # Computed on the first epoch and every second one after: epochs 1 and 2 of 3.
     assert len(history["val_fd"]) == 2 and len(history["val_kid"]) == 2
     assert all(np.isfinite(history["val_fd"])) and best.is_file()
-    # Training moves samples towards the digits.
-    assert history["val_fd"][1] < history["val_fd"][0]
+    # Training moves samples towards the digits (by far more than the
+    # measurement's noise: 234 steps per epoch, not a handful).
+    assert history["val_fd"][1] < 0.9 * history["val_fd"][0], history["val_fd"]
