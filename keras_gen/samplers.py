@@ -297,10 +297,8 @@ def ais_log_partition(layer, n_chains=100, betas=None, base_data=None, seed=0,
     n_chains = int(n_chains)
     if n_chains < 2:
         raise ValueError("AIS needs at least 2 chains to report a standard error.")
-    base_bias = layer.ais_base_bias(base_data)
-    log_z_base = float(layer.ais_base_log_partition(base_bias)) + layer.n_hidden * LOG2
+    base_bias, log_z_base, dtype = _base_model(layer, base_data)
     run = _ais_runner(layer, jit_compile)
-    dtype = layer.variable_dtype if hasattr(layer, "variable_dtype") else "float32"
     log_w = run(
         tf.constant(betas, dtype=dtype),
         tf.constant(base_bias, dtype=dtype),
@@ -312,12 +310,32 @@ def ais_log_partition(layer, n_chains=100, betas=None, base_data=None, seed=0,
     return summarize_log_weights(log_w, log_z_base, len(betas), return_weights)
 
 
+def _base_model(layer, base_data):
+    """The base-rate model of the AIS path: (visible biases b_A, log Z_A, dtype of the runs)."""
+    base_bias = layer.ais_base_bias(base_data)
+    log_z_base = float(layer.ais_base_log_partition(base_bias)) + layer.n_hidden * LOG2
+    dtype = layer.variable_dtype if hasattr(layer, "variable_dtype") else "float32"
+    return base_bias, log_z_base, dtype
+
+
+def _log_mean_exp(a, axis=None):
+    m = np.max(a, axis=axis, keepdims=True)
+    return np.squeeze(m, axis=axis) + np.log(np.mean(np.exp(a - m), axis=axis))
+
+
+def _compiled_for_layer(layer, name, jit_compile, fn):
+    """`fn` compiled once per layer and `jit_compile` setting (cached on the layer)."""
+    cache = layer.__dict__.setdefault(name, {})
+    if jit_compile not in cache:
+        cache[jit_compile] = tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
+    return cache[jit_compile]
+
+
 def summarize_log_weights(log_w, log_z_base=0.0, n_betas=None, return_weights=False):
     """log Z, its delta-method standard error and 3-sigma band from log weights."""
     log_w = np.asarray(log_w, dtype=np.float64)
     n = len(log_w)
-    m = log_w.max()
-    log_mean = m + np.log(np.mean(np.exp(log_w - m)))
+    log_mean = _log_mean_exp(log_w)
     r = np.exp(log_w - log_mean)  # w_i / mean(w); mean(r) == 1
     stderr = float(np.std(r, ddof=1) / math.sqrt(n))
     log_z = float(log_z_base + log_mean)
@@ -349,11 +367,6 @@ def softplus_difference(y, d):
 
 
 def _ais_runner(layer, jit_compile):
-    cache = layer.__dict__.setdefault("_ais_cache", {})
-    if jit_compile in cache:
-        return cache[jit_compile]
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def run(betas, base_bias, n_chains, seed):
         v = layer.ais_sample_base(n_chains, base_bias, fold_in(seed, -1))
         n_steps = tf.shape(betas)[0]
@@ -382,8 +395,7 @@ def _ais_runner(layer, jit_compile):
         )
         return log_w
 
-    cache[jit_compile] = run
-    return run
+    return _compiled_for_layer(layer, "_ais_cache", jit_compile, run)
 
 
 # ---------------------------------------------------------------- reverse AIS
@@ -422,18 +434,15 @@ def raise_log_likelihood(layer, v, n_samples=1, betas=None, base_data=None, seed
     x = np.asarray(v, np.float32)
     if x.ndim != 2 or x.shape[1] != layer.n_visible:
         raise ValueError(f"v must have shape (n, {layer.n_visible}), got {x.shape}.")
-    base_bias = layer.ais_base_bias(base_data)
-    log_z_base = float(layer.ais_base_log_partition(base_bias)) + layer.n_hidden * LOG2
+    base_bias, log_z_base, dtype = _base_model(layer, base_data)
     run = _raise_runner(layer, jit_compile)
-    dtype = layer.variable_dtype if hasattr(layer, "variable_dtype") else "float32"
     key = seed_tensor(seed)
     chunks = []
     for b, start in enumerate(range(0, len(x), int(batch_size))):
         rows = np.repeat(x[start:start + int(batch_size)], n_samples, axis=0)
         log_w = run(tf.constant(rows, dtype=dtype), tf.constant(betas, dtype=dtype),
                     tf.constant(base_bias, dtype=dtype), fold_in(key, b)).numpy().reshape(-1, n_samples)
-        m = log_w.max(axis=1, keepdims=True)
-        chunks.append((m + np.log(np.mean(np.exp(log_w - m), axis=1, keepdims=True)))[:, 0] - log_z_base)
+        chunks.append(_log_mean_exp(log_w, axis=1) - log_z_base)
     log_p = np.concatenate(chunks)
     if not np.all(np.isfinite(log_p)):
         raise FloatingPointError("RAISE produced non-finite importance weights.")
@@ -447,11 +456,6 @@ def raise_log_likelihood(layer, v, n_samples=1, betas=None, base_data=None, seed
 
 
 def _raise_runner(layer, jit_compile):
-    cache = layer.__dict__.setdefault("_raise_cache", {})
-    if jit_compile in cache:
-        return cache[jit_compile]
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def run(v, betas, base_bias, seed):
         n_steps = tf.shape(betas)[0]
         h = bernoulli(tf.sigmoid(layer.hidden_activation(v)), fold_in(seed, -1))  # exact h ~ p(h | v)
@@ -468,5 +472,4 @@ def _raise_runner(layer, jit_compile):
         _, _, log_w = tf.while_loop(lambda k, h, log_w: k >= 0, body, (n_steps - 2, h, log_w))
         return log_w
 
-    cache[jit_compile] = run
-    return run
+    return _compiled_for_layer(layer, "_raise_cache", jit_compile, run)
