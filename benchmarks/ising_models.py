@@ -2,7 +2,7 @@
 
 For each of the eleven temperatures of Torlai & Melko (2016) (1.0 .. 3.54 with Tc):
 
-* RBM: the zoo entry `ising_rbm_L8` (one PCD-trained RBM per temperature, recipe
+* RBM: the zoo entry `ising_rbm_L8` (one RBM per temperature, centered CD-20, recipe
   `training/ising_rbm.py`), sampled with the card's protocol (1000 Gibbs chains,
   2000 burn-in sweeps, 100 states 10 sweeps apart). `--train-rbm` retrains it first.
 * VAE: `ising_models.make_ising_vae` (torus convolutions, latent 4, Bernoulli

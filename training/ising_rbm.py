@@ -2,7 +2,7 @@
 
 One Bernoulli RBM (64 visible, 64 hidden) per temperature for the 2-D Ising
 model on the 8 x 8 torus, at the eleven temperatures of Torlai & Melko (2016)
-(1.0 .. 3.54 with Tc), each trained with `make_rbm` + `fit` by PCD-k
+(1.0 .. 3.54 with Tc), each trained with `make_rbm` + `fit` by centered CD-20
 (`keras_gen.ising_models.train_ising_rbm`, recipe `RBM_RECIPE`) on Monte Carlo
 samples of `keras_gen.ising`. Then every RBM is sampled with long thinned
 Gibbs chains and its energy, |m|, specific heat and susceptibility are
