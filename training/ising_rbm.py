@@ -160,7 +160,7 @@ def main(argv=None):
                     "n_samples": args.n_samples, "split": "train", "seed": args.seed,
                     "load": f"keras_gen.data.load_arrays('ising', 'train', L={L}, temperature=T, "
                             f"n_samples={args.n_samples}, seed={args.seed}, flatten=True)"},
-        "recipe": f"training/{NAME}.py",
+        "recipe": f"training/{os.path.basename(__file__)}",
         "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
         "metrics": {
             "temperatures_within_target": n_ok,
