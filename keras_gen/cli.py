@@ -67,11 +67,9 @@ def _rbm_setup(dataset, args):
     # conditioned gradient (rbm_mnist: -87.7 nats against -95.3 uncentered).
     model = make_rbm("bernoulli", 784, args.hidden or 500, k=args.k or 1, persistent=True, centering=True,
                      seed=args.seed, name=f"rbm_{dataset}")
-    x_train = data.load_arrays(dataset, "train", flatten=True)[0]
     # Visible biases at the pixel log-odds (Hinton's practical guide): from
     # zero, an adaptive optimizer needs many epochs just to learn the marginals.
-    model.rbm.set_visible_bias_from_data(x_train)
-    model.set_offsets_from_data(x_train)
+    model.initialize_from_data(data.load_arrays(dataset, "train", flatten=True)[0])
     # SGD with momentum, the classic RBM update (Adam's per-parameter steps
     # learn the 784 x 500 weights far more slowly in a short run).
     args.optimizer = keras.optimizers.SGD(args.learning_rate or 0.01, momentum=0.9)

@@ -181,9 +181,7 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
                      n_chains=int(r["batch_size"]) if r["persistent"] else None, monitor=False,
                      weight_stddev=float(r["weight_stddev"]), centering=bool(r["centering"]), seed=seed, name=name)
     model.validate_data(x)  # before any work: {0, 1} values of the right width
-    model.rbm.set_visible_bias_from_data(x)
-    if model.centering:
-        model.set_offsets_from_data(x)
+    model.initialize_from_data(x)
     steps = len(x) // int(r["batch_size"])
     schedule = keras.optimizers.schedules.CosineDecay(
         float(r["learning_rate"]), int(r["epochs"]) * steps, alpha=float(r["final_learning_rate_fraction"]))

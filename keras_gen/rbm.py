@@ -522,6 +522,13 @@ class RBM(GenerativeModel):
             f_model = layer.free_energy(v_model)
         return replica_mean(f_data) - replica_mean(f_model), x_data, f_data, f_model
 
+    def initialize_from_data(self, x):
+        """Visible biases at the data's log-odds (Hinton's guide) and, when
+        centered, the offsets: the data-driven start every recipe uses."""
+        self.rbm.set_visible_bias_from_data(x)
+        if self.centering:
+            self.set_offsets_from_data(x)
+
     def set_offsets_from_data(self, x, batch_size=10_000):
         """Centering offsets from data: μ = mean v, λ = mean p(h | v)."""
         if not self.centering:
@@ -919,6 +926,7 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
         "log_z": float(log_z),
         "conservative": mean - 3.0 * float(stderr),
         "method": method,
+        "log_p": ll,  # per example, as for "raise"
         **extra,
     }
 

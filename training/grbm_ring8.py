@@ -66,7 +66,7 @@ def train(args):
     x_train, _ = data.load_arrays("ring8", "train", seed=args.seed)
     steps = -(-len(x_train) // BATCH_SIZE)
     model.compile(optimizer=optimizer(args.epochs, steps))
-    model.rbm.set_visible_bias_from_data(x_train)
+    model.initialize_from_data(x_train)
     train_ds = data.load("ring8", "train", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
     fit_with_artifacts(model, train_ds, args.out, epochs=args.epochs, n_samples=2000,
                        sample_kwargs={"gibbs_steps": 1000, "return_probabilities": False},
