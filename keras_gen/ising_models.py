@@ -142,12 +142,14 @@ RBM_RECIPE = {
     "optimizer": "sgd",
     "augment": False,
     "centering": True,
+    "translation_tied": False,
+    "filter_shape": None,
 }
 
 
 def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, learning_rate=None, momentum=None,
                     final_learning_rate_fraction=None, persistent=None, weight_stddev=None, optimizer=None, augment=None,
-                    centering=None, seed=0, verbose=0, name="ising_rbm"):
+                    centering=None, translation_tied=None, filter_shape=None, seed=0, verbose=0, name="ising_rbm"):
     """A Bernoulli RBM (`make_rbm`) fitted to {0, 1} spins `x` of shape (n, L*L) by CD-k or PCD-k.
 
     The recipe (`RBM_RECIPE`) is centered CD-20: the centered gradient
@@ -171,15 +173,19 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
                            learning_rate=learning_rate, momentum=momentum,
                            final_learning_rate_fraction=final_learning_rate_fraction,
                            persistent=persistent, weight_stddev=weight_stddev, optimizer=optimizer,
-                           augment=augment, centering=centering).items():
+                           augment=augment, centering=centering, translation_tied=translation_tied,
+                           filter_shape=filter_shape).items():
         if value is not None:
             r[key] = value
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or x.shape[0] < r["batch_size"]:
         raise ValueError(f"x must be (n >= batch_size, L*L) spins, got shape {x.shape}.")
+    L = math.isqrt(x.shape[1])
     model = make_rbm("bernoulli", x.shape[1], int(r["n_hidden"]), k=int(r["k"]), persistent=bool(r["persistent"]),
                      n_chains=int(r["batch_size"]) if r["persistent"] else None, monitor=False,
-                     weight_stddev=float(r["weight_stddev"]), centering=bool(r["centering"]), seed=seed, name=name)
+                     weight_stddev=float(r["weight_stddev"]), centering=bool(r["centering"]),
+                     periodic_lattice=(L, L) if r["translation_tied"] else None,
+                     filter_shape=r["filter_shape"] if r["translation_tied"] else None, seed=seed, name=name)
     model.validate_data(x)  # before any work: {0, 1} values of the right width
     model.initialize_from_data(x)
     steps = len(x) // int(r["batch_size"])
@@ -195,7 +201,7 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
     data = (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             .batch(int(r["batch_size"]), drop_remainder=True).repeat())
     if r["augment"]:
-        data = symmetry_augment(data, math.isqrt(x.shape[1]), seed)
+        data = symmetry_augment(data, L, seed)
     history = model.fit(data, epochs=int(r["epochs"]), steps_per_epoch=steps, verbose=verbose)
     return model, history
 
@@ -331,6 +337,39 @@ class IsingRBMs(GenerativeModel):
     def get_config(self):
         return {**super().get_config(), "temperatures": self.temperatures, "L": self.L,
                 "n_hidden": self.n_hidden}
+
+
+def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
+    """The L x L Ising model at `temperature` written exactly as an RBM: p(v) is the Boltzmann distribution.
+
+    One hidden unit per bond: a translation-tied RBM (`periodic_lattice=(L, L)`,
+    `filter_shape=(2, 2)`) with two filters, one per lattice direction, each
+    weight a on the bond's two sites. Summing the hidden unit out,
+    log(1 + exp(a (v_i + v_j - 1))) = const + (a/2)(v_i + v_j) + K s_i s_j
+    with s = 2v - 1 and K = 1/T when cosh(a/2) = exp(2K), so
+    a = 2 arccosh(exp(2/T)), the hidden bias is -a, and the visible bias -2a
+    cancels the four bonds' linear terms at every site. No field, so the
+    model is symmetric under v -> 1 - v exactly.
+
+    It is the reference a trained translation-tied RBM can be compared with
+    filter by filter, and it shows what learning has to find: two weights per
+    filter, a ≈ 4/T + 2 log 2 at low T (a = 5.4 at T = 1, 3.1 at Tc).
+    """
+    L, t = ising._check_L(L), float(temperature)
+    if not t > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    a = 2.0 * math.acosh(math.exp(2.0 / t))
+    model = make_rbm("bernoulli", L * L, 2 * L * L, k=1, persistent=False, monitor=False,
+                     periodic_lattice=(L, L), filter_shape=(2, 2), seed=seed, name=name)
+    n = L * L
+    kernel = np.zeros((2, n), np.float32)  # K[f, displacement], displacements row-major
+    kernel[0, [0, 1]] = a  # filter 0: the bond to the right neighbour (axis 1)
+    kernel[1, [0, L]] = a  # filter 1: the bond to the neighbour below (axis 0)
+    t_ = model.translations
+    model.rbm.kernel.assign(np.concatenate([kernel[f][t_.displacement_index] for f in range(2)], axis=1))
+    model.rbm.visible_bias.assign(np.full(n, -2.0 * a, np.float32))
+    model.rbm.hidden_bias.assign(np.full(2 * n, -a, np.float32))
+    return model
 
 
 def make_ising_rbms(temperatures=None, L=8, n_hidden=64, seed=None, name="ising_rbm"):

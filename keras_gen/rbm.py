@@ -378,6 +378,17 @@ class RBM(GenerativeModel):
       centering: follow the centered gradient (Montavon & Müller, "Deep
         Boltzmann machines and the centering trick", 2012) instead of the
         plain one; Bernoulli visibles only. See `center_gradients`.
+      periodic_lattice: the shape of a periodic lattice the visible units
+        live on (e.g. `(8, 8)` for an 8 x 8 Ising model, sites row-major).
+        The parameters are then tied across the lattice's translations: a
+        convolutional RBM with periodic padding and lattice-wide filters.
+        `n_hidden` must be `n_filters * n_sites`; hidden unit `f * n_sites + p`
+        is filter f placed at site p. Every site shares one visible bias,
+        every filter one hidden bias. See `LatticeTranslations`.
+      filter_shape: with `periodic_lattice`, the window of sites a hidden
+        unit sees: sites p + [0, filter_shape) from its own site p (periodic).
+        Default the whole lattice. A local window matches a local Hamiltonian:
+        the 2-D Ising model is exactly an RBM with two 2 x 1 filters.
       seed: all randomness comes from the model's seed generator.
 
     Persistent chains are a non-trainable variable `persistent_chains`
@@ -397,7 +408,7 @@ class RBM(GenerativeModel):
     nested_config_keys = ("layer",)
 
     def __init__(self, layer, k=1, persistent=False, n_chains=None, data_domain=None, monitor=True, centering=False,
-                 seed=None, **kwargs):
+                 periodic_lattice=None, filter_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(layer, _RBMLayer):
             raise TypeError(f"RBM needs a BernoulliRBM or GaussianBernoulliRBM layer, got {type(layer).__name__}.")
@@ -434,6 +445,15 @@ class RBM(GenerativeModel):
             self.hidden_offset = self.add_weight(
                 name="hidden_offset", shape=(layer.n_hidden,), initializer=keras.initializers.Constant(0.5),
                 trainable=False, aggregation="mean")
+        self.periodic_lattice = None if periodic_lattice is None else tuple(int(n) for n in periodic_lattice)
+        self.filter_shape = None if filter_shape is None else tuple(int(n) for n in filter_shape)
+        self.translations = None
+        if self.periodic_lattice is not None:
+            self.translations = LatticeTranslations(self.periodic_lattice, layer.n_visible, layer.n_hidden,
+                                                    self.filter_shape)
+        elif self.filter_shape is not None:
+            raise ValueError("filter_shape needs periodic_lattice: a filter is placed on the lattice's sites.")
+            self.tie_parameters()  # the random initial W becomes translation invariant
         if not self.persistent or self.n_chains is not None:
             self.build((None, layer.n_visible))  # else at the first fit, sized by its batch
 
@@ -528,6 +548,32 @@ class RBM(GenerativeModel):
         self.rbm.set_visible_bias_from_data(x)
         if self.centering:
             self.set_offsets_from_data(x)
+        if self.translations is not None:
+            self.tie_parameters()
+
+    def tie_parameters(self):
+        """Project W, b, c (and the centering offsets) onto the translation-
+        invariant parameters: each becomes its average over the lattice's translations."""
+        t, layer = self.translations, self.rbm
+        layer.kernel.assign(t.tie_kernel(layer.kernel))
+        layer.visible_bias.assign(t.tie_visible(layer.visible_bias))
+        layer.hidden_bias.assign(t.tie_hidden(layer.hidden_bias))
+        if self.centering:
+            self.visible_offset.assign(t.tie_visible(self.visible_offset))
+            self.hidden_offset.assign(t.tie_hidden(self.hidden_offset))
+
+    def tie_gradients(self, grads):
+        """The gradients projected onto the tied parameters. Projection is
+        linear and the parameters start tied, so every optimizer step (SGD,
+        momentum) keeps them tied: the same as training one shared filter,
+        whose gradient pools the statistics of every site."""
+        t, layer = self.translations, self.rbm
+        index = {id(w): i for i, w in enumerate(self.trainable_weights)}
+        grads = list(grads)
+        for weight, tie in ((layer.kernel, t.tie_kernel), (layer.visible_bias, t.tie_visible),
+                            (layer.hidden_bias, t.tie_hidden)):
+            grads[index[id(weight)]] = tie(grads[index[id(weight)]])
+        return grads
 
     def set_offsets_from_data(self, x, batch_size=10_000):
         """Centering offsets from data: μ = mean v, λ = mean p(h | v)."""
@@ -569,7 +615,12 @@ class RBM(GenerativeModel):
         if self.centering:
             grads = self.center_gradients(grads)
             # Slow running mean of the data's hidden probabilities (rate 0.01).
-            self.hidden_offset.assign(0.99 * self.hidden_offset + 0.01 * tf.reduce_mean(tf.sigmoid(x_data), 0))
+            hidden_mean = tf.reduce_mean(tf.sigmoid(x_data), 0)
+            if self.translations is not None:
+                hidden_mean = self.translations.tie_hidden(hidden_mean)
+            self.hidden_offset.assign(0.99 * self.hidden_offset + 0.01 * hidden_mean)
+        if self.translations is not None:
+            grads = self.tie_gradients(grads)
         # The synchronising part (outside XLA under tf.distribute): sum the
         # replicas' gradients, collect every replica's block of chains.
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -674,13 +725,66 @@ class RBM(GenerativeModel):
             "data_domain": self._data_domain,
             "monitor": self.monitor,
             "centering": self.centering,
+            "periodic_lattice": self.periodic_lattice,
+            "filter_shape": self.filter_shape,
         }
 
 
 
+class LatticeTranslations:
+    """Ties RBM parameters across the translations of a periodic lattice.
+
+    The visible units are the sites of a periodic lattice (`shape`, sites
+    row-major) and the hiddens come in `n_filters` groups of one unit per
+    site. A translation-invariant W depends only on the filter and on the
+    displacement between the visible site i and the hidden unit's site p:
+    W[i, f*N + p] = K[f, (i - p) mod shape]. That is a convolution with
+    periodic padding and the kernel K. With `filter_shape`, K is zero outside
+    the window of displacements [0, filter_shape): a local filter. `tie_*`
+    project onto this subspace (the average over the translation orbit, then
+    the window), which is also how a gradient for W becomes the gradient
+    for K, up to a constant factor N.
+    """
+
+    def __init__(self, shape, n_visible, n_hidden, filter_shape=None):
+        shape = tuple(int(n) for n in shape)
+        n_sites = int(np.prod(shape))
+        if not shape or min(shape) < 1 or n_sites != n_visible:
+            raise ValueError(f"periodic_lattice {shape} has {n_sites} sites, but the RBM has {n_visible} visible units.")
+        if n_hidden % n_sites:
+            raise ValueError(f"With periodic_lattice {shape}, n_hidden must be a multiple of {n_sites} "
+                             f"(n_filters x sites), got {n_hidden}.")
+        self.shape, self.n_sites, self.n_filters = shape, n_sites, n_hidden // n_sites
+        coords = np.stack(np.unravel_index(np.arange(n_sites), shape), axis=-1)
+        displacement = (coords[:, None, :] - coords[None, :, :]) % np.asarray(shape)
+        # displacement_index[i, p]: which of the N displacements separates site i from site p.
+        self.displacement_index = np.ravel_multi_index(tuple(np.moveaxis(displacement, -1, 0)), shape).astype(np.int32)
+        window = shape if filter_shape is None else tuple(int(n) for n in filter_shape)
+        if len(window) != len(shape) or any(not 1 <= w <= n for w, n in zip(window, shape)):
+            raise ValueError(f"filter_shape must have one size in [1, n] per lattice axis {shape}, got {filter_shape}.")
+        self.filter_shape = window
+        offsets = np.stack(np.unravel_index(np.arange(n_sites), shape), axis=-1)  # displacement d as coordinates
+        self.window_mask = np.all(offsets < np.asarray(window), axis=-1).astype(np.float32)  # (N,)
+
+    def tie_kernel(self, w):
+        n, f = self.n_sites, self.n_filters
+        w = tf.transpose(tf.reshape(w, (n, f, n)), (0, 2, 1))  # [i, p, f]
+        k = tf.math.unsorted_segment_mean(tf.reshape(w, (n * n, f)), self.displacement_index.reshape(-1), n)
+        k = k * tf.constant(self.window_mask, k.dtype)[:, None]
+        w = tf.gather(k, self.displacement_index)  # [i, p, f]
+        return tf.reshape(tf.transpose(w, (0, 2, 1)), (n, f * n))
+
+    def tie_visible(self, b):
+        return tf.fill(tf.shape(b), tf.reduce_mean(b))
+
+    def tie_hidden(self, c):
+        c = tf.reshape(c, (self.n_filters, self.n_sites))
+        return tf.reshape(tf.broadcast_to(tf.reduce_mean(c, axis=1, keepdims=True), tf.shape(c)), (-1,))
+
+
 def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=True, n_chains=None,
              sigma=1.0, learn_sigma=False, weight_stddev=0.01, data_domain=None, monitor=True, centering=False,
-             seed=None, name="rbm"):
+             periodic_lattice=None, filter_shape=None, seed=None, name="rbm"):
     """Build an `RBM` model from plain values (for the zoo and the CLI).
 
     `make_rbm("bernoulli", 784, 500, k=1, persistent=True, seed=0)` is the
@@ -693,7 +797,8 @@ def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=T
         kwargs.update(sigma=sigma, learn_sigma=learn_sigma)
     layer = RBM_LAYERS[visible](n_visible, n_hidden, **kwargs)
     return RBM(layer, k=k, persistent=persistent, n_chains=n_chains, data_domain=data_domain, monitor=monitor,
-               centering=centering, seed=seed, name=name)
+               centering=centering, periodic_lattice=periodic_lattice, filter_shape=filter_shape, seed=seed,
+               name=name)
 
 
 def pseudo_log_likelihood(layer, v, seed, x=None):

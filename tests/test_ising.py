@@ -474,6 +474,31 @@ def _rbm_exact_observables(layer, T):
             "susceptibility": 16 * (p @ am**2 - (p @ am) ** 2) / T}
 
 
+@pytest.mark.parametrize("T", [1.0, ising.TC, 3.5])
+def test_exact_ising_rbm_is_the_boltzmann_distribution(T):
+    """The bond RBM's free energy is E(s)/T up to a constant on all 2^16 states of
+    a 4 x 4 torus, so its exact observables are the Ising model's; it is symmetric
+    under the global flip and translation-tied."""
+    from keras_gen import ising_models
+    from keras_gen.rbm import binary_states, free_energy_numpy
+
+    model = ising_models.exact_ising_rbm(4, T)
+    v = binary_states(16)
+    free = free_energy_numpy(model.rbm, v)
+    energy = ising.lattice_energy((2 * v - 1).astype(np.int8).reshape(-1, 4, 4))
+    offset = free - energy / T
+    # The weights are float32: a carries a relative rounding of ~6e-8, which moves each
+    # of the 32 bonds' log-weights by ~1e-6 at most.
+    assert np.ptp(offset) < 1e-4, np.ptp(offset)
+    np.testing.assert_allclose(free_energy_numpy(model.rbm, 1 - v), free, rtol=0, atol=1e-4)
+    learned, exact = _rbm_exact_observables(model.rbm, T), ising.exact_enumeration(4, T)
+    for name, value in learned.items():
+        assert value == pytest.approx(exact[name], rel=1e-4), name
+    assert model.periodic_lattice == (4, 4) and model.filter_shape == (2, 2)
+    with pytest.raises(ValueError, match="temperature"):
+        ising_models.exact_ising_rbm(4, 0.0)
+
+
 def test_rbm_learns_ising_end_to_end(tmp_path):
     """Data pipeline -> train_ising_rbm (make_rbm + fit) -> Gibbs chains -> observables.
 

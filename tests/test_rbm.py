@@ -278,6 +278,72 @@ def test_centered_update_is_a_step_in_the_centered_parameters():
         R.make_rbm("gaussian", 4, 2, centering=True)
 
 
+def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
+    """On a 3 x 2 periodic lattice with two filters, W[i, f*6 + p] = K[f, (i - p) mod (3, 2)],
+    b = β·1, c_f = γ_f: the tied gradients are the exact gradients of (K, β, γ) by
+    enumeration (divided by the 6 sites), training keeps the model translation
+    invariant, and the configuration round-trips."""
+    shape, n = (3, 2), 6
+    model = R.make_rbm("bernoulli", n, 2 * n, k=1, persistent=False, centering=True, periodic_lattice=shape, seed=0)
+    t = model.translations
+    rng = np.random.default_rng(3)
+    kernel, beta, gamma = rng.normal(0, 0.8, (2, n)), -0.3, np.array([0.4, -0.2])
+    coords = np.stack(np.unravel_index(np.arange(n), shape), -1)
+    d = np.ravel_multi_index(tuple(np.moveaxis((coords[:, None] - coords[None]) % shape, -1, 0)), shape)
+
+    def unfold(K, b, c):  # the dense parameters of the tied ones, written out independently
+        return (np.concatenate([K[f][d] for f in range(2)], axis=1), np.full(n, b), np.repeat(c, n))
+
+    W, b, c = unfold(kernel, beta, gamma)
+    for var, value in zip((model.rbm.kernel, model.rbm.visible_bias, model.rbm.hidden_bias), (W, b, c)):
+        var.assign(value.astype("float32"))
+    for tie, value in ((t.tie_kernel, W), (t.tie_visible, b), (t.tie_hidden, c)):  # tied values are fixed points
+        np.testing.assert_allclose(tie(tf.constant(value, tf.float32)).numpy(), value, atol=1e-6)
+    data = prototypes_data(60, n, seed=2).astype(np.float64)
+
+    def nll(K, b, c):
+        Wd, bd, cd = unfold(K, b, c)
+        log_f = lambda v: v @ bd + np.logaddexp(0, cd + v @ Wd).sum(1)
+        return -(np.mean(log_f(data)) - logsumexp(log_f(R.binary_states(n))))
+
+    def numeric(i, shape_):
+        theta = [kernel, np.float64(beta), gamma]
+        g = np.zeros(shape_)
+        for j in np.ndindex(shape_):
+            up, down = [np.array(a, np.float64) for a in theta], [np.array(a, np.float64) for a in theta]
+            up[i][j] += 1e-5
+            down[i][j] -= 1e-5
+            g[j] = (nll(*up) - nll(*down)) / 2e-5
+        return g
+
+    g_kernel, g_beta, g_gamma = numeric(0, (2, n)), numeric(1, ()), numeric(2, (2,))
+    plain = dict(zip(("W", "b", "c"), np.split(_exact_nll_gradient(model.rbm, data), [n * 2 * n, n * 2 * n + n])))
+    by_name = {id(model.rbm.kernel): "W", id(model.rbm.visible_bias): "b", id(model.rbm.hidden_bias): "c"}
+    grads = [tf.constant(plain[by_name[id(v)]].reshape(v.shape), tf.float32) for v in model.trainable_weights]
+    tied = {by_name[id(v)]: g.numpy() for v, g in zip(model.trainable_weights, model.tie_gradients(grads))}
+    expected_w, expected_b, expected_c = unfold(g_kernel / n, g_beta / n, g_gamma / n)
+    np.testing.assert_allclose(tied["W"], expected_w, atol=2e-6)
+    np.testing.assert_allclose(tied["b"], expected_b, atol=2e-6)
+    np.testing.assert_allclose(tied["c"], expected_c, atol=2e-6)
+
+    # Training (centered, momentum) keeps every parameter tied: F is invariant under translations.
+    model.initialize_from_data(data)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    model.fit(data.astype("float32"), epochs=2, batch_size=20, verbose=0)
+    v = data[:8].astype("float32")
+    free = model.rbm.free_energy(v).numpy()
+    for dy, dx in ((1, 0), (0, 1), (2, 1)):
+        moved = np.roll(v.reshape(-1, *shape), (dy, dx), axis=(1, 2)).reshape(-1, n)
+        np.testing.assert_allclose(model.rbm.free_energy(moved).numpy(), free, rtol=1e-5, atol=1e-5)
+    assert np.ptp(model.rbm.visible_bias.numpy()) == 0 and np.ptp(model.visible_offset.numpy()) == 0
+    clone = R.RBM.from_config(model.get_config())
+    assert clone.periodic_lattice == shape and clone.get_config() == model.get_config()
+    with pytest.raises(ValueError, match="multiple of 6"):
+        R.make_rbm("bernoulli", n, 7, periodic_lattice=shape)
+    with pytest.raises(ValueError, match="6 sites"):
+        R.make_rbm("bernoulli", 8, 8, periodic_lattice=shape)
+
+
 def test_cd_gradient_points_along_exact_gradient():
     model = R.make_rbm("bernoulli", 6, 4, k=100, persistent=False, seed=0)
     layer = randomize(model.rbm, scale=1.0, seed=6)
