@@ -5,6 +5,9 @@ For each of the eleven temperatures of Torlai & Melko (2016) (1.0 .. 3.54 with T
 * RBM: the zoo entry `ising_rbm_L8` (one RBM per temperature, centered CD-20, recipe
   `training/ising_rbm.py`), sampled with the card's protocol (1000 Gibbs chains,
   2000 burn-in sweeps, 100 states 10 sweeps apart). `--train-rbm` retrains it first.
+* bond RBM: the zoo entry `ising_bond_rbm_L8` (translation-tied RBM, hidden units on
+  the bonds, CD-20, recipe `training/ising_bond_rbm.py`), same protocol with chains
+  started from the two ordered states.
 * VAE: `ising_models.make_ising_vae` (torus convolutions, latent 4, Bernoulli
   decoder) trained per temperature; spins drawn as z ~ N(0, I), s ~ Bernoulli(decoder).
 * GAN: `keras_gen.gan.make_gan("mlp")` on ±1 spins (tanh output) trained per
@@ -14,7 +17,7 @@ Each model's E/N, <|m|>, C and chi (jackknife errors) are compared with the exac
 transfer-matrix values and with the Monte Carlo training data; one PNG per
 observable against T; the table goes to the `ising_models` section of BENCHMARKS.md.
 
-    python benchmarks/ising_models.py [--families rbm vae gan] [--train-rbm]
+    python benchmarks/ising_models.py [--families rbm bond vae gan] [--train-rbm]
 
 A family left out of ``--families`` keeps the rows of the last run that measured it
 (``benchmarks/figures/ising_models.json``, dated in the section).
@@ -41,16 +44,18 @@ FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
 GAN_RECIPE = {"latent_dim": 16, "hidden": [128, 128], "epochs": 20, "batch_size": 256, "learning_rate": 2e-4}
 
 
-def rbm_rows(temperatures, exact, train=False):
+def rbm_rows(temperatures, exact, train=False, bond=False, label="RBM"):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
-    import ising_rbm as recipe  # the zoo recipe: same sampling protocol as the card
+    import ising_bond_rbm
+    import ising_rbm as recipe  # the zoo recipes: same sampling protocol as the cards
 
+    variant = ising_bond_rbm.VARIANT if bond else recipe.VARIANT
     if train:
-        recipe.main([])
-    model = zoo.load(recipe.NAME)
-    rows, _ = recipe.evaluate(model, temperatures)
-    card = zoo.card(recipe.NAME)
-    return rows, card["training"].get("seconds")
+        recipe.main([], variant=variant)
+    model = zoo.load(variant["name"])
+    rows, _ = recipe.evaluate(model, temperatures, variant=variant)
+    card = zoo.card(variant["name"])
+    return [(label, t, c) for _, t, c in rows], card["training"].get("seconds")
 
 
 def vae_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None):
@@ -103,8 +108,8 @@ def _summary(comp):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["rbm", "vae", "gan"], choices=["rbm", "vae", "gan"])
-    parser.add_argument("--train-rbm", action="store_true", help="retrain the zoo RBMs first (recipe)")
+    parser.add_argument("--families", nargs="+", default=["rbm", "bond", "vae", "gan"], choices=["rbm", "bond", "vae", "gan"])
+    parser.add_argument("--train-rbm", action="store_true", help="retrain the zoo RBMs first (recipes)")
     parser.add_argument("--n-samples", type=int, default=100_000, help="Monte Carlo samples per temperature")
     parser.add_argument("--n-train", type=int, default=20_000,
                         help="training samples per temperature for the VAE and GAN (the RBM uses its card's)")
@@ -129,6 +134,10 @@ def main(argv=None):
         t0 = time.perf_counter()
         rows["RBM"], train_s = rbm_rows(temperatures, exact, train=args.train_rbm)
         seconds["RBM"] = (train_s, time.perf_counter() - t0)
+    if "bond" in args.families:
+        t0 = time.perf_counter()
+        rows["bond RBM"], train_s = rbm_rows(temperatures, exact, train=args.train_rbm, bond=True, label="bond RBM")
+        seconds["bond RBM"] = (train_s, time.perf_counter() - t0)
     if "vae" in args.families:
         t0 = time.perf_counter()
         rows["VAE"], train_s = vae_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
@@ -151,12 +160,12 @@ def main(argv=None):
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for label in list(rows):
         measured_at[label] = now
-    for label in ("RBM", "VAE", "GAN"):
+    for label in ("RBM", "bond RBM", "VAE", "GAN"):
         if label not in rows and label in previous.get("rows", {}):
             rows[label] = [(label, r["T"], {**{n: r[n] for n in ising_models.COMPARED}})
                            for r in previous["rows"][label]]
             seconds[label] = tuple(previous.get("seconds", {}).get(label, (None, 0.0)))
-    rows = {label: rows[label] for label in ("Monte Carlo data", "RBM", "VAE", "GAN") if label in rows}
+    rows = {label: rows[label] for label in ("Monte Carlo data", "RBM", "bond RBM", "VAE", "GAN") if label in rows}
 
     points = {}
     for label, family_rows in rows.items():
@@ -175,7 +184,8 @@ def main(argv=None):
              f"{args.n_samples}, seed={args.seed})` per temperature (Wolff + Metropolis, decorrelated)",
              "- exact: `ising.transfer_matrix(8, T)`; errors: jackknife over 20 blocks (chains kept whole for "
              "the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
-             f"- RBM: zoo `ising_rbm_L8` (64 hidden, {ising_models.RBM_RECIPE}); VAE: torus-conv, "
+             f"- RBM: zoo `ising_rbm_L8` (64 hidden, {ising_models.RBM_RECIPE}); bond RBM: zoo "
+             "`ising_bond_rbm_L8` (`training/ising_bond_rbm.py`, chains started ordered); VAE: torus-conv, "
              f"{ising_models.VAE_RECIPE}; GAN: MLP, {GAN_RECIPE}",
              "- measured: " + ", ".join(f"{k} {v}" for k, v in measured_at.items() if k in rows) +
              " (a family left out of `--families` keeps its last measurement)",

@@ -135,15 +135,27 @@ def build_dcgan_generator(latent_dim=100, output_shape=(28, 28, 1), filters=(256
     return keras.Model(inputs, x, name="generator")
 
 
-def build_dcgan_discriminator(input_shape=(28, 28, 1), filters=(64, 128), dropout=0.3, seed=None):
+def build_dcgan_discriminator(input_shape=(28, 28, 1), filters=(64, 128), dropout=0.3, normalization=None,
+                              seed=None):
     """The TensorFlow DCGAN tutorial's discriminator: 5x5 stride-2
     convolutions 64 and 128 with LeakyReLU and dropout 0.3, one logit.
-    With dropout=0 it is the WGAN critic (no normalization, as the gradient
-    penalty needs per-example gradients)."""
+
+    With dropout=0 it is a WGAN critic. `normalization="batch"` adds batch
+    normalization after every convolution but the first, as the DCGAN critic
+    of the original WGAN (Arjovsky et al. 2017): under weight clipping it
+    keeps every layer's activations at unit scale, where an unnormalized
+    critic's shrink layer by layer and it learns slowly. Its statistics are
+    synchronized across replicas under tf.distribute (the same batch
+    statistics as one device). Not for the gradient penalty, which needs
+    per-example gradients."""
+    if normalization not in (None, "batch"):
+        raise ValueError(f"normalization must be None or 'batch', got {normalization!r}.")
     inputs = keras.Input(shape=tuple(input_shape), name="x")
     x = inputs
     for i, f in enumerate(filters):
         x = layers.Conv2D(f, 5, strides=2, padding="same")(x)
+        if normalization == "batch" and i > 0:
+            x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.LeakyReLU(negative_slope=0.3)(x)
         if dropout:
             x = CounterDropout(dropout, seed=None if seed is None else seed + i)(x)
@@ -251,6 +263,10 @@ class GAN(GenerativeModel):
             raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty}.")
         if clip_value is not None and float(clip_value) <= 0:
             raise ValueError(f"clip_value must be > 0, got {clip_value}.")
+        if float(gradient_penalty) and any(isinstance(layer, layers.BatchNormalization)
+                                           for layer in self.discriminator._flatten_layers()):
+            raise ValueError("The gradient penalty needs per-example critic gradients; this critic has batch "
+                             "normalization, which mixes the examples of a batch.")
         if simultaneous and int(n_critic) != 1:
             raise ValueError("simultaneous updates need n_critic = 1.")
         if optimizer is not None:

@@ -387,8 +387,11 @@ class RBM(GenerativeModel):
         every filter one hidden bias. See `LatticeTranslations`.
       filter_shape: with `periodic_lattice`, the window of sites a hidden
         unit sees: sites p + [0, filter_shape) from its own site p (periodic).
-        Default the whole lattice. A local window matches a local Hamiltonian:
-        the 2-D Ising model is exactly an RBM with two 2 x 1 filters.
+        One shape for every filter, or a list with one shape per filter
+        (e.g. `[(8, 8), (1, 2), (2, 1)]`: a lattice-wide filter and the two
+        bond directions). Default the whole lattice. A local window matches a
+        local Hamiltonian: the 2-D Ising model is exactly an RBM with a
+        (1, 2) and a (2, 1) filter (`ising_models.exact_ising_rbm`).
       seed: all randomness comes from the model's seed generator.
 
     Persistent chains are a non-trainable variable `persistent_chains`
@@ -446,14 +449,14 @@ class RBM(GenerativeModel):
                 name="hidden_offset", shape=(layer.n_hidden,), initializer=keras.initializers.Constant(0.5),
                 trainable=False, aggregation="mean")
         self.periodic_lattice = None if periodic_lattice is None else tuple(int(n) for n in periodic_lattice)
-        self.filter_shape = None if filter_shape is None else tuple(int(n) for n in filter_shape)
+        self.filter_shape = _shape_or_shapes(filter_shape)
         self.translations = None
         if self.periodic_lattice is not None:
             self.translations = LatticeTranslations(self.periodic_lattice, layer.n_visible, layer.n_hidden,
                                                     self.filter_shape)
+            self.tie_parameters()  # the random initial W becomes translation invariant
         elif self.filter_shape is not None:
             raise ValueError("filter_shape needs periodic_lattice: a filter is placed on the lattice's sites.")
-            self.tie_parameters()  # the random initial W becomes translation invariant
         if not self.persistent or self.n_chains is not None:
             self.build((None, layer.n_visible))  # else at the first fit, sized by its batch
 
@@ -731,6 +734,16 @@ class RBM(GenerativeModel):
 
 
 
+def _shape_or_shapes(value):
+    """None, one shape as a tuple of ints, or a tuple of such shapes (one per filter)."""
+    if value is None:
+        return None
+    value = tuple(value)
+    if value and all(isinstance(v, (int, np.integer)) for v in value):
+        return tuple(int(v) for v in value)
+    return tuple(tuple(int(n) for n in v) for v in value)
+
+
 class LatticeTranslations:
     """Ties RBM parameters across the translations of a periodic lattice.
 
@@ -739,8 +752,8 @@ class LatticeTranslations:
     site. A translation-invariant W depends only on the filter and on the
     displacement between the visible site i and the hidden unit's site p:
     W[i, f*N + p] = K[f, (i - p) mod shape]. That is a convolution with
-    periodic padding and the kernel K. With `filter_shape`, K is zero outside
-    the window of displacements [0, filter_shape): a local filter. `tie_*`
+    periodic padding and the kernel K. With `filter_shape`, K[f] is zero
+    outside the window of displacements [0, filter_shape[f]): a local filter. `tie_*`
     project onto this subspace (the average over the translation orbit, then
     the window), which is also how a gradient for W becomes the gradient
     for K, up to a constant factor N.
@@ -759,18 +772,25 @@ class LatticeTranslations:
         displacement = (coords[:, None, :] - coords[None, :, :]) % np.asarray(shape)
         # displacement_index[i, p]: which of the N displacements separates site i from site p.
         self.displacement_index = np.ravel_multi_index(tuple(np.moveaxis(displacement, -1, 0)), shape).astype(np.int32)
-        window = shape if filter_shape is None else tuple(int(n) for n in filter_shape)
-        if len(window) != len(shape) or any(not 1 <= w <= n for w, n in zip(window, shape)):
-            raise ValueError(f"filter_shape must have one size in [1, n] per lattice axis {shape}, got {filter_shape}.")
-        self.filter_shape = window
+        windows = _shape_or_shapes(shape if filter_shape is None else filter_shape)
+        if not isinstance(windows[0], tuple):
+            windows = (windows,) * self.n_filters
+        if len(windows) != self.n_filters:
+            raise ValueError(f"filter_shape lists {len(windows)} shapes for {self.n_filters} filters.")
+        for window in windows:
+            if len(window) != len(shape) or any(not 1 <= w <= n for w, n in zip(window, shape)):
+                raise ValueError(f"filter_shape must have one size in [1, n] per lattice axis {shape}, "
+                                 f"got {filter_shape}.")
+        self.filter_shape = windows
         offsets = np.stack(np.unravel_index(np.arange(n_sites), shape), axis=-1)  # displacement d as coordinates
-        self.window_mask = np.all(offsets < np.asarray(window), axis=-1).astype(np.float32)  # (N,)
+        # window_mask[d, f]: displacement d lies in filter f's window.
+        self.window_mask = np.stack([np.all(offsets < np.asarray(w), axis=-1) for w in windows], 1).astype(np.float32)
 
     def tie_kernel(self, w):
         n, f = self.n_sites, self.n_filters
         w = tf.transpose(tf.reshape(w, (n, f, n)), (0, 2, 1))  # [i, p, f]
         k = tf.math.unsorted_segment_mean(tf.reshape(w, (n * n, f)), self.displacement_index.reshape(-1), n)
-        k = k * tf.constant(self.window_mask, k.dtype)[:, None]
+        k = k * tf.constant(self.window_mask, k.dtype)
         w = tf.gather(k, self.displacement_index)  # [i, p, f]
         return tf.reshape(tf.transpose(w, (0, 2, 1)), (n, f * n))
 

@@ -494,7 +494,7 @@ def test_exact_ising_rbm_is_the_boltzmann_distribution(T):
     learned, exact = _rbm_exact_observables(model.rbm, T), ising.exact_enumeration(4, T)
     for name, value in learned.items():
         assert value == pytest.approx(exact[name], rel=1e-4), name
-    assert model.periodic_lattice == (4, 4) and model.filter_shape == (2, 2)
+    assert model.periodic_lattice == (4, 4) and model.filter_shape == ((1, 2), (2, 1))
     with pytest.raises(ValueError, match="temperature"):
         ising_models.exact_ising_rbm(4, 0.0)
 
@@ -547,24 +547,26 @@ def test_ising_rbms_holds_one_rbm_per_temperature():
         model.set_rbm(1.5, make_rbm("bernoulli", 16, 4, persistent=False))
 
 
-def test_zoo_ising_rbms_reproduce_their_card():
+@pytest.mark.parametrize("name", ["ising_rbm_L8", "ising_bond_rbm_L8"])
+def test_zoo_ising_rbms_reproduce_their_card(name):
     """The zoo entry loads (sha256 checked) and its samples reproduce the card's
     numbers at Tc and at T = 1.0 within the combined errors (a shorter run than the
-    card's: 300 chains instead of 1000, same burn-in and thinning)."""
+    card's: 300 chains instead of 1000, same burn-in, thinning and start)."""
     from keras_gen import ising_models, zoo
 
-    if "ising_rbm_L8" not in zoo.list():
-        pytest.skip("the ising_rbm_L8 zoo entry has not been trained in this checkout")
-    model = zoo.load("ising_rbm_L8")
+    if name not in zoo.list():
+        pytest.skip(f"the {name} zoo entry has not been trained in this checkout")
+    model = zoo.load(name)
     card = model.zoo_card
     protocol = card["metrics"]["evaluation"]
     for temp in (ising.TC, 1.0):
         i = model.index(temp)
         chains = ising_models.gibbs_chains(ising_models.rbm_sampler(model, temp), 300, protocol["n_keep"],
-                                           protocol["thin"], protocol["n_burn"], seed=99 + i)
+                                           protocol["thin"], protocol["n_burn"], seed=99 + i,
+                                           ordered_start=protocol.get("ordered_start", False), n_visible=64)
         rows = ising_models.compare_with_exact(chains.reshape(-1, 64), temp)
         recorded = card["metrics"]["per_temperature"][f"T={model.temperatures[i]:.4f}"]
-        for name in ising_models.COMPARED:
-            combined = math.hypot(rows[name]["error"], recorded[name]["error"])
-            assert abs(rows[name]["value"] - recorded[name]["value"]) < 4 * combined, (temp, name, rows[name],
-                                                                                       recorded[name])
+        for observable in ising_models.COMPARED:
+            combined = math.hypot(rows[observable]["error"], recorded[observable]["error"])
+            assert abs(rows[observable]["value"] - recorded[observable]["value"]) < 4 * combined, (
+                temp, observable, rows[observable], recorded[observable])

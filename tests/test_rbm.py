@@ -342,6 +342,17 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
         R.make_rbm("bernoulli", n, 7, periodic_lattice=shape)
     with pytest.raises(ValueError, match="6 sites"):
         R.make_rbm("bernoulli", 8, 8, periodic_lattice=shape)
+    with pytest.raises(ValueError, match="2 filters"):
+        R.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2)] * 3)
+    with pytest.raises(ValueError, match="one size in"):
+        R.make_rbm("bernoulli", n, n, periodic_lattice=shape, filter_shape=(4, 1))
+
+    # Per-filter windows: filter 0 sees two sites along axis 1, filter 1 the whole lattice.
+    local = R.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2), shape], seed=1)
+    w = local.rbm.kernel.numpy()
+    assert np.count_nonzero(w[:, :n]) == 2 * n and np.count_nonzero(w[:, n:]) == n * n
+    np.testing.assert_array_equal(np.flatnonzero(w[:, 0]), [0, 1])  # the unit at site 0 sees sites (0,0), (0,1)
+    assert R.RBM.from_config(local.get_config()).filter_shape == ((1, 2), shape)
 
 
 def test_cd_gradient_points_along_exact_gradient():

@@ -34,19 +34,29 @@ from keras_gen.trainer import save_atomically
 
 NAME = "ising_rbm_L8"
 L = 8
+VARIANT = {
+    "name": NAME,
+    "recipe": {},  # overrides of ising_models.RBM_RECIPE
+    "ordered_start": False,
+    "recipe_file": "training/ising_rbm.py",
+    "description": ("Eleven Bernoulli RBMs (64 visible, 64 hidden), one per temperature, of the 2-D Ising "
+                    "model on the 8x8 torus (Torlai & Melko 2016). "
+                    "model.sample(n, seed, temperature=T, gibbs_steps=...) draws {0,1} spins."),
+}
+"""What distinguishes a zoo entry made by this recipe (`training/ising_bond_rbm.py` is another)."""
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVALUATION = {"n_chains": 1000, "n_keep": 100, "thin": 10, "n_burn": 2000, "seed": 12345}
 """Sampling protocol of the card's numbers: `gibbs_chains(n_chains, n_keep, thin, n_burn, seed + i)`
 at temperature index i (chain-major, jackknife over 20 blocks)."""
 
 
-def architecture(temperatures, n_hidden):
+def architecture(temperatures, n_hidden, variant=VARIANT):
     return {"builder": "keras_gen.ising_models.make_ising_rbms",
             "kwargs": {"temperatures": [float(t) for t in temperatures], "L": L, "n_hidden": int(n_hidden),
-                       "name": NAME}}
+                       "name": variant["name"]}}
 
 
-def train(args, temperatures):
+def train(args, temperatures, variant=VARIANT):
     """Train (or reuse) one RBM per temperature; returns the IsingRBMs model and timings."""
     os.makedirs(args.out, exist_ok=True)
     x, _ = ising.load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True,
@@ -69,8 +79,8 @@ def train(args, temperatures):
             print(f"T = {temp:.4f}: reusing {path}", flush=True)
         else:
             t0 = time.perf_counter()
-            model, _ = ising_models.train_ising_rbm(x[i], n_hidden=args.hidden, epochs=args.epochs,
-                                                    seed=args.seed + i, name=f"rbm_T{i:02d}")
+            recipe = dict(variant["recipe"], n_hidden=args.hidden, epochs=args.epochs)
+            model, _ = ising_models.train_ising_rbm(x[i], seed=args.seed + i, name=f"rbm_T{i:02d}", **recipe)
             seconds[f"{temp:.4f}"] = time.perf_counter() - t0
             # Only the RBM layer matters for the card; save it as a plain, chain-free RBM.
             plain = make_rbm("bernoulli", L * L, args.hidden, k=model.k, persistent=False)
@@ -83,7 +93,7 @@ def train(args, temperatures):
     return ensemble, seconds, x
 
 
-def evaluate(ensemble, temperatures, x=None):
+def evaluate(ensemble, temperatures, x=None, variant=VARIANT):
     """Sample every temperature's RBM with the card's protocol; compare with exact values."""
     exact = ising.transfer_matrix(L, temperatures)
     rows, points = [], {"RBM": {"T": list(temperatures)}, "Monte Carlo data": {"T": list(temperatures)}}
@@ -94,7 +104,8 @@ def evaluate(ensemble, temperatures, x=None):
         ex_i = {n: exact[n][i] for n in ising_models.COMPARED}
         chains = ising_models.gibbs_chains(
             ising_models.rbm_sampler(ensemble, temp), EVALUATION["n_chains"], EVALUATION["n_keep"],
-            EVALUATION["thin"], EVALUATION["n_burn"], seed=EVALUATION["seed"] + i)
+            EVALUATION["thin"], EVALUATION["n_burn"], seed=EVALUATION["seed"] + i,
+            ordered_start=variant["ordered_start"], n_visible=L * L)
         comp = ising_models.compare_with_exact(chains.reshape(-1, L * L), temp, exact=ex_i)
         rows.append(("RBM", temp, comp))
         for name in ising_models.COMPARED:
@@ -110,12 +121,14 @@ def evaluate(ensemble, temperatures, x=None):
     return rows, points
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {ising_models.RBM_RECIPE['epochs']}")
-    parser.add_argument("--hidden", type=int, default=ising_models.RBM_RECIPE["n_hidden"])
+def main(argv=None, variant=VARIANT, doc=__doc__):
+    name = variant["name"]
+    recipe = dict(ising_models.RBM_RECIPE, **variant["recipe"])
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {recipe['epochs']}")
+    parser.add_argument("--hidden", type=int, default=recipe["n_hidden"])
     parser.add_argument("--n-samples", type=int, default=100_000, help="Monte Carlo samples per temperature")
-    parser.add_argument("--out", default=os.path.join("runs", NAME))
+    parser.add_argument("--out", default=os.path.join("runs", name))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate-only", action="store_true", help="measure the saved zoo weights again")
     parser.add_argument("--temperature-indices", type=int, nargs="+", default=None,
@@ -125,22 +138,22 @@ def main(argv=None):
     temperatures = ising_models.reference_temperatures()
     start = time.perf_counter()
     if args.evaluate_only:
-        ensemble, seconds, x = zoo.load(NAME), {}, None
+        ensemble, seconds, x = zoo.load(name), {}, None
     else:
-        ensemble, seconds, x = train(args, temperatures)
+        ensemble, seconds, x = train(args, temperatures, variant)
         if args.temperature_indices is not None:
             return None
     t_eval = time.perf_counter()
-    rows, points = evaluate(ensemble, temperatures, x)
+    rows, points = evaluate(ensemble, temperatures, x, variant)
     eval_seconds = time.perf_counter() - t_eval
     figures_dir = os.path.join(ROOT, "zoo", "figures")
-    figures = ising_models.plot_observables(points, L, figures_dir, prefix=NAME)
+    figures = ising_models.plot_observables(points, L, figures_dir, prefix=name)
     table = ising_models.results_table(rows)
     print(table)
     if args.evaluate_only:
         return rows
 
-    weights = os.path.join(ROOT, "saved_models", f"{NAME}.weights.h5")
+    weights = os.path.join(ROOT, "saved_models", f"{name}.weights.h5")
     save_atomically(ensemble, weights, weights_only=True)
     metrics = {}
     for _, temp, comp in rows:
@@ -150,27 +163,27 @@ def main(argv=None):
             for n in ising_models.COMPARED}
     n_ok = sum(all(c[n]["ok"] for n in ising_models.COMPARED) for _, _, c in rows)
     card = {
-        "name": NAME,
+        "name": name,
         "family": "rbm",
-        "description": ("Eleven Bernoulli RBMs (64 visible, 64 hidden), one per temperature, of the 2-D Ising "
-                        "model on the 8x8 torus (Torlai & Melko 2016). "
-                        "model.sample(n, seed, temperature=T, gibbs_steps=...) draws {0,1} spins."),
-        "architecture": architecture(temperatures, args.hidden),
+        "description": variant["description"],
+        "architecture": architecture(temperatures, args.hidden, variant),
         "dataset": {"name": "ising", "L": L, "temperatures": [float(t) for t in temperatures],
                     "n_samples": args.n_samples, "split": "train", "seed": args.seed,
                     "load": f"keras_gen.data.load_arrays('ising', 'train', L={L}, temperature=T, "
                             f"n_samples={args.n_samples}, seed={args.seed}, flatten=True)"},
-        "recipe": f"training/{os.path.basename(__file__)}",
-        "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
+        "recipe": variant["recipe_file"],
+        "weights": {"file": f"{name}.weights.h5", "sha256": zoo.sha256(weights)},
         "metrics": {
             "temperatures_within_target": n_ok,
             "targets": "relative error vs exact: E and |m| within 1%, C and chi within 5%",
-            "evaluation": dict(EVALUATION, note="ising_models.gibbs_chains at temperature index i with "
-                                                "seed + i; ising.observables with 20 jackknife blocks"),
+            "evaluation": dict(EVALUATION, ordered_start=variant["ordered_start"],
+                               note="ising_models.gibbs_chains at temperature index i with seed + i "
+                                    "(ordered_start: half the chains from all up, half from all down); "
+                                    "ising.observables with 20 jackknife blocks"),
             "per_temperature": metrics,
         },
         "training": {
-            "recipe": dict(ising_models.RBM_RECIPE, **({"epochs": args.epochs} if args.epochs else {})),
+            "recipe": dict(recipe, n_hidden=args.hidden, **({"epochs": args.epochs} if args.epochs else {})),
             "seconds_per_temperature": {k: round(v) for k, v in seconds.items()},
             "seconds": round(sum(seconds.values())) if seconds else None,
             "evaluation_seconds": round(eval_seconds),
@@ -181,7 +194,7 @@ def main(argv=None):
         },
         "figures": [os.path.relpath(f, ROOT) for f in figures],
     }
-    write_card(os.path.join(ROOT, "zoo", f"{NAME}.json"), card)
+    write_card(os.path.join(ROOT, "zoo", f"{name}.json"), card)
     print(json.dumps({"temperatures_within_target": n_ok, "wall_s": round(time.perf_counter() - start)}))
     return rows
 
