@@ -315,6 +315,26 @@ def test_architectures_are_those_of_the_notes_and_the_tutorial():
     np.testing.assert_allclose(ends[[0, -1]], out[:2], atol=1e-5)
 
 
+def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
+    """The original WGAN's critic: batch normalization after the second convolution.
+    Clipping reaches its scale and offset too (every trainable critic weight), and
+    a gradient penalty, which needs per-example gradients, is refused by name."""
+    model = gan.make_gan("dcgan", (28, 28, 1), discriminator_kwargs={"dropout": 0.0, "normalization": "batch"},
+                         seed=0)
+    norms = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 1 and norms[0].synchronized
+    with pytest.raises(ValueError, match="batch normalization"):
+        model.compile(**gan.wgan_gp_compile_kwargs())
+    model.compile(**gan.wgan_compile_kwargs())
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 28, 28, 1)).astype("float32")
+    model.fit(x, batch_size=10, epochs=1, verbose=0)  # n_critic 5: two critic updates of 2 images per batch
+    for v in model.discriminator.trainable_variables:
+        assert np.max(np.abs(v.numpy())) <= 0.01 + 1e-7, v.path
+    assert np.max(np.abs(norms[0].gamma.numpy())) <= 0.01 + 1e-7
+    with pytest.raises(ValueError, match="normalization"):
+        gan.build_dcgan_discriminator(normalization="layer")
+
+
 def test_exported_generator_serves_without_keras_gen(tmp_path):
     model = gan.make_gan("mlp", (784,), noise="uniform", seed=0, name="mlp_gan")
     model.compile(optimizer="adam")
