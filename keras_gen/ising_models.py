@@ -246,10 +246,18 @@ class IsingRBMs(GenerativeModel):
 
     `sample` returns sampled spins (not probabilities): thermodynamics is
     measured on configurations.
+
+    `start`: where chains start when no `init` is given, "random" spins or
+    "ordered" (half all up, half all down), which a model with only local
+    couplings needs below Tc (`ising_bond_rbm_L8`; see `gibbs_chains`). The
+    exported `sample_T...` signatures start the same way.
     """
 
-    def __init__(self, temperatures, L=8, n_hidden=64, seed=None, **kwargs):
+    def __init__(self, temperatures, L=8, n_hidden=64, start="random", seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
+        if start not in ("random", "ordered"):
+            raise ValueError(f"start must be 'random' or 'ordered', got {start!r}.")
+        self.start = start
         t = np.atleast_1d(ising._temperatures(temperatures))
         if len(np.unique(t)) != len(t):
             raise ValueError(f"temperatures must be distinct, got {t.tolist()}.")
@@ -318,11 +326,12 @@ class IsingRBMs(GenerativeModel):
         i = self.index(temperature)
         layer = self.rbm_layers[i]
         seed = seed_tensor(seed)
+        if init is None and self.start == "ordered":
+            init = "ordered"
         if isinstance(init, str):
             if init != "ordered":
                 raise ValueError(f"init must be None, 'ordered' or an array of spins, got {init!r}.")
-            init = np.zeros((n, layer.n_visible), np.float32)
-            init[: n // 2] = 1.0
+            init = ordered_spins(n, layer.n_visible)
         v = layer.random_visible(n, fold_in(seed, 1)) if init is None else layer._cast(init)
         return self._run(i)(v, tf.constant(max(int(gibbs_steps), 1), tf.int32), fold_in(seed, 2))
 
@@ -335,7 +344,10 @@ class IsingRBMs(GenerativeModel):
 
             def sample(n, seed, gibbs_steps, layer=layer):
                 s = tf.stack([seed, 0])
-                v0 = layer.random_visible(n, fold_in(s, 1))
+                if self.start == "ordered":
+                    v0 = ordered_spins(n, layer.n_visible)
+                else:
+                    v0 = layer.random_visible(n, fold_in(s, 1))
                 return {"spins": block_gibbs(layer, v0, tf.maximum(gibbs_steps, 1), fold_in(s, 2))[0]}
 
             out[f"sample_T{temp:.4f}".replace(".", "p")] = (sample, n_spec)
@@ -343,7 +355,7 @@ class IsingRBMs(GenerativeModel):
 
     def get_config(self):
         return {**super().get_config(), "temperatures": self.temperatures, "L": self.L,
-                "n_hidden": self.n_hidden}
+                "n_hidden": self.n_hidden, "start": self.start}
 
 
 def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
@@ -379,10 +391,16 @@ def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
     return model
 
 
-def make_ising_rbms(temperatures=None, L=8, n_hidden=64, seed=None, name="ising_rbm"):
+def make_ising_rbms(temperatures=None, L=8, n_hidden=64, start="random", seed=None, name="ising_rbm"):
     """`IsingRBMs` at `temperatures` (default: `reference_temperatures()`)."""
     t = reference_temperatures() if temperatures is None else temperatures
-    return IsingRBMs(t, L=L, n_hidden=n_hidden, seed=seed, name=name)
+    return IsingRBMs(t, L=L, n_hidden=n_hidden, start=start, seed=seed, name=name)
+
+
+def ordered_spins(n, n_visible):
+    """n ordered {0, 1} configurations: the first n // 2 all up (1), the rest all down (0)."""
+    up = tf.cast(tf.range(n) < n // 2, tf.float32)
+    return tf.tile(up[:, None], tf.stack([1, n_visible]))
 
 
 # ============================================== thermodynamics of a model
@@ -408,8 +426,7 @@ def gibbs_chains(sampler, n_chains, n_keep, thin, n_burn, seed=0, ordered_start=
     if ordered_start:
         if n_visible is None:
             n_visible = int(sampler(1, fold_in(seed, -1), gibbs_steps=1, init=None).shape[-1])
-        init = np.zeros((n_chains, n_visible), np.float32)
-        init[: n_chains // 2] = 1.0  # as IsingRBMs.generate_samples(init="ordered")
+        init = ordered_spins(n_chains, n_visible)
     v = sampler(n_chains, fold_in(seed, 0), gibbs_steps=n_burn, init=init)
     kept = np.empty((n_chains, n_keep, int(v.shape[-1])), np.float32)
     for i in range(n_keep):

@@ -547,6 +547,27 @@ def test_ising_rbms_holds_one_rbm_per_temperature():
         model.set_rbm(1.5, make_rbm("bernoulli", 16, 4, persistent=False))
 
 
+def test_ising_rbms_start_chains_ordered_when_asked():
+    """At T = 0.3 the exact bond RBM keeps an ordered start ordered (a flip costs
+    e^{-8/0.3}), while random starts stay disordered after a few sweeps."""
+    from keras_gen import ising_models
+
+    exact = ising_models.exact_ising_rbm(4, 0.3)
+    for start in ("ordered", "random"):
+        model = ising_models.make_ising_rbms([0.3], L=4, n_hidden=32, start=start, seed=0)
+        model.build_for_data()
+        model.set_rbm(0.3, exact)
+        s = model.sample(10, seed=2, temperature=0.3, gibbs_steps=5)
+        magnetization = s.mean(axis=1)
+        if start == "ordered":
+            np.testing.assert_array_equal(magnetization, [1.0] * 5 + [0.0] * 5)
+        else:
+            assert np.any((magnetization > 0) & (magnetization < 1))
+    assert ising_models.IsingRBMs.from_config(model.get_config()).start == "random"
+    with pytest.raises(ValueError, match="start must be"):
+        ising_models.make_ising_rbms([1.0], L=4, start="cold")
+
+
 @pytest.mark.parametrize("name", ["ising_rbm_L8", "ising_bond_rbm_L8"])
 def test_zoo_ising_rbms_reproduce_their_card(name):
     """The zoo entry loads (sha256 checked) and its samples reproduce the card's

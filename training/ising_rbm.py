@@ -51,9 +51,11 @@ at temperature index i (chain-major, jackknife over 20 blocks)."""
 
 
 def architecture(temperatures, n_hidden, variant=VARIANT):
-    return {"builder": "keras_gen.ising_models.make_ising_rbms",
-            "kwargs": {"temperatures": [float(t) for t in temperatures], "L": L, "n_hidden": int(n_hidden),
-                       "name": variant["name"]}}
+    kwargs = {"temperatures": [float(t) for t in temperatures], "L": L, "n_hidden": int(n_hidden),
+              "name": variant["name"]}
+    if variant["ordered_start"]:
+        kwargs["start"] = "ordered"
+    return {"builder": "keras_gen.ising_models.make_ising_rbms", "kwargs": kwargs}
 
 
 def train(args, temperatures, variant=VARIANT):
@@ -62,7 +64,8 @@ def train(args, temperatures, variant=VARIANT):
     x, _ = ising.load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True,
                              seed=args.seed)
     x = x.reshape(len(temperatures), args.n_samples, L * L)
-    ensemble = ising_models.make_ising_rbms(temperatures, L=L, n_hidden=args.hidden, seed=args.seed)
+    ensemble = ising_models.make_ising_rbms(temperatures, L=L, n_hidden=args.hidden, seed=args.seed,
+                                            start="ordered" if variant["ordered_start"] else "random")
     ensemble.build_for_data()
     seconds = {}
     for i, temp in enumerate(temperatures):
