@@ -338,11 +338,9 @@ class IsingRBMs(GenerativeModel):
     def serving_endpoints(self):
         n_spec = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed"),
                   tf.TensorSpec([], tf.int32, name="gibbs_steps")]
-        out = {}
-        for i, temp in enumerate(self.temperatures):
-            layer = self.rbm_layers[i]
 
-            def sample(n, seed, gibbs_steps, layer=layer):
+        def sampler_of(layer):  # binds the layer without an extra argument in the signature
+            def sample(n, seed, gibbs_steps):
                 s = tf.stack([seed, 0])
                 if self.start == "ordered":
                     v0 = ordered_spins(n, layer.n_visible)
@@ -350,8 +348,10 @@ class IsingRBMs(GenerativeModel):
                     v0 = layer.random_visible(n, fold_in(s, 1))
                 return {"spins": block_gibbs(layer, v0, tf.maximum(gibbs_steps, 1), fold_in(s, 2))[0]}
 
-            out[f"sample_T{temp:.4f}".replace(".", "p")] = (sample, n_spec)
-        return out
+            return sample
+
+        return {f"sample_T{temp:.4f}".replace(".", "p"): (sampler_of(layer), n_spec)
+                for temp, layer in zip(self.temperatures, self.rbm_layers)}
 
     def get_config(self):
         return {**super().get_config(), "temperatures": self.temperatures, "L": self.L,

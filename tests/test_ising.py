@@ -547,6 +547,39 @@ def test_ising_rbms_holds_one_rbm_per_temperature():
         model.set_rbm(1.5, make_rbm("bernoulli", 16, 4, persistent=False))
 
 
+SERVE_ISING_WITHOUT_KERAS_GEN = """
+import sys, numpy as np, tensorflow as tf
+sig = tf.saved_model.load(sys.argv[1]).signatures
+out = {name: fn(n=tf.constant(6), seed=tf.constant(3), gibbs_steps=tf.constant(5))["spins"].numpy()
+       for name, fn in sig.items()}
+assert not any(m == "keras_gen" or m.startswith("keras_gen.") for m in sys.modules), "keras_gen imported"
+np.savez(sys.argv[2], **out)
+"""
+
+
+def test_ising_rbms_export_serves_without_keras_gen(tmp_path):
+    """One `sample_T...` signature per temperature; with start="ordered" the served
+    chains start ordered, so at T = 0.3 (the exact bond RBM) they stay ordered."""
+    import subprocess
+    import sys
+
+    from keras_gen import ising_models
+
+    model = ising_models.make_ising_rbms([0.3, 2.0], L=4, n_hidden=32, start="ordered", seed=0)
+    model.build_for_data()
+    for temp in (0.3, 2.0):
+        model.set_rbm(temp, ising_models.exact_ising_rbm(4, temp))
+    model.export_saved_model(str(tmp_path / "export"))
+    (tmp_path / "serve.py").write_text(SERVE_ISING_WITHOUT_KERAS_GEN)
+    result = subprocess.run([sys.executable, str(tmp_path / "serve.py"), str(tmp_path / "export"),
+                             str(tmp_path / "spins.npz")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    spins = dict(np.load(tmp_path / "spins.npz"))
+    assert {"sample_T0p3000", "sample_T2p0000"} <= set(spins)
+    np.testing.assert_array_equal(spins["sample_T0p3000"].mean(axis=1), [1.0] * 3 + [0.0] * 3)
+    assert spins["sample_T2p0000"].shape == (6, 16) and set(np.unique(spins["sample_T2p0000"])) <= {0.0, 1.0}
+
+
 def test_ising_rbms_start_chains_ordered_when_asked():
     """At T = 0.3 the exact bond RBM keeps an ordered start ordered (a flip costs
     e^{-8/0.3}), while random starts stay disordered after a few sweeps."""
