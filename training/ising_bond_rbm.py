@@ -4,7 +4,7 @@ The same eleven temperatures, data and evaluation as `training/ising_rbm.py`,
 with a different RBM at each: a translation-tied ("convolutional", periodic)
 RBM whose hidden units sit on the bonds of the lattice. Two filters, a 1 x 2
 window (the bond to the right neighbour) and a 2 x 1 window (the bond below),
-one hidden unit per filter and site: 128 hidden units, and five free parameters
+one hidden unit per filter and site: 128 hidden units, and seven free parameters
 per temperature (four filter weights, one visible bias, two hidden biases: W is
 tied by `make_rbm(..., periodic_lattice=(8, 8), filter_shape=[(1, 2), (2, 1)])`).
 
