@@ -248,9 +248,12 @@ class IsingRBMs(GenerativeModel):
     measured on configurations.
 
     `start`: where chains start when no `init` is given, "random" spins or
-    "ordered" (half all up, half all down), which a model with only local
-    couplings needs below Tc (`ising_bond_rbm_L8`; see `gibbs_chains`). The
-    exported `sample_T...` signatures start the same way.
+    "ordered" (half all up, half all down: a Monte Carlo "cold start"). A
+    model with only local couplings (`ising_bond_rbm_L8`), like the Ising model
+    itself, quenched from random spins below Tc freezes into striped domains
+    that local updates do not remove: the exact `exact_ising_rbm` at
+    T = 1.25 gives chi +300% from random starts, +0% +- 3% from ordered ones.
+    The exported `sample_T...` signatures start the same way.
     """
 
     def __init__(self, temperatures, L=8, n_hidden=64, start="random", seed=None, **kwargs):
@@ -322,7 +325,7 @@ class IsingRBMs(GenerativeModel):
         """n spin configurations ({0, 1}) after `gibbs_steps` block-Gibbs sweeps
         from uniformly random spins, from `init` (n configurations), or with
         `init="ordered"` from the ordered states: half all up, half all down
-        (below Tc, what a model with only local couplings needs; see `gibbs_chains`)."""
+        (below Tc, what a model with only local couplings needs; see `start`)."""
         i = self.index(temperature)
         layer = self.rbm_layers[i]
         seed = seed_tensor(seed)
@@ -384,8 +387,7 @@ def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
     kernel = np.zeros((2, n), np.float32)  # K[f, displacement], displacements row-major
     kernel[0, [0, 1]] = a  # filter 0: the bond to the right neighbour (axis 1)
     kernel[1, [0, L]] = a  # filter 1: the bond to the neighbour below (axis 0)
-    t_ = model.translations
-    model.rbm.kernel.assign(np.concatenate([kernel[f][t_.displacement_index] for f in range(2)], axis=1))
+    model.rbm.kernel.assign(model.translations.unfold(kernel.T))
     model.rbm.visible_bias.assign(np.full(n, -2.0 * a, np.float32))
     model.rbm.hidden_bias.assign(np.full(2 * n, -a, np.float32))
     return model
@@ -404,30 +406,19 @@ def ordered_spins(n, n_visible):
 
 
 # ============================================== thermodynamics of a model
-def gibbs_chains(sampler, n_chains, n_keep, thin, n_burn, seed=0, ordered_start=False, n_visible=None):
+def gibbs_chains(sampler, n_chains, n_keep, thin, n_burn, seed=0):
     """Spins from long block-Gibbs chains, thinned: shape (n_chains, n_keep, n_visible).
 
     `sampler(n, seed, gibbs_steps, init)` is a model's `generate_samples`
     (an `RBM`'s with `return_probabilities=False`, or `IsingRBMs` bound to a
     temperature): `n_burn` sweeps from random spins, then `n_keep` states
-    `thin` sweeps apart. Samples of one chain are correlated; keep them
+    `thin` sweeps apart (from ordered states for `IsingRBMs(start="ordered")`).
+    Samples of one chain are correlated; keep them
     chain-major (reshape to (-1, n_visible)) so the blocked jackknife of
     `ising.observables` puts whole chains in a block.
-
-    `ordered_start`: start half the chains from all spins up and half from
-    all down (a Monte Carlo "cold start") instead of random spins. A model
-    with only local couplings, like the Ising model itself, quenched from
-    random spins below Tc freezes into striped domains that local updates
-    do not remove (the exact `exact_ising_rbm` at T = 1.25 gives chi +300%
-    from random starts, +0% +- 3% from ordered ones).
     """
     seed = seed_tensor(seed)
-    init = None
-    if ordered_start:
-        if n_visible is None:
-            n_visible = int(sampler(1, fold_in(seed, -1), gibbs_steps=1, init=None).shape[-1])
-        init = ordered_spins(n_chains, n_visible)
-    v = sampler(n_chains, fold_in(seed, 0), gibbs_steps=n_burn, init=init)
+    v = sampler(n_chains, fold_in(seed, 0), gibbs_steps=n_burn, init=None)
     kept = np.empty((n_chains, n_keep, int(v.shape[-1])), np.float32)
     for i in range(n_keep):
         v = sampler(n_chains, fold_in(seed, i + 1), gibbs_steps=thin, init=v)

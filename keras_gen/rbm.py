@@ -782,16 +782,19 @@ class LatticeTranslations:
                 raise ValueError(f"filter_shape must have one size in [1, n] per lattice axis {shape}, "
                                  f"got {filter_shape}.")
         self.filter_shape = windows
-        offsets = np.stack(np.unravel_index(np.arange(n_sites), shape), axis=-1)  # displacement d as coordinates
-        # window_mask[d, f]: displacement d lies in filter f's window.
-        self.window_mask = np.stack([np.all(offsets < np.asarray(w), axis=-1) for w in windows], 1).astype(np.float32)
+        # window_mask[d, f]: displacement d (coordinates coords[d]) lies in filter f's window.
+        self.window_mask = np.stack([np.all(coords < np.asarray(w), axis=-1) for w in windows], 1).astype(np.float32)
 
     def tie_kernel(self, w):
         n, f = self.n_sites, self.n_filters
         w = tf.transpose(tf.reshape(w, (n, f, n)), (0, 2, 1))  # [i, p, f]
         k = tf.math.unsorted_segment_mean(tf.reshape(w, (n * n, f)), self.displacement_index.reshape(-1), n)
-        k = k * tf.constant(self.window_mask, k.dtype)
-        w = tf.gather(k, self.displacement_index)  # [i, p, f]
+        return self.unfold(k * tf.constant(self.window_mask, k.dtype))
+
+    def unfold(self, k):
+        """The dense W (n_sites, n_filters * n_sites) of filters k[d, f] (displacement d, filter f)."""
+        n, f = self.n_sites, self.n_filters
+        w = tf.gather(tf.convert_to_tensor(k), self.displacement_index)  # [i, p, f]
         return tf.reshape(tf.transpose(w, (0, 2, 1)), (n, f * n))
 
     def tie_visible(self, b):

@@ -24,7 +24,7 @@ updates collapse this model (every hidden unit switched off).
 Sampling: a model with only nearest-neighbour couplings, quenched from random
 spins below Tc, freezes into striped domains that block Gibbs updates do not
 remove, as Metropolis does. The card's chains therefore start ordered: half all up,
-half all down (`gibbs_chains(..., ordered_start=True)`), then 2000 sweeps of burn-in.
+half all down (`make_ising_rbms(..., start="ordered")`, on the card), then 2000 sweeps of burn-in.
 
     python training/ising_bond_rbm.py                    # train all, evaluate, write the card
     python training/ising_bond_rbm.py --evaluate-only    # re-measure the saved weights

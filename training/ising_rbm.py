@@ -107,8 +107,7 @@ def evaluate(ensemble, temperatures, x=None, variant=VARIANT):
         ex_i = {n: exact[n][i] for n in ising_models.COMPARED}
         chains = ising_models.gibbs_chains(
             ising_models.rbm_sampler(ensemble, temp), EVALUATION["n_chains"], EVALUATION["n_keep"],
-            EVALUATION["thin"], EVALUATION["n_burn"], seed=EVALUATION["seed"] + i,
-            ordered_start=variant["ordered_start"], n_visible=L * L)
+            EVALUATION["thin"], EVALUATION["n_burn"], seed=EVALUATION["seed"] + i)  # from the model's `start`
         comp = ising_models.compare_with_exact(chains.reshape(-1, L * L), temp, exact=ex_i)
         rows.append(("RBM", temp, comp))
         for name in ising_models.COMPARED:
