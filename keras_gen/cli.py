@@ -91,17 +91,19 @@ def _gan_setup(dataset, args, game="gan"):
         if game == "dcgan":
             raise SystemExit("keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist); "
                              "use gan, wgan or wgan_gp on the 2-D toy data.")
-        model = gan.make_toy_gan(latent_dim=args.latent_dim or 8, seed=args.seed, name=name)
+        model = gan.make_toy_gan(latent_dim=args.latent_dim or 8, seed=args.seed, name=name,
+                                 generator_average=args.generator_average)
         flatten = True
     elif game == "gan":
         # The course notes' MLP GAN on flattened MNIST in [-1, 1].
         model = gan.make_gan("mlp", data.data_shape(dataset, flatten=True), latent_dim=args.latent_dim or 20,
-                             seed=args.seed, name=name)
+                             generator_average=args.generator_average, seed=args.seed, name=name)
         flatten = True
     else:
         # The TensorFlow tutorial's DCGAN; the WGANs use its critic without dropout.
         model = gan.make_gan("dcgan", data.data_shape(dataset), latent_dim=args.latent_dim or 100, seed=args.seed,
-                             discriminator_kwargs={} if game == "dcgan" else {"dropout": 0.0}, name=name)
+                             discriminator_kwargs={} if game == "dcgan" else {"dropout": 0.0},
+                             generator_average=args.generator_average, name=name)
         flatten = False
     model.compile(**kwargs)
     return model, None if toy else "symmetric", flatten, {}
@@ -328,6 +330,8 @@ def build_parser():
     train.add_argument("--hidden", type=int, default=None, help="hidden units (RBM)")
     train.add_argument("--k", type=int, default=None,
                        help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)")
+    train.add_argument("--generator-average", type=float, default=None, metavar="M",
+                       help="GANs: sample from a moving average of the generator's weights (momentum M, e.g. 0.999)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                        help="1: progress bar (default), 2: one line per epoch, 0: silent")

@@ -25,6 +25,13 @@ fresh noise. With `simultaneous=True` (n_critic = 1), both gradients come
 from one forward pass and both updates are applied together: the training
 step of the TensorFlow DCGAN tutorial.
 
+With `generator_average=m` the model also keeps an exponential moving
+average of the generator's weights, updated after every generator step
+(Polyak averaging; Yazici et al. 2019). The players of an adversarial game
+circle around a point rather than settle on it; the average sits closer to
+it. `generate`, `sample`, the latent views and the exported signatures use
+the average; the game itself (training, `test_step`) uses the live generator.
+
 Randomness (noise, dropout masks, interpolation coefficients) comes from the
 models' saved seed generators through the counter-based generator of
 `keras_gen.samplers`, drawn per example position in the global batch: a
@@ -206,10 +213,14 @@ class GAN(GenerativeModel):
 
     nested_config_keys = ("generator", "discriminator")
 
-    def __init__(self, generator, discriminator, noise="normal", data_domain="symmetric", seed=None, **kwargs):
+    def __init__(self, generator, discriminator, noise="normal", data_domain="symmetric", generator_average=None,
+                 seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {noise!r}.")
+        if generator_average is not None and not 0.0 < float(generator_average) < 1.0:
+            raise ValueError(f"generator_average is the momentum of a moving average, in (0, 1); "
+                             f"got {generator_average}.")
         self.generator = generator
         self.discriminator = discriminator
         self.noise = noise
@@ -231,6 +242,13 @@ class GAN(GenerativeModel):
         self.clip_value = None
         self.simultaneous = False
         self.d_optimizer = None
+        self.generator_average = None if generator_average is None else float(generator_average)
+        self.average_generator = None
+        if self.generator_average is not None:
+            # Every generator weight, batch-normalization statistics included, averaged.
+            self.average_generator = keras.models.clone_model(generator)
+            self.average_generator.set_weights(generator.get_weights())
+            self.average_generator.trainable = False
         self.built = True  # the sub-models arrive built
 
     # The data contract
@@ -335,6 +353,7 @@ class GAN(GenerativeModel):
             d_grads, g_grads = self.replica_compiled(self.joint_gradients)(x)
             self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
             self.optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
+            self.update_average_generator()
             return {m.name: m.result() for m in self.metrics}
         # Each critic step its own strided share of the batch: under tf.distribute every replica's
         # share i holds the same examples as share i of the global batch on one device.
@@ -348,6 +367,7 @@ class GAN(GenerativeModel):
                 self.clip_critic_weights()
         g_grads = self.replica_compiled(self.generator_gradients)(x[0::self.n_critic])
         self.optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
+        self.update_average_generator()
         return {m.name: m.result() for m in self.metrics}
 
     def critic_output(self, x, training=False):
@@ -413,19 +433,25 @@ class GAN(GenerativeModel):
                 g_tape.gradient(g_mean, self.generator.trainable_weights))
 
     def clip_critic_weights(self):
-        """Clip every critic weight to [-c, c] (the WGAN's Lipschitz constraint).
-
-        Applied like an optimizer update: in cross-replica context under
-        tf.distribute, so every replica's copy stays the same.
-        """
+        """Clip every critic weight to [-c, c] (the WGAN's Lipschitz constraint)."""
         c = self.clip_value
-        variables = [getattr(v, "value", v) for v in self.discriminator.trainable_variables]
+        _update_variables(self.discriminator.trainable_variables, lambda var: var.assign(tf.clip_by_value(var, -c, c)))
 
-        def clip_all(strategy, variables):
-            for v in variables:
-                strategy.extended.update(v, lambda var: var.assign(tf.clip_by_value(var, -c, c)), group=False)
+    def update_average_generator(self):
+        """average <- m_t average + (1 - m_t) generator, after a generator step.
 
-        tf.__internal__.distribute.interim.maybe_merge_call(clip_all, tf.distribute.get_strategy(), variables)
+        m_t = min(m, (1 + t) / (10 + t)) at generator step t: the average
+        follows the generator closely at first (also when training continues
+        from weights trained without one), then settles to momentum m.
+        """
+        if self.average_generator is None:
+            return
+        def update(average, live):
+            t = ops.cast(self.optimizer.iterations, average.dtype)
+            m = ops.minimum(ops.cast(self.generator_average, average.dtype), (1.0 + t) / (10.0 + t))
+            return average.assign(m * average + (1.0 - m) * ops.cast(live, average.dtype))
+
+        _update_variables(self.average_generator.weights, update, self.generator.weights)
 
     def test_step(self, data):
         x = _features(data)
@@ -456,9 +482,14 @@ class GAN(GenerativeModel):
             return 2.0 * samplers.uniform(shape, seed) - 1.0
         return samplers.standard_normal(shape, seed)
 
+    @property
+    def sampling_generator(self):
+        """The generator that samples: the moving average when the model keeps one."""
+        return self.generator if self.average_generator is None else self.average_generator
+
     def generate(self, z):
-        """G(z) at inference (batch statistics frozen)."""
-        return self.generator(z, training=False)
+        """G(z) at inference (batch statistics frozen; the averaged generator if there is one)."""
+        return self.sampling_generator(z, training=False)
 
     def generate_samples(self, n, seed):
         return self.generate(self.draw_latent(n, seed))
@@ -518,6 +549,7 @@ class GAN(GenerativeModel):
             "discriminator": self.serialize_nested(self.discriminator),
             "noise": self.noise,
             "data_domain": self._data_domain,
+            "generator_average": self.generator_average,
         }
 
 
@@ -592,7 +624,8 @@ ARCHITECTURES = ("mlp", "dcgan")
 
 
 def make_gan(architecture="dcgan", data_shape=(28, 28, 1), latent_dim=None, noise="normal",
-             data_domain="symmetric", generator_kwargs=None, discriminator_kwargs=None, seed=None, name="gan"):
+             data_domain="symmetric", generator_kwargs=None, discriminator_kwargs=None, generator_average=None,
+             seed=None, name="gan"):
     """Build a GAN from a named architecture.
 
     * "mlp": the course notes' MNIST GAN (latent 20, one hidden layer of 100,
@@ -617,15 +650,17 @@ def make_gan(architecture="dcgan", data_shape=(28, 28, 1), latent_dim=None, nois
         discriminator = build_dcgan_discriminator(data_shape, seed=seed, **discriminator_kwargs)
     else:
         raise ValueError(f"Unknown GAN architecture {architecture!r}; expected one of {ARCHITECTURES}.")
-    return GAN(generator, discriminator, noise=noise, data_domain=data_domain, seed=seed, name=name)
+    return GAN(generator, discriminator, noise=noise, data_domain=data_domain, generator_average=generator_average,
+               seed=seed, name=name)
 
 
-def make_toy_gan(latent_dim=8, hidden=(128, 128), seed=None, name="toy_gan"):
+def make_toy_gan(latent_dim=8, hidden=(128, 128), generator_average=None, seed=None, name="toy_gan"):
     """An MLP GAN for 2-D toy data (real-valued, linear output, no dropout):
     the models of the mode-collapse experiment."""
     return make_gan("mlp", (2,), latent_dim=latent_dim, data_domain="real",
                     generator_kwargs={"hidden": list(hidden), "output_activation": None},
-                    discriminator_kwargs={"hidden": list(hidden), "dropout": 0.0}, seed=seed, name=name)
+                    discriminator_kwargs={"hidden": list(hidden), "dropout": 0.0},
+                    generator_average=generator_average, seed=seed, name=name)
 
 
 # The zoo's training rules, as compile arguments (optimizers built fresh each call).
@@ -654,10 +689,25 @@ def wgan_gp_compile_kwargs(learning_rate=1e-4):
             "loss": "wasserstein", "n_critic": 5, "gradient_penalty": 10.0}
 
 
-def tiny_gan_for_tests(data_dim=12, seed=0, latent_dim=4, hidden=16, dropout=0.25):
+def tiny_gan_for_tests(data_dim=12, seed=0, latent_dim=4, hidden=16, dropout=0.25, generator_average=None):
     """A two-layer MLP GAN on flat data in [-1, 1]: small enough for tests and examples."""
     return make_gan("mlp", (data_dim,), latent_dim=latent_dim, generator_kwargs={"hidden": [hidden]},
-                    discriminator_kwargs={"hidden": [hidden], "dropout": dropout}, seed=seed, name="tiny_gan")
+                    discriminator_kwargs={"hidden": [hidden], "dropout": dropout},
+                    generator_average=generator_average, seed=seed, name="tiny_gan")
+
+
+def _update_variables(variables, update, *sources):
+    """update(variable, *the matching source variables) for every variable, applied as
+    an optimizer applies its updates: in cross-replica context under tf.distribute,
+    so every replica's copy gets the same new value."""
+    variables = [getattr(v, "value", v) for v in variables]
+    sources = [[getattr(v, "value", v) for v in vs] for vs in sources]
+
+    def update_all(strategy, variables, *sources):
+        for i, v in enumerate(variables):
+            strategy.extended.update(v, update, args=tuple(s[i] for s in sources), group=False)
+
+    tf.__internal__.distribute.interim.maybe_merge_call(update_all, tf.distribute.get_strategy(), variables, *sources)
 
 
 def _copy_optimizer(optimizer):

@@ -124,6 +124,42 @@ def test_each_player_moves_its_own_way():
         assert int(model.d_optimizer.iterations.numpy()) == 16 and int(model.optimizer.iterations.numpy()) == 16
 
 
+class _GeneratorWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = [[v.numpy().astype(np.float64) for v in self.model.generator.weights]]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([v.numpy().astype(np.float64) for v in self.model.generator.weights])
+
+
+@pytest.mark.parametrize("simultaneous", [False, True])
+def test_generator_average_is_the_moving_average_of_every_step(simultaneous):
+    """average_t = m_t average_{t-1} + (1 - m_t) G_t with m_t = min(m, (1 + t)/(10 + t)),
+    recomputed in float64 from the generator's weights after every step; sampling,
+    generate and the latent views use the average, the game the live generator."""
+    x = symmetric_data(256)
+    keras.utils.set_random_seed(0)
+    model = gan.tiny_gan_for_tests(seed=4, generator_average=0.8)
+    kwargs = ({"simultaneous": True} if simultaneous else {"n_critic": 2})
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2), **kwargs)
+    record = _GeneratorWeights()
+    model.fit(x, batch_size=32 if simultaneous else 64, epochs=2, verbose=0, shuffle=False, callbacks=[record])
+    average = record.steps[0]  # the copy made at construction
+    for t, weights in enumerate(record.steps[1:], start=1):
+        m = min(0.8, (1 + t) / (10 + t))
+        average = [m * a + (1 - m) * w for a, w in zip(average, weights)]
+    assert len(record.steps) - 1 == int(model.optimizer.iterations.numpy()) == (16 if simultaneous else 8)
+    for v, expected in zip(model.average_generator.weights, average):
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=v.path)
+    moved = max(float(np.abs(a - w).max()) for a, w in zip(average, record.steps[-1]))
+    assert moved > 1e-3  # the average lags the generator: the test can tell them apart
+    z = model.draw_latent(5, 3)
+    np.testing.assert_allclose(model.sample(5, seed=3), model.average_generator(z).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model.generate(z).numpy(), model.average_generator(z).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="generator_average is the momentum"):
+        gan.tiny_gan_for_tests(seed=0, generator_average=1.0)
+
+
 @pytest.mark.parametrize("game", ["standard", "wgan_gp"])
 def test_mixed_bfloat16_trains_with_float32_losses(game):
     """Under the mixed_bfloat16 policy (layers compute in bfloat16) the losses, the
@@ -176,7 +212,8 @@ def test_iteration_history_recovers_every_steps_own_values():
 # ------------------------------------------------------------------ saving
 def _wgan_gp(seed):
     keras.utils.set_random_seed(seed)
-    model = gan.tiny_gan_for_tests(seed=seed)  # with dropout: its seed state must survive too
+    # With dropout and a generator average: their states must survive too.
+    model = gan.tiny_gan_for_tests(seed=seed, generator_average=0.9)
     kwargs = gan.wgan_gp_compile_kwargs(learning_rate=1e-3)
     kwargs["n_critic"] = 2
     model.compile(**kwargs)
@@ -336,8 +373,10 @@ def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
 
 
 def test_exported_generator_serves_without_keras_gen(tmp_path):
-    model = gan.make_gan("mlp", (784,), noise="uniform", seed=0, name="mlp_gan")
+    model = gan.make_gan("mlp", (784,), noise="uniform", generator_average=0.99, seed=0, name="mlp_gan")
     model.compile(optimizer="adam")
+    model.fit(np.tanh(np.random.default_rng(0).standard_normal((64, 784))).astype("float32"), batch_size=32,
+              epochs=1, verbose=0)  # the average now differs from the generator: the export must serve it
     model.export_saved_model(str(tmp_path / "export"))
     z = model.draw_latent(3, 9).numpy()
     np.save(tmp_path / "z.npy", z)
@@ -385,7 +424,8 @@ MIRRORED = textwrap.dedent(
     def run(strategy, game):
         with strategy.scope():
             keras.utils.set_random_seed(0)
-            model = gan.tiny_gan_for_tests(seed=3, dropout=0.25 if game == "wgan_gp" else 0.0)
+            model = gan.tiny_gan_for_tests(seed=3, dropout=0.25 if game == "wgan_gp" else 0.0,
+                                           generator_average=None if game == "wgan_gp" else 0.9)
             # SGD: its update is linear in the gradient, so a gradient scaled wrongly for the global
             # batch shows up in the weights (Adam's scale-free update would hide it).
             kwargs = {"d_optimizer": keras.optimizers.SGD(0.05, momentum=0.5),
@@ -428,3 +468,16 @@ def test_mirrored_two_replicas_equal_one_device(tmp_path):
         # Runs differ only in float summation order (~1e-6 relative per step).
         assert numbers["diff"] <= 1e-4 * numbers["moved"] + 1e-6, (game, numbers)
         assert numbers["metric_diff"] < 1e-4, (game, numbers)
+
+
+def test_cli_trains_a_gan_with_a_generator_average(tmp_path, monkeypatch):
+    from keras_gen import cli
+
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "wgan", "--dataset", "ring8", "--epochs", "1", "--steps-per-epoch", "4",
+              "--generator-average", "0.99", "--verbose", "0", "--out", "run"])
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    assert model.generator_average == 0.99 and model.average_generator is not None
+    z = model.draw_latent(6, 0)
+    np.testing.assert_allclose(model.sample(6, seed=0), model.average_generator(z).numpy(), rtol=1e-6)
+    assert not np.allclose(model.average_generator(z).numpy(), model.generator(z).numpy())

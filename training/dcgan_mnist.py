@@ -18,6 +18,7 @@ iteration, latent interpolation and exploration) and the card
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -56,9 +57,27 @@ def build(config, seed):
     return model
 
 
+def continue_from(model, name, out):
+    """Start from the players of zoo entry `name` (the optimizers start afresh) and keep
+    its card's training record in `out`, for the new card. A resumed run restores its
+    checkpoint over these weights, as any resumed run does."""
+    record = os.path.join(out, "continued_from.json")
+    if not os.path.exists(record):
+        previous = zoo.card(name)
+        write_card(record, {"name": name, "weights_sha256": previous["weights"]["sha256"],
+                            "training": previous["training"]})
+    previous = zoo.load(name)
+    model.generator.set_weights(previous.generator.get_weights())
+    model.discriminator.set_weights(previous.discriminator.get_weights())
+    if model.average_generator is not None:
+        model.average_generator.set_weights(previous.sampling_generator.get_weights())
+
+
 def train(config, args):
     keras.utils.set_random_seed(args.seed)
     model = build(config, args.seed)
+    if args.continue_from:
+        continue_from(model, args.continue_from, args.out)
     train_ds = data.load("mnist", "train", preprocessing="symmetric", batch_size=config["batch_size"],
                          seed=args.seed, drop_remainder=True)
     steps = args.steps_per_epoch
@@ -145,6 +164,22 @@ def finalize(config, model_path, args, train_seconds=None):
         "sample_quality": quality(model),
     }
     compile_config = model.get_compile_config()
+    training = {
+        "epochs": len(history.get("d_loss", [])) or None,
+        "generator_steps": int(model.optimizer.iterations.numpy()),
+        "batch_size": config["batch_size"],
+        "optimizer": config["training_note"],
+        "seconds": None if train_seconds is None else round(train_seconds),
+        "seconds_note": "wall time of fit, summed over resumed runs; the CPU was shared with other jobs",
+    }
+    record = os.path.join(args.out, "continued_from.json")
+    if os.path.exists(record):
+        with open(record) as f:
+            previous = json.load(f)
+        before = previous["training"]
+        training["continued_from"] = previous
+        training["total"] = {k: (before.get("total") or before)[k] + training[k]
+                             for k in ("epochs", "generator_steps", "seconds") if training[k] is not None}
     card = {
         "name": name,
         "family": "gan",
@@ -156,12 +191,7 @@ def finalize(config, model_path, args, train_seconds=None):
         "weights": {"file": f"{name}.weights.h5", "sha256": zoo.sha256(weights)},
         "metrics": metrics,
         "training": {
-            "epochs": len(history.get("d_loss", [])) or None,
-            "generator_steps": int(model.optimizer.iterations.numpy()),
-            "batch_size": config["batch_size"],
-            "optimizer": config["training_note"],
-            "seconds": None if train_seconds is None else round(train_seconds),
-            "seconds_note": "wall time of fit, summed over resumed runs; the CPU was shared with other jobs",
+            **training,
             "evaluation_seconds": round(time.time() - t0),
             "machine": machine_description(),
             "date": now_iso(),
@@ -183,6 +213,9 @@ def main(config=CONFIG, argv=None, doc=__doc__):
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; write the card for this model")
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--train-seconds", type=float, default=None, help="with --finalize: the training time")
+    parser.add_argument("--continue-from", metavar="ZOO_NAME",
+                        help="start from this zoo entry's weights (optimizers afresh); its card's training "
+                             "record goes into the new card")
     args = parser.parse_args(argv)
     path = args.finalize or train(config, args)
     finalize(config, path, args, args.train_seconds)
