@@ -446,6 +446,7 @@ class GAN(GenerativeModel):
         """
         if self.average_generator is None:
             return
+
         def update(average, live):
             t = ops.cast(self.optimizer.iterations, average.dtype)
             m = ops.minimum(ops.cast(self.generator_average, average.dtype), (1.0 + t) / (10.0 + t))

@@ -4,8 +4,10 @@ The DCGAN of the TensorFlow tutorial (latent 100, Dense -> 7x7x256,
 transposed convolutions 128/64/1 with batch normalization; a two-layer conv
 discriminator with dropout 0.3) on MNIST scaled to [-1, 1], with the
 tutorial's training step (simultaneous updates, non-saturating loss) run by
-`fit`, and the DCGAN paper's optimizer (Adam 2e-4, beta1 0.5, batch 64). Resumable: run the same command again after an interruption.
-Then `finalize` saves the weights to `saved_models/`, the figures to
+`fit`, and the DCGAN paper's optimizer (Adam 2e-4, beta1 0.5, batch 64).
+The model samples from a moving average of the generator's weights
+(momentum 0.999: about one epoch). Resumable: run the same command again
+after an interruption. Then `finalize` saves the weights to `saved_models/`, the figures to
 `zoo/figures/` (samples, the two-panel losses and D(x)/D(G(z)) by
 iteration, latent interpolation and exploration) and the card
 `zoo/dcgan_mnist.json`.
@@ -13,6 +15,14 @@ iteration, latent interpolation and exploration) and the card
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/dcgan_mnist.py --epochs 50
     # finish from a checkpoint of an interrupted or shortened run:
     python training/dcgan_mnist.py --finalize runs/dcgan_mnist/checkpoints/epoch_008.keras
+
+The zoo's weights were trained in two stages: 10 epochs without the average
+(its record is kept on the card), then more from those weights with the
+average and fresh optimizers:
+
+    python training/dcgan_mnist.py --epochs 40 --continue-from dcgan_mnist --out runs/dcgan_mnist_average
+    python training/dcgan_mnist.py --out runs/dcgan_mnist_average \
+        --finalize runs/dcgan_mnist_average/checkpoints/epoch_NNN.keras
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ CONFIG = {
     "architecture": {
         "builder": "keras_gen.gan.make_gan",
         "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100,
-                   "noise": "normal", "name": "dcgan_mnist"},
+                   "noise": "normal", "generator_average": 0.999, "name": "dcgan_mnist"},
     },
     "compile": lambda: {**gan.dcgan_compile_kwargs(),
                         "d_optimizer": keras.optimizers.Adam(2e-4, beta_1=0.5),
@@ -178,8 +188,9 @@ def finalize(config, model_path, args, train_seconds=None):
             previous = json.load(f)
         before = previous["training"]
         training["continued_from"] = previous
-        training["total"] = {k: (before.get("total") or before)[k] + training[k]
-                             for k in ("epochs", "generator_steps", "seconds") if training[k] is not None}
+        before = before.get("total") or before
+        training["total"] = {k: before[k] + training[k] for k in ("epochs", "generator_steps", "seconds")
+                             if training[k] is not None and before.get(k) is not None}
     card = {
         "name": name,
         "family": "gan",

@@ -6,11 +6,19 @@ taken per example), trained as a WGAN-GP (Gulrajani et al. 2017): Wasserstein
 loss, gradient penalty 10 at points drawn uniformly between real and
 generated images, 5 critic updates per generator update, Adam 1e-4 with
 beta1 0.5 and beta2 0.9, 64 real images per critic update (fit's batch of
-320 is split over the 5 critic steps). MNIST scaled to [-1, 1]. Resumable;
-the shared steps (figures, card) are those of `training/dcgan_mnist.py`.
+320 is split over the 5 critic steps). MNIST scaled to [-1, 1]. The model
+samples from a moving average of the generator's weights (momentum 0.995:
+about one epoch of 187 generator steps). Resumable; the shared steps
+(figures, card) are those of `training/dcgan_mnist.py`.
 
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/wgan_gp_mnist.py --epochs 20
     python training/wgan_gp_mnist.py --finalize runs/wgan_gp_mnist/checkpoints/epoch_005.keras
+
+The zoo's weights were trained in two stages: 16 epochs without the average
+(its record is kept on the card), then more from those weights with the
+average and fresh optimizers:
+
+    python training/wgan_gp_mnist.py --epochs 40 --continue-from wgan_gp_mnist --out runs/wgan_gp_mnist_average
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ CONFIG = {
     "architecture": {
         "builder": "keras_gen.gan.make_gan",
         "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100, "noise": "normal",
-                   "discriminator_kwargs": {"dropout": 0.0}, "name": "wgan_gp_mnist"},
+                   "discriminator_kwargs": {"dropout": 0.0}, "generator_average": 0.995,
+                   "name": "wgan_gp_mnist"},
     },
     "compile": gan.wgan_gp_compile_kwargs,
     "batch_size": 5 * 64,

@@ -5,19 +5,11 @@ without dropout, trained as the original WGAN (Arjovsky et al. 2017):
 Wasserstein loss, every critic weight clipped to [-0.01, 0.01] after each
 critic update, 5 critic updates per generator update, RMSprop 5e-5, 64 real
 images per critic update (fit's batch of 320 is split over the 5 critic
-steps). MNIST scaled to [-1, 1]. The model samples from a moving average
-of the generator's weights (momentum 0.999, about five epochs): the clipped
-game makes slow progress with a generator that keeps circling. Resumable;
+steps). MNIST scaled to [-1, 1]. Resumable;
 the shared steps (figures, card) are those of `training/dcgan_mnist.py`.
 
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/wgan_mnist.py --epochs 20
     python training/wgan_mnist.py --finalize runs/wgan_mnist/checkpoints/epoch_005.keras
-
-The zoo's weights come in two stages: 176 epochs without the average (the
-command above with --epochs 176; its record is kept on the card), then
-further epochs from those weights with the average and fresh optimizers:
-
-    python training/wgan_mnist.py --epochs 60 --continue-from wgan_mnist --out runs/wgan_mnist_average
 """
 
 from __future__ import annotations
@@ -34,17 +26,16 @@ from keras_gen import gan  # noqa: E402
 CONFIG = {
     "name": "wgan_mnist",
     "description": "WGAN with weight clipping (c 0.01, n_critic 5) with the DCGAN tutorial's generator and a "
-                   "dropout-free critic, on MNIST in [-1, 1]; samples from the generator's moving average.",
+                   "dropout-free critic, on MNIST in [-1, 1].",
     "architecture": {
         "builder": "keras_gen.gan.make_gan",
         "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100, "noise": "normal",
-                   "discriminator_kwargs": {"dropout": 0.0}, "generator_average": 0.999,
-                   "name": "wgan_mnist"},
+                   "discriminator_kwargs": {"dropout": 0.0}, "name": "wgan_mnist"},
     },
     "compile": gan.wgan_compile_kwargs,
     "batch_size": 5 * 64,
     "training_note": "RMSprop 5e-5 (both players), 5 critic updates of 64 real images per generator "
-                     "update, critic weights clipped to [-0.01, 0.01]; generator weights averaged with momentum 0.999",
+                     "update, critic weights clipped to [-0.01, 0.01]",
     "epochs": 20,
 }
 
