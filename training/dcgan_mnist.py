@@ -186,9 +186,8 @@ def finalize(config, model_path, args, train_seconds=None):
     if os.path.exists(record):
         with open(record) as f:
             previous = json.load(f)
-        before = previous["training"]
         training["continued_from"] = previous
-        before = before.get("total") or before
+        before = previous["training"].get("total") or previous["training"]  # the earlier stages, summed
         training["total"] = {k: before[k] + training[k] for k in ("epochs", "generator_steps", "seconds")
                              if training[k] is not None and before.get(k) is not None}
     card = {
