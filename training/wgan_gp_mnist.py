@@ -14,11 +14,13 @@ about one epoch of 187 generator steps). Resumable; the shared steps
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/wgan_gp_mnist.py --epochs 20
     python training/wgan_gp_mnist.py --finalize runs/wgan_gp_mnist/checkpoints/epoch_005.keras
 
-The zoo's weights were trained in two stages: 16 epochs without the average
-(its record is kept on the card), then more from those weights with the
-average and fresh optimizers:
+The zoo's weights were trained in three stages: 16 epochs without the
+average, then 12 and 15 more epochs, each continued from the zoo entry of the
+stage before with the average and fresh optimizers (the card keeps every
+stage's record):
 
-    python training/wgan_gp_mnist.py --epochs 40 --continue-from wgan_gp_mnist --out runs/wgan_gp_mnist_average
+    python training/wgan_gp_mnist.py --epochs 15 --continue-from wgan_gp_mnist --out runs/wgan_gp_more
+    python training/wgan_gp_mnist.py --out runs/wgan_gp_more --finalize runs/wgan_gp_more/checkpoints/epoch_015.keras
 """
 
 from __future__ import annotations
