@@ -197,6 +197,7 @@ class Contender:
     """A worker process and the line protocol to it."""
 
     def __init__(self, name, args):
+        self.name = name
         command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--steps", str(args.steps),
                    "--steps-per-execution", str(args.steps_per_execution)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -204,7 +205,7 @@ class Contender:
     def reply(self):
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"benchmark worker {self.process.args[3]!r} exited with {self.process.wait()}")
+            raise RuntimeError(f"benchmark worker {self.name!r} exited with {self.process.wait()}")
         return json.loads(line)
 
     def run(self):
