@@ -1,11 +1,59 @@
-"""keras-gen: a Keras model zoo of deep generative models for the physical sciences."""
+"""keras-gen: a Keras model zoo of deep generative models for the physical sciences.
 
-__version__ = "0.1.0"
+The folder tree is the architecture; lower layers never import higher ones:
+
+    core/        the contract every family shares (base model, validation, random
+                 numbers, distribution, caching, atomic files, Keras compatibility)
+    sampling/    samplers shared by the families (block Gibbs, AIS)
+    models/      one module per family (vae, rbm, dbn, gan, ising, classifier)
+    physics/     the 2-D Ising model: lattice, Monte Carlo, exact results, observables
+    zoo/         named pretrained models: cards, the builder registry, publishing
+    evaluation/  likelihoods, sample quality, the evaluation table
+    data, callbacks, runs, plots, export, cli: data pipelines, Keras callbacks,
+                 training runs with artifacts, figures, SavedModel export, the command
+"""
+
+__version__ = "0.2.0"
+
+import importlib.abc  # noqa: E402
+import sys  # noqa: E402
+
+# Modules of the flat 0.1 layout and where their contents live now.
+MOVED = {
+    "keras_gen.base": "keras_gen.core.base",
+    "keras_gen.validation": "keras_gen.core.validation",
+    "keras_gen.distribute": "keras_gen.core.distribute",
+    "keras_gen.samplers": "keras_gen.core.random (seeds, random numbers), keras_gen.sampling.gibbs "
+                          "and keras_gen.sampling.ais",
+    "keras_gen.vae": "keras_gen.models.vae",
+    "keras_gen.rbm": "keras_gen.models.rbm (and models.dbn, evaluation.likelihood for exact/AIS "
+                     "log-likelihoods, callbacks for FreeEnergyGap and GibbsStepsSchedule)",
+    "keras_gen.gan": "keras_gen.models.gan (and callbacks.IterationHistory)",
+    "keras_gen.ising": "keras_gen.physics",
+    "keras_gen.ising_models": "keras_gen.models.ising",
+    "keras_gen.metrics": "keras_gen.evaluation.metrics",
+    "keras_gen.trainer": "keras_gen.runs",
+    "keras_gen.recipes": "keras_gen.zoo.publish",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder):
+    """Turns an import of a 0.1 module into an error that says where it went."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in MOVED:
+            raise ModuleNotFoundError(
+                f"{fullname} moved in keras-gen 0.2: import from {MOVED[fullname]} instead.", name=fullname
+            )
+        return None
+
+
+if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModuleFinder())
 
 # Importing the families registers their classes with keras.saving, so
 # `keras.saving.load_model` finds them once keras_gen is imported.
-from keras_gen.base import GenerativeModel  # noqa: E402,F401
-from keras_gen import vae  # noqa: E402,F401
-from keras_gen import rbm  # noqa: E402,F401
-from keras_gen import gan  # noqa: E402,F401
-from keras_gen import ising_models  # noqa: E402,F401
+import importlib  # noqa: E402
+
+for _family in ("classifier", "dbn", "gan", "ising", "rbm", "vae"):
+    importlib.import_module(f"keras_gen.models.{_family}")

@@ -1,12 +1,24 @@
-"""Keras callbacks for generative models."""
+"""Every Keras callback keras-gen provides, in one place.
+
+* Pictures and sample quality: `SampleGrid`, `FrechetDistance`.
+* RBMs: `FreeEnergyGap` (overfitting monitor), `GibbsStepsSchedule`.
+* GANs: `IterationHistory` (each step's own metrics) and `read_iterations`.
+* Runs (used by `keras_gen.runs.fit_with_artifacts`): `EpochTimer`,
+  `AtomicModelCheckpoint`, `WorkerBackupAndRestore`, `BackupLast`.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
+import time
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from keras_gen import plots
+from keras_gen.core.files import save_atomically
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -93,3 +105,218 @@ class FrechetDistance(keras.callbacks.Callback):
             logs["val_kid"] = metrics.kernel_inception_distance(
                 generated.features, self._reference.features, subsets=self.kid_subsets,
                 subset_size=self.kid_subset_size, seed=epoch)["kid"]
+
+
+# ---------------------------------------------------------------------- RBMs
+class FreeEnergyGap(keras.callbacks.Callback):
+    """Overfitting monitor of Hinton's practical guide (section 6).
+
+    At the end of every `every`-th epoch, computes the mean free energy of a
+    fixed subset of training data and of validation data and logs
+    `free_energy_gap = mean F(val) - mean F(train)` (plus both means). Z
+    cancels in the difference; a gap that keeps growing means the model
+    assigns the training data ever more probability than held-out data.
+    """
+
+    def __init__(self, train_data, validation_data, n=1000, every=1, batch_size=1000):
+        super().__init__()
+        self.train_data = np.asarray(train_data[:n], np.float32)
+        self.validation_data = np.asarray(validation_data[:n], np.float32)
+        self.every = int(every)
+        self.batch_size = int(batch_size)
+        self._fn = None
+
+    def _mean_free_energy(self, x):
+        from keras_gen.models.rbm import as_rbm_layer
+
+        layer = as_rbm_layer(self.model)
+        if self._fn is None:
+            self._fn = tf.function(layer.free_energy, reduce_retracing=True)
+        total = 0.0
+        for start in range(0, len(x), self.batch_size):
+            total += float(tf.reduce_sum(self._fn(x[start:start + self.batch_size])))
+        return total / len(x)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or (epoch + 1) % self.every:
+            return
+        f_train = self._mean_free_energy(self.train_data)
+        f_val = self._mean_free_energy(self.validation_data)
+        logs["free_energy_train"] = f_train
+        logs["free_energy_val"] = f_val
+        logs["free_energy_gap"] = f_val - f_train
+
+
+class GibbsStepsSchedule(keras.callbacks.Callback):
+    """Change the number of Gibbs sweeps per update as training proceeds.
+
+    `schedule` maps the first epoch (0-based) of each phase to its k, e.g.
+    `{0: 1, 20: 3, 40: 10}`, or is a function epoch -> k. Salakhutdinov &
+    Murray (2008) grew CD's k from 1 to 25 this way: early on the model is
+    smooth and one sweep mixes, later it needs more. The step is recompiled
+    when k changes; a resumed run (BackupAndRestore) picks the k of the
+    epoch it resumes at.
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+        if not callable(schedule):
+            if not schedule or min(schedule) != 0:
+                raise ValueError("A Gibbs-steps schedule needs an entry for epoch 0.")
+            if min(schedule.values()) < 1:
+                raise ValueError("Every phase needs k >= 1 Gibbs sweeps.")
+
+    def k_at(self, epoch):
+        if callable(self.schedule):
+            return int(self.schedule(epoch))
+        return int(self.schedule[max(e for e in self.schedule if e <= epoch)])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        k = self.k_at(epoch)
+        if k != self.model.k:
+            self.model.k = k
+            self.model.make_train_function(force=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["gibbs_steps"] = float(self.model.k)
+
+
+# ---------------------------------------------------------------------- GANs
+class IterationHistory(keras.callbacks.Callback):
+    """Every train step's own metric values (not the epoch's running means).
+
+    A `keras.metrics.Mean` holds a running total and count; the change in
+    both over one step is that step's mean. Rows are written to `path` (CSV)
+    at the end of each epoch, so a resumed run appends whole epochs only.
+    """
+
+    def __init__(self, path=None, names=("d_loss", "g_loss", "d_x", "d_g_z")):
+        super().__init__()
+        self.path = path
+        self.names = tuple(names)
+        self.rows = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._pending = []
+        self._last = {name: (0.0, 0.0) for name in self.names}
+
+    def on_train_batch_end(self, batch, logs=None):
+        trackers = {m.name: m for m in self.model.metrics}
+        row = {"epoch": self._epoch + 1, "step": batch + 1}
+        for name in self.names:
+            m = trackers.get(name)
+            if m is None:
+                continue
+            total, count = float(np.asarray(m.total.numpy(), np.float64)), float(m.count.numpy())
+            last_total, last_count = self._last[name]
+            if count > last_count:
+                row[name] = (total - last_total) / (count - last_count)
+            self._last[name] = (total, count)
+        self._pending.append(row)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.extend(self._pending)
+        if self.path:
+            new = not os.path.exists(self.path)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=["epoch", "step", *self.names])
+                if new:
+                    writer.writeheader()
+                writer.writerows(self._pending)
+        self._pending = []
+
+
+def read_iterations(path):
+    """An IterationHistory CSV as {column: np.array}."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    # An epoch repeated after an interruption was written twice; its last
+    # block of rows (the run the model kept) is the record.
+    by_epoch = {}
+    for row in rows:
+        block = by_epoch.setdefault(row["epoch"], [])
+        if block and int(row["step"]) <= int(block[-1]["step"]):
+            block.clear()
+        block.append(row)
+    rows = [row for epoch in sorted(by_epoch, key=float) for row in by_epoch[epoch]]
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
+
+
+# ---------------------------------------------------------------------- runs
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` (same arguments: `monitor`,
+    `save_best_only`, ...) whose files are written atomically: a checkpoint
+    on disk is always complete, even if the run is killed while saving.
+    Optionally keeps only the `keep_last` most recent files."""
+
+    def __init__(self, filepath, keep_last=None, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.keep_last = keep_last
+        self.saved = []
+
+    def _save_model(self, epoch, batch, logs):
+        # Same decision as ModelCheckpoint; only the write itself differs.
+        path = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, path):
+            return
+        if self.save_weights_only:
+            save_atomically(self.model, path, weights_only=True)
+        else:
+            save_atomically(self.model, path)
+        if path not in self.saved:
+            self.saved.append(path)
+        if self.keep_last and len(self.saved) > self.keep_last:
+            old = self.saved.pop(0)
+            if os.path.exists(old):
+                os.remove(old)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Add each epoch's wall time to the logs as `epoch_seconds` (so the CSV
+    history records what a run cost, summed correctly over resumed runs)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore of a non-chief worker: it resumes from the chief's
+    backup (`chief_backup_dir`, on a file system the workers share) and
+    writes its own backups to `own_backup_dir`, which nobody reads."""
+
+    def __init__(self, chief_backup_dir, own_backup_dir, **kwargs):
+        super().__init__(own_backup_dir, **kwargs)
+        self.chief_backup = keras.callbacks.BackupAndRestore(chief_backup_dir, **kwargs)
+
+    def on_train_begin(self, logs=None):
+        self.chief_backup.set_model(self.model)
+        self.chief_backup.on_train_begin(logs)
+
+
+class BackupLast(keras.callbacks.Callback):
+    """Runs a BackupAndRestore's epoch-end backup after every other callback.
+
+    The backup is what marks an epoch as done for a resumed run, so it is
+    written last: an interruption while the history row, the checkpoint or a
+    user callback is still being written repeats the epoch instead of losing
+    its record. (Restoring must still happen first, at the start of training.)
+    """
+
+    def __init__(self, backup):
+        super().__init__()
+        self.backup = backup
+        self.backup_epoch_end = backup.on_epoch_end
+        backup.on_epoch_end = lambda epoch, logs=None: None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup_epoch_end(epoch, logs)

@@ -33,7 +33,7 @@ TRAIN_DEFAULTS = {
 # ------------------------------------------------------------------ families
 def _vae_setup(dataset, args):
     from keras_gen import data
-    from keras_gen.vae import make_vae
+    from keras_gen.models.vae import make_vae
 
     if dataset in data.TOY_DATASETS:
         model = make_vae("dense", (2,), latent_dim=args.latent_dim or 2, likelihood="gaussian",
@@ -52,7 +52,7 @@ def _rbm_setup(dataset, args):
     import keras
 
     from keras_gen import data
-    from keras_gen.rbm import make_rbm
+    from keras_gen.models.rbm import make_rbm
 
     if dataset in data.TOY_DATASETS:
         # Real-valued data: Gaussian visibles, the stable settings of
@@ -78,7 +78,8 @@ def _rbm_setup(dataset, args):
 
 def _gan_setup(dataset, args, game="gan"):
     """GANs compile themselves (two optimizers, the game's rules): the setup returns a compiled model."""
-    from keras_gen import data, gan
+    from keras_gen import data
+    from keras_gen.models import gan
 
     toy = dataset in data.TOY_DATASETS
     kwargs = {"gan": gan.standard_compile_kwargs, "dcgan": gan.dcgan_compile_kwargs,
@@ -124,7 +125,7 @@ def cmd_train(args):
     import keras
 
     from keras_gen import data
-    from keras_gen.trainer import fit_with_artifacts
+    from keras_gen.runs import fit_with_artifacts
 
     if args.family not in FAMILIES:
         recipe = _zoo_recipe(args.family)
@@ -177,7 +178,7 @@ def cmd_train(args):
 
 def _strategy(args):
     """The `--strategy` (checked before TensorFlow starts any work)."""
-    from keras_gen import distribute
+    from keras_gen.core import distribute
 
     try:
         if args.cpu_devices:
@@ -273,7 +274,7 @@ def cmd_zoo(args):
 
 def cmd_ising(args):
     """The physics demo: Ising data, an RBM per temperature, thermodynamics vs exact."""
-    from keras_gen import ising_models
+    from keras_gen.models import ising as ising_models
 
     result = ising_models.demo(args.temperatures, L=args.L, n_samples=args.n_samples, epochs=args.epochs,
                                n_hidden=args.hidden, seed=args.seed, out=args.out)
@@ -390,7 +391,7 @@ def main(argv=None):
     if args.command == "zoo" and args.action != "list" and not args.name:
         raise SystemExit(f"keras-gen zoo {args.action}: a model name is required.")
     from keras_gen import zoo
-    from keras_gen.validation import DataError
+    from keras_gen.core.validation import DataError
 
     try:
         args.func(args)

@@ -127,7 +127,7 @@ def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False
     which takes the `options` (L, temperature, n_samples, spins, ...).
     """
     if name == "ising":
-        from keras_gen import ising
+        from keras_gen.physics import ising
 
         return ising.load_arrays(split, flatten=flatten, seed=seed, **options)
     _no_options(name, options)
@@ -187,7 +187,7 @@ def load(
     `preprocessing` does not apply, `spins` chooses {0, 1} or ±1).
     """
     if name == "ising":
-        from keras_gen import ising
+        from keras_gen.physics import ising
 
         return ising.load(split, flatten=flatten, batch_size=batch_size, shuffle=shuffle, seed=seed,
                           with_labels=with_labels, drop_remainder=drop_remainder, **options)

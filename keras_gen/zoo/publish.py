@@ -46,7 +46,7 @@ def run_history(out_dir):
     """What a finished run left in `out_dir/history.csv`: (history, epochs, training seconds)."""
     import numpy as np
 
-    from keras_gen.trainer import read_history
+    from keras_gen.runs import read_history
 
     history = read_history(os.path.join(out_dir, "history.csv"))
     epochs = len(history.get("loss", [])) or None

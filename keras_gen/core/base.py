@@ -16,7 +16,8 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen import validation
+from keras_gen.core import validation
+from keras_gen.core.caching import compiled_once, forget_compiled
 
 PACKAGE = "keras_gen"
 
@@ -42,13 +43,14 @@ def replica_mean(per_example):
     return mean
 
 
-def replica_sum_scale():
-    """The factor that turns a replica-local loss back into its global value."""
-    return float(tf.distribute.get_strategy().num_replicas_in_sync)
+def features(data):
+    """The x of a batch as `fit` passes it: x, (x,), (x, y) or (x, y, sample_weight)."""
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x
 
 
 def _distributed(model):
-    from keras_gen.distribute import is_distributed
+    from keras_gen.core.distribute import is_distributed
 
     return is_distributed(model.distribute_strategy)
 
@@ -177,11 +179,7 @@ class GenerativeModel(keras.Model):
         """
         if not self._xla_per_replica():
             return fn
-        cache = self.__dict__.setdefault("_replica_compiled_cache", {})
-        key = getattr(fn, "__func__", fn)
-        if key not in cache:
-            cache[key] = tf.function(fn, jit_compile=True, reduce_retracing=True)
-        return cache[key]
+        return compiled_once(self, ("replica", getattr(fn, "__func__", fn)), fn)
 
     def _xla_per_replica(self):
         return bool(self.jit_compile) and not self.run_eagerly and _distributed(self)
@@ -209,7 +207,7 @@ class GenerativeModel(keras.Model):
 
     def _make_distributed_function(self, step, compile_whole):
         # A rebuilt step (e.g. after a callback changed a setting) retraces its compiled parts too.
-        self.__dict__.pop("_replica_compiled_cache", None)
+        forget_compiled(self)
         xla = self._xla_per_replica()
         if xla and compile_whole:
             step = tf.function(step, jit_compile=True, reduce_retracing=True)

@@ -14,7 +14,7 @@ the families and the command line share for that:
   and every replica's seed generator holds the same state, so a plain draw
   would hand each replica the *same* noise for different examples. The
   `replica_*` draws below use the counter-based generator of
-  `keras_gen.samplers` with counters offset by the replica's position in the
+  `keras_gen.core.random` with counters offset by the replica's position in the
   global batch: element i of replica r's draw is element r * size + i of the
   draw a single device makes for the whole batch. Training on N replicas then
   sees exactly the noise of the single-device run, and a step on N devices
@@ -34,7 +34,7 @@ import os
 
 import tensorflow as tf
 
-from keras_gen import samplers
+from keras_gen.core import random as samplers
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 

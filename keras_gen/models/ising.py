@@ -29,11 +29,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from keras_gen import ising
-from keras_gen.base import GenerativeModel, register
-from keras_gen.rbm import BernoulliRBM, make_rbm
-from keras_gen.samplers import bernoulli, block_gibbs, fold_in, seed_tensor
-from keras_gen.vae import VAE
+from keras_gen.core.base import GenerativeModel, register
+from keras_gen.core.random import bernoulli, fold_in, seed_tensor
+from keras_gen.models.rbm import BernoulliRBM, make_rbm
+from keras_gen.models.vae import VAE
+from keras_gen.physics import ising
+from keras_gen.sampling.gibbs import block_gibbs
 
 COMPARED = ("energy", "abs_magnetization", "specific_heat", "susceptibility")
 """The observables a model is judged on (names of `keras_gen.ising.observables`)."""

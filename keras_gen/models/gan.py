@@ -41,134 +41,25 @@ same numbers as on one device.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_gen import samplers
-from keras_gen.base import GenerativeModel, register, replica_mean
-from keras_gen.distribute import replica_normal, replica_uniform
-from keras_gen.samplers import seed_tensor
+from keras_gen.core.base import GenerativeModel, features, register, replica_mean
+from keras_gen.core.distribute import replica_normal, replica_uniform
+from keras_gen.core.random import seed_tensor, standard_normal, uniform
+from keras_gen.models.gan_networks import (
+    build_dcgan_discriminator,
+    build_dcgan_generator,
+    build_mlp_discriminator,
+    build_mlp_generator,
+)
 
 LOSSES = ("non_saturating", "minimax", "wasserstein")
 NOISES = ("normal", "uniform")
-
-
-# --------------------------------------------------------------------- layers
-@register
-class CounterDropout(layers.Layer):
-    """Dropout with masks from the counter-based generator.
-
-    Same as `keras.layers.Dropout` (inverted scaling, identity at inference),
-    but the layer's seed state is saved with the weights (so a resumed run
-    draws the same masks), the masks are cheap under XLA on CPU, and each
-    example's mask depends on its place in the global batch, not on the
-    replica that computes it.
-    """
-
-    def __init__(self, rate, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0.0 <= float(rate) < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
-        self.rate = float(rate)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="dropout_seed")
-        # A tracked variable: saved in weights files and checkpoints.
-        self.seed_state = self.seed_generator.state
-
-    def call(self, inputs, training=False):
-        if not training or self.rate == 0.0:
-            return inputs
-        keep = replica_uniform(ops.shape(inputs), seed_tensor(self.seed_generator), inputs.dtype) >= self.rate
-        return ops.where(keep, inputs / (1.0 - self.rate), ops.zeros_like(inputs))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-
-def build_mlp_generator(latent_dim=20, output_shape=(784,), hidden=(100,), output_activation="tanh"):
-    """Dense layers with LeakyReLU, then a dense output (tanh for [-1, 1] data).
-    The defaults are the generator of the course notes' MNIST GAN."""
-    inputs = keras.Input(shape=(latent_dim,), name="z")
-    x = inputs
-    for units in _as_tuple(hidden):
-        x = layers.Dense(units)(x)
-        x = layers.LeakyReLU(negative_slope=0.01)(x)
-    x = layers.Dense(math.prod(output_shape), activation=output_activation, name="x")(x)
-    if len(output_shape) > 1:
-        x = layers.Reshape(tuple(output_shape))(x)
-    return keras.Model(inputs, x, name="generator")
-
-
-def build_mlp_discriminator(input_shape=(784,), hidden=(100,), dropout=0.5, seed=None):
-    """Dense layers with LeakyReLU and dropout, then one logit: the
-    discriminator of the course notes' MNIST GAN."""
-    inputs = keras.Input(shape=tuple(input_shape), name="x")
-    x = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
-    for i, units in enumerate(_as_tuple(hidden)):
-        x = layers.Dense(units)(x)
-        x = layers.LeakyReLU(negative_slope=0.01)(x)
-        if dropout:
-            x = CounterDropout(dropout, seed=None if seed is None else seed + i)(x)
-    logits = layers.Dense(1, name="logit")(x)
-    return keras.Model(inputs, logits, name="discriminator")
-
-
-def build_dcgan_generator(latent_dim=100, output_shape=(28, 28, 1), filters=(256, 128, 64)):
-    """The TensorFlow DCGAN tutorial's generator: Dense to a 7x7x256 map,
-    5x5 transposed convolutions 128 (stride 1), 64 and 1 (stride 2), batch
-    normalization and LeakyReLU between them, tanh output."""
-    h, w, c = output_shape
-    if h % 4 or w % 4:
-        raise ValueError(f"The DCGAN generator upsamples 4x; image size {h}x{w} is not divisible by 4.")
-    inputs = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Dense((h // 4) * (w // 4) * filters[0], use_bias=False)(inputs)
-    x = layers.BatchNormalization()(x)
-    x = layers.LeakyReLU(negative_slope=0.3)(x)
-    x = layers.Reshape((h // 4, w // 4, filters[0]))(x)
-    for f, stride in ((filters[1], 1), (filters[2], 2)):
-        x = layers.Conv2DTranspose(f, 5, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.LeakyReLU(negative_slope=0.3)(x)
-    x = layers.Conv2DTranspose(c, 5, strides=2, padding="same", use_bias=False, activation="tanh", name="x")(x)
-    return keras.Model(inputs, x, name="generator")
-
-
-def build_dcgan_discriminator(input_shape=(28, 28, 1), filters=(64, 128), dropout=0.3, normalization=None,
-                              seed=None):
-    """The TensorFlow DCGAN tutorial's discriminator: 5x5 stride-2
-    convolutions 64 and 128 with LeakyReLU and dropout 0.3, one logit.
-
-    With dropout=0 it is a WGAN critic. `normalization="batch"` adds batch
-    normalization after every convolution but the first, as the DCGAN critic
-    of the original WGAN (Arjovsky et al. 2017): under weight clipping it
-    keeps every layer's activations at unit scale, where an unnormalized
-    critic's shrink layer by layer and it learns slowly. Its statistics are
-    synchronized across replicas under tf.distribute (the same batch
-    statistics as one device). Not for the gradient penalty, which needs
-    per-example gradients."""
-    if normalization not in (None, "batch"):
-        raise ValueError(f"normalization must be None or 'batch', got {normalization!r}.")
-    inputs = keras.Input(shape=tuple(input_shape), name="x")
-    x = inputs
-    for i, f in enumerate(filters):
-        x = layers.Conv2D(f, 5, strides=2, padding="same")(x)
-        if normalization == "batch" and i > 0:
-            x = layers.BatchNormalization(synchronized=True)(x)
-        x = layers.LeakyReLU(negative_slope=0.3)(x)
-        if dropout:
-            x = CounterDropout(dropout, seed=None if seed is None else seed + i)(x)
-    x = layers.Flatten()(x)
-    logits = layers.Dense(1, name="logit")(x)
-    return keras.Model(inputs, logits, name="discriminator")
 
 
 # ---------------------------------------------------------------------- losses
@@ -348,7 +239,7 @@ class GAN(GenerativeModel):
         return self.generator(z, training=training)
 
     def train_step(self, data):
-        x = _features(data)
+        x = features(data)
         if self.simultaneous:
             d_grads, g_grads = self.replica_compiled(self.joint_gradients)(x)
             self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
@@ -455,7 +346,7 @@ class GAN(GenerativeModel):
         _update_variables(self.average_generator.weights, update, self.generator.weights)
 
     def test_step(self, data):
-        x = _features(data)
+        x = features(data)
         fake = self.generator(self.latent_noise(ops.shape(x)[0], seed_tensor(self.seed_generator)))
         real_out = self.critic_output(x)
         fake_out = self.critic_output(fake)
@@ -480,8 +371,8 @@ class GAN(GenerativeModel):
         seed = seed_tensor(seed)
         shape = (n, self.latent_dim)
         if self.noise == "uniform":
-            return 2.0 * samplers.uniform(shape, seed) - 1.0
-        return samplers.standard_normal(shape, seed)
+            return 2.0 * uniform(shape, seed) - 1.0
+        return standard_normal(shape, seed)
 
     @property
     def sampling_generator(self):
@@ -522,7 +413,7 @@ class GAN(GenerativeModel):
         s = std_scale * |linspace(-1, 1, d)|: the course notes' walk through
         the latent space by shifting the means and widening the draw."""
         ramp = np.linspace(-1.0, 1.0, self.latent_dim, dtype=np.float32)
-        eps = keras.ops.convert_to_numpy(samplers.standard_normal((n, self.latent_dim), seed_tensor(int(seed))))
+        eps = keras.ops.convert_to_numpy(standard_normal((n, self.latent_dim), seed_tensor(int(seed))))
         z = mean_scale * ramp + std_scale * np.abs(ramp) * eps
         return keras.ops.convert_to_numpy(self.generate(z.astype(np.float32)))
 
@@ -553,71 +444,6 @@ class GAN(GenerativeModel):
             "generator_average": self.generator_average,
         }
 
-
-
-# ------------------------------------------------------- training by iteration
-class IterationHistory(keras.callbacks.Callback):
-    """Every train step's own metric values (not the epoch's running means).
-
-    A `keras.metrics.Mean` holds a running total and count; the change in
-    both over one step is that step's mean. Rows are written to `path` (CSV)
-    at the end of each epoch, so a resumed run appends whole epochs only.
-    """
-
-    def __init__(self, path=None, names=("d_loss", "g_loss", "d_x", "d_g_z")):
-        super().__init__()
-        self.path = path
-        self.names = tuple(names)
-        self.rows = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._pending = []
-        self._last = {name: (0.0, 0.0) for name in self.names}
-
-    def on_train_batch_end(self, batch, logs=None):
-        trackers = {m.name: m for m in self.model.metrics}
-        row = {"epoch": self._epoch + 1, "step": batch + 1}
-        for name in self.names:
-            m = trackers.get(name)
-            if m is None:
-                continue
-            total, count = float(np.asarray(m.total.numpy(), np.float64)), float(m.count.numpy())
-            last_total, last_count = self._last[name]
-            if count > last_count:
-                row[name] = (total - last_total) / (count - last_count)
-            self._last[name] = (total, count)
-        self._pending.append(row)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.rows.extend(self._pending)
-        if self.path:
-            new = not os.path.exists(self.path)
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with open(self.path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=["epoch", "step", *self.names])
-                if new:
-                    writer.writeheader()
-                writer.writerows(self._pending)
-        self._pending = []
-
-
-def read_iterations(path):
-    """An IterationHistory CSV as {column: np.array}."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    # An epoch repeated after an interruption was written twice; its last
-    # block of rows (the run the model kept) is the record.
-    by_epoch = {}
-    for row in rows:
-        block = by_epoch.setdefault(row["epoch"], [])
-        if block and int(row["step"]) <= int(block[-1]["step"]):
-            block.clear()
-        block.append(row)
-    rows = [row for epoch in sorted(by_epoch, key=float) for row in by_epoch[epoch]]
-    if not rows:
-        return {}
-    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
 
 
 # -------------------------------------------------------------- configurations
@@ -716,7 +542,7 @@ def _copy_optimizer(optimizer):
     return optimizer.__class__.from_config(optimizer.get_config())
 
 
-def _features(data):
+def features(data):
     return data[0] if isinstance(data, (tuple, list)) else data
 
 

@@ -17,123 +17,9 @@ import keras
 import tensorflow as tf
 
 from keras_gen import plots
-from keras_gen.callbacks import SampleGrid
-from keras_gen.distribute import is_chief
-
-
-def save_atomically(model, path, weights_only=None):
-    """`model.save(path)` (or `save_weights` for `.weights.h5`) via a temporary
-    file and a rename: a reader never sees a half-written model, and an
-    interruption leaves the old file intact."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    if weights_only and not path.endswith(".weights.h5"):
-        raise ValueError(f"Weights-only checkpoints must end in .weights.h5, got {path!r}.")
-    suffix = ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    os.remove(tmp)  # Keras refuses to overwrite without asking; let it create the file.
-    try:
-        if suffix == ".weights.h5":
-            model.save_weights(tmp)
-        else:
-            model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def save_zoo_weights(model, path):
-    """The model's weights alone (no optimizer state) as `.weights.h5`,
-    atomically: what a zoo entry ships. A fresh, uncompiled copy of the model
-    receives the variables and is saved, so the file is a third of a
-    checkpoint's size and loads into `zoo.build`'s uncompiled model."""
-    if not os.fspath(path).endswith(".weights.h5"):
-        raise ValueError(f"Zoo weights must end in .weights.h5, got {path!r}.")
-    clone = type(model).from_config(model.get_config())
-    clone.build_for_data()
-    if len(clone.weights) != len(model.weights):
-        raise ValueError(f"Cannot copy {len(model.weights)} variables into a fresh {type(model).__name__} "
-                         f"with {len(clone.weights)}.")
-    for target, source in zip(clone.weights, model.weights):
-        target.assign(source)
-    return save_atomically(clone, path)
-
-
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`keras.callbacks.ModelCheckpoint` (same arguments: `monitor`,
-    `save_best_only`, ...) whose files are written atomically: a checkpoint
-    on disk is always complete, even if the run is killed while saving.
-    Optionally keeps only the `keep_last` most recent files."""
-
-    def __init__(self, filepath, keep_last=None, **kwargs):
-        super().__init__(filepath, **kwargs)
-        self.keep_last = keep_last
-        self.saved = []
-
-    def _save_model(self, epoch, batch, logs):
-        # Same decision as ModelCheckpoint; only the write itself differs.
-        path = self._get_file_path(epoch, batch, logs)
-        if not self._should_save_model(epoch, batch, logs, path):
-            return
-        if self.save_weights_only:
-            save_atomically(self.model, path, weights_only=True)
-        else:
-            save_atomically(self.model, path)
-        if path not in self.saved:
-            self.saved.append(path)
-        if self.keep_last and len(self.saved) > self.keep_last:
-            old = self.saved.pop(0)
-            if os.path.exists(old):
-                os.remove(old)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Add each epoch's wall time to the logs as `epoch_seconds` (so the CSV
-    history records what a run cost, summed correctly over resumed runs)."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
-
-
-class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore of a non-chief worker: it resumes from the chief's
-    backup (`chief_backup_dir`, on a file system the workers share) and
-    writes its own backups to `own_backup_dir`, which nobody reads."""
-
-    def __init__(self, chief_backup_dir, own_backup_dir, **kwargs):
-        super().__init__(own_backup_dir, **kwargs)
-        self.chief_backup = keras.callbacks.BackupAndRestore(chief_backup_dir, **kwargs)
-
-    def on_train_begin(self, logs=None):
-        self.chief_backup.set_model(self.model)
-        self.chief_backup.on_train_begin(logs)
-
-
-class _BackupLast(keras.callbacks.Callback):
-    """Runs a BackupAndRestore's epoch-end backup after every other callback.
-
-    The backup is what marks an epoch as done for a resumed run, so it is
-    written last: an interruption while the history row, the checkpoint or a
-    user callback is still being written repeats the epoch instead of losing
-    its record. (Restoring must still happen first, at the start of training.)
-    """
-
-    def __init__(self, backup):
-        super().__init__()
-        self.backup = backup
-        self.backup_epoch_end = backup.on_epoch_end
-        backup.on_epoch_end = lambda epoch, logs=None: None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.backup_epoch_end(epoch, logs)
+from keras_gen.callbacks import AtomicModelCheckpoint, BackupLast, EpochTimer, SampleGrid, WorkerBackupAndRestore
+from keras_gen.core.distribute import is_chief
+from keras_gen.core.files import save_atomically
 
 
 def fit_with_artifacts(
@@ -194,7 +80,7 @@ def fit_with_artifacts(
                               keep_last=keep_checkpoints, save_freq="epoch"),
         grid,
         keras.callbacks.CSVLogger(history_csv, append=True),
-        _BackupLast(backup),
+        BackupLast(backup),
     ]
     history = model.fit(
         train_data,

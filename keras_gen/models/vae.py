@@ -21,9 +21,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_gen.base import GenerativeModel, register, replica_mean
-from keras_gen.distribute import replica_normal
-from keras_gen.samplers import seed_tensor
+from keras_gen.core.base import GenerativeModel, features, register, replica_mean
+from keras_gen.core.caching import compiled_once
+from keras_gen.core.distribute import replica_normal
+from keras_gen.core.random import seed_tensor
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -186,7 +187,7 @@ class VAE(GenerativeModel):
         return self.reconstruct(x, training=training)
 
     def train_step(self, data):
-        grads = self.replica_compiled(self.gradients_and_metrics)(_features(data))
+        grads = self.replica_compiled(self.gradients_and_metrics)(features(data))
         # Sums the replicas' gradients under tf.distribute (outside XLA).
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return {m.name: m.result() for m in self.metrics}
@@ -201,7 +202,7 @@ class VAE(GenerativeModel):
         return tape.gradient(loss, self.trainable_weights)
 
     def test_step(self, data):
-        reconstruction, kl = self.elbo_terms(_features(data), training=False)
+        reconstruction, kl = self.elbo_terms(features(data), training=False)
         return self._update_metrics(reconstruction, kl)
 
     def _update_metrics(self, reconstruction, kl):
@@ -271,13 +272,8 @@ class VAE(GenerativeModel):
         return np.concatenate(out)
 
     def _iwae_fn(self, k, chunk):
-        key = (k, chunk)
-        cache = self.__dict__.setdefault("_iwae_cache", {})
-        if key in cache:
-            return cache[key]
         n_chunks = -(-k // chunk)
 
-        @tf.function(jit_compile=True, reduce_retracing=True)
         def fn(x, seed):
             z_mean, z_log_var = self.encoder(x, training=False)
             std = tf.exp(0.5 * z_log_var)
@@ -304,8 +300,7 @@ class VAE(GenerativeModel):
             log_w = tf.reshape(log_w.stack(), [-1, b])[:k]
             return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(k, tf.float32))
 
-        cache[key] = fn
-        return fn
+        return compiled_once(self, ("iwae", k, chunk), fn)
 
     def get_config(self):
         return {
@@ -339,7 +334,7 @@ def make_vae(architecture="conv", input_shape=(28, 28, 1), latent_dim=2, likelih
     return VAE(encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name=name)
 
 
-def _features(data):
+def features(data):
     return data[0] if isinstance(data, (tuple, list)) else data
 
 

@@ -1,0 +1,64 @@
+"""Files written whole or not at all.
+
+Every file keras-gen writes (checkpoints, models, weights, cards) goes through
+a temporary file in the target's folder and a rename: a reader never sees a
+half-written file, and an interruption leaves the old one intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+
+
+def save_atomically(model, path, weights_only=None):
+    """`model.save(path)` (or `save_weights` for `.weights.h5`) via a temporary
+    file and a rename: a reader never sees a half-written model, and an
+    interruption leaves the old file intact."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    if weights_only and not path.endswith(".weights.h5"):
+        raise ValueError(f"Weights-only checkpoints must end in .weights.h5, got {path!r}.")
+    suffix = ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    os.remove(tmp)  # Keras refuses to overwrite without asking; let it create the file.
+    try:
+        if suffix == ".weights.h5":
+            model.save_weights(tmp)
+        else:
+            model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_json(path, obj):
+    """Write `obj` as indented JSON to `path`, atomically."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def sha256(path, chunk=1 << 20):
+    """The sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,19 @@
+"""Judging generative models: likelihoods, sample quality and the zoo table.
+
+* `likelihood`: exact log Z by enumeration, AIS and reverse AIS (RBMs).
+* `metrics`: Fréchet distance, classifier score, KID, precision/recall, MMD.
+* `sample_quality`: the classifier's view of image sets, and the reference rows.
+* `table`: `evaluate(model_or_name)`, one row of the zoo's evaluation table.
+"""
+
+from keras_gen.evaluation.sample_quality import (  # noqa: F401
+    ImageSet,
+    NotEvaluable,
+    classifier_available,
+    load_classifier,
+    mnist_set,
+    reference_rows,
+    sample_quality,
+    to_images,
+)
+from keras_gen.evaluation.table import evaluate, format_row, generate, mnist_test_nll, targets  # noqa: F401

@@ -1,0 +1,180 @@
+"""One row of the zoo's evaluation table: sample quality, targets and likelihood.
+
+`evaluate(model_or_name)` draws samples, judges them against the MNIST test
+set (`sample_quality`), checks the image-model targets, and adds the test-set
+likelihood of models that have a tractable estimate. Which estimate is found
+from what the model can do, not from its family's name: a model with
+`importance_weighted_log_likelihood` gets the IWAE bound, an RBM (anything
+`as_rbm_layer` accepts) gets AIS with reverse AIS beside it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+
+import numpy as np
+
+from keras_gen import zoo
+from keras_gen.evaluation import metrics
+from keras_gen.evaluation.sample_quality import (
+    ImageSet,
+    NotEvaluable,
+    load_classifier,
+    mnist_set,
+    sample_quality,
+    to_images,
+)
+from keras_gen.models.classifier import IMAGE_SHAPE
+
+
+def family_of(model):
+    card = getattr(model, "zoo_card", None) or {}
+    if card.get("family"):
+        return card["family"]
+    return type(model).__name__.lower()
+
+
+def likelihood_kind(model):
+    """Which test-set likelihood `model` supports on binarized MNIST: "iwae",
+    "ais" or None, from what the model can do (and its data)."""
+    from keras_gen.models.rbm import as_rbm_layer
+
+    if tuple(model.data_shape) not in ((784,), IMAGE_SHAPE):
+        return None
+    # Likelihoods of binarized digits: Bernoulli decoders and Bernoulli visibles only.
+    if hasattr(model, "importance_weighted_log_likelihood"):
+        return "iwae" if getattr(model, "likelihood", None) == "bernoulli" else None
+    try:
+        layer = as_rbm_layer(model)
+    except TypeError:
+        return None
+    return "ais" if layer.visible_type == "bernoulli" else None
+
+
+def mnist_test_nll(model, n_images=1000, iwae_k=1000, ais_chains=100, ais_betas=None, seed=0):
+    """Test-set negative log-likelihood in nats per image where the model has
+    a tractable estimate (`likelihood_kind`), else None (GANs have none).
+
+    The test set is MNIST test binarized once (seed 0, as in the zoo recipes);
+    IWAE: the importance-weighted bound with `iwae_k` samples on the first
+    `n_images` images (an upper bound on the NLL); AIS: estimate of log Z
+    with `ais_chains` chains (its error is the stderr of log Z), with reverse
+    AIS on the same images as the conservative side (`nll_conservative`: AIS
+    and RAISE bracket the true value when both have converged).
+    """
+    from keras_gen import data
+    from keras_gen.evaluation.likelihood import log_likelihood
+
+    kind = likelihood_kind(model)
+    if kind is None:
+        return None
+    x, _ = data.load_arrays("mnist", "test", preprocessing="binarized", seed=0,
+                            flatten=tuple(model.data_shape) == (784,))
+    x = x[:n_images]
+    data_note = f"MNIST test, first {len(x):,} images, binarized once (seed 0)"
+    if kind == "iwae":
+        log_w = model.importance_weighted_log_likelihood(x, k=iwae_k, batch_size=50, chunk=100, seed=seed)
+        return {"nll": -float(log_w.mean()), "nll_err": float(log_w.std(ddof=1) / math.sqrt(len(log_w))),
+                "nll_method": f"IWAE bound, k={iwae_k} (upper bound on NLL; err = s.e.m. over images)",
+                "nll_data": data_note, "nll_units": "nats per image"}
+    result = log_likelihood(model, x, method="ais", n_chains=ais_chains, betas=ais_betas, seed=seed)
+    # The pessimistic side on the same images: AIS alone can look far better
+    # than the model is when its chains miss modes (seen on sharply peaked PCD models).
+    reverse = log_likelihood(model, x, method="raise", n_samples=1, betas=ais_betas, seed=seed + 1)
+    n_betas = result["ais"]["n_betas"]
+    return {"nll": -result["mean"], "nll_err": result["stderr"],
+            "nll_data_err": result["data_stderr"],
+            "nll_conservative": -reverse["mean"], "nll_conservative_err": reverse["stderr"],
+            "nll_method": f"AIS, {ais_chains} chains, {n_betas} temperatures "
+                          "(err = s.e. of log Z; AIS tends to underestimate log Z, i.e. the NLL); "
+                          f"reverse AIS (RAISE, {n_betas} temperatures, 1 chain per image) gives the "
+                          "conservative side, nll_conservative",
+            "nll_data": data_note, "nll_units": "nats per image"}
+
+
+# ===================================================================== evaluate
+def describe_sampling(model, kwargs):
+    """The sampling settings in use: the given ones over generate_samples' defaults."""
+    settings = {name: p.default for name, p in inspect.signature(model.generate_samples).parameters.items()
+                if p.default is not inspect.Parameter.empty and p.default is not None}
+    settings.update(kwargs)
+    return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+
+
+def generate(model, n, seed=0, batch_size=1000, **kwargs):
+    """n samples in batches (bounded memory) and the generation rate.
+
+    One small batch runs first so tracing/compilation is not timed; the rate
+    is samples per second of wall time over the n samples.
+    """
+    model.sample(min(batch_size, n), seed=seed + 10_000, **kwargs)  # warm-up: traces and compiles
+    start = time.perf_counter()
+    parts = [model.sample(min(batch_size, n - i), seed=seed + i // batch_size, **kwargs)
+             for i in range(0, n, batch_size)]
+    seconds = time.perf_counter() - start
+    return np.concatenate(parts), n / seconds
+
+
+def evaluate(model_or_name, n_samples=10_000, seed=0, likelihood=True, classifier=None, nll_images=1000,
+             iwae_k=1000, ais_chains=100, ais_betas=None, n_reference=None, **quality_kwargs):
+    """One row of the zoo table for a zoo name or a model.
+
+    The reference is the MNIST test set (all 10,000 images, or a random
+    `n_reference` of them for quick checks).
+    """
+    if isinstance(model_or_name, str):
+        entry = zoo.card(model_or_name)
+        if entry.get("family") == "classifier":
+            raise NotEvaluable(f"{model_or_name!r} is the domain classifier, not a generative model.")
+        model = zoo.load(model_or_name)
+    else:
+        model = model_or_name
+    shape = tuple(model.data_shape)
+    if shape not in ((784,), IMAGE_SHAPE):
+        raise NotEvaluable(f"{model.name} makes samples of shape {shape}, not MNIST images; "
+                           "the MNIST metrics do not apply (2-D toy models: keras_gen.data.mode_coverage; "
+                           "Ising models: keras_gen.ising_models.compare_with_exact).")
+    classifier = classifier or load_classifier()
+    kwargs = dict((getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}))
+    samples, rate = generate(model, n_samples, seed=seed, **kwargs)
+    generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier,
+                         label=model.name)
+    test = mnist_set("test", classifier, n=n_reference, seed=seed)
+    row = {"model": getattr(model, "zoo_card", {}).get("name", model.name), "family": family_of(model),
+           **sample_quality(generated, test, seed=seed, **quality_kwargs),
+           "samples_per_second": rate, "sampling": describe_sampling(model, kwargs)}
+    row.update(targets(row, classifier, seed=seed, n_reference=n_reference))
+    if likelihood:
+        nll = mnist_test_nll(model, n_images=nll_images, iwae_k=iwae_k, ais_chains=ais_chains,
+                             ais_betas=ais_betas, seed=seed)
+        row.update(nll or {"nll": None, "nll_method": "none: no tractable likelihood for this family"})
+    return row
+
+
+def targets(row, classifier, seed=0, n_reference=None):
+    """The image-model targets: score ≥ 0.97 × the test set's own score,
+    FD ≤ 2 × FD(train, test) at the same sample count, every class within
+    ±30% of uniform."""
+    test = mnist_set("test", classifier, n=n_reference, seed=seed)
+    train = mnist_set("train", classifier, n=row["n_samples"], seed=seed)
+    test_score = metrics.classifier_score(test.probabilities)["score"]
+    fd_floor = metrics.frechet_distance(train.features, test.features)
+    checks = {"score_ok": row["score"] >= 0.97 * test_score, "fd_ok": row["fd"] <= 2 * fd_floor,
+              "classes_ok": row["class_max_deviation"] <= 0.3}
+    return {"test_score": test_score, "fd_train_test": fd_floor, **checks, "targets_met": all(checks.values())}
+
+
+def format_row(row):
+    """One line of text for `keras-gen evaluate NAME`."""
+    def f(key, fmt):
+        return "—" if row.get(key) is None else format(row[key], fmt)
+
+    nll = "—" if row.get("nll") is None else f"{row['nll']:.2f} ± {row.get('nll_err', 0):.2f} nats"
+    return (f"{row['model']}: FD {f('fd', '.3g')} (train/test floor {f('fd_train_test', '.3g')}), "
+            f"score {f('score', '.3f')} (test set {f('test_score', '.3f')}), "
+            f"KID {f('kid', '.2e')} ± {f('kid_std', '.1e')}, precision {f('precision', '.3f')}, "
+            f"recall {f('recall', '.3f')}, classes max dev {f('class_max_deviation', '.0%')}, "
+            f"pixel MMD {f('mmd', '.3f')}, NLL {nll}, {f('samples_per_second', ',.0f')} samples/s, "
+            f"n={row.get('n_samples')}; targets {'met' if row.get('targets_met') else 'NOT met'}")

@@ -1,0 +1,10 @@
+"""The families, one module each: layers, model, `train_step`, metrics.
+
+* `vae`: variational autoencoders (`Sampling`, dense and conv, IWAE).
+* `rbm` (layers in `rbm_layers`, lattice tying in `lattice`) and `dbn`:
+  restricted Boltzmann machines and deep belief networks.
+* `gan` (networks in `gan_networks`): MLP GAN, DCGAN, WGAN, WGAN-GP.
+* `ising`: the models of the 2-D Ising model (one RBM per temperature, the
+  exact bond RBM, the periodic VAE).
+* `classifier`: the MNIST domain classifier behind the sample-quality metrics.
+"""

@@ -1,0 +1,1 @@
+"""Physics: the 2-D Ising model (lattice, Monte Carlo, exact results, observables)."""
