@@ -57,19 +57,19 @@ COMMON = textwrap.dedent(
         import keras
         keras.utils.set_random_seed(0)  # the layers' initializers draw from the global seed
         if family == "vae":
-            from keras_gen.vae import make_vae
+            from keras_gen.models.vae import make_vae
             model = make_vae("dense", (12,), latent_dim=2, seed=3, encoder_kwargs={"hidden": [16]},
                              decoder_kwargs={"hidden": [16]}, name="vae")
         elif family == "rbm":  # PCD-2: persistent chains, a Gibbs loop, the monitor metrics
-            from keras_gen.rbm import make_rbm
+            from keras_gen.models.rbm import make_rbm
             model = make_rbm("bernoulli", 12, 8, k=2, persistent=True, n_chains=16, weight_stddev=0.3,
                              seed=3, name="rbm")
         elif family == "rbm-cd":  # CD-1, centered: noise from the data shard itself, offsets averaged over replicas
-            from keras_gen.rbm import make_rbm
+            from keras_gen.models.rbm import make_rbm
             model = make_rbm("bernoulli", 12, 8, k=1, persistent=False, weight_stddev=0.3, centering=True, seed=3,
                              name="rbm")
         elif family.startswith("gan"):
-            from keras_gen import gan
+            from keras_gen.models import gan
             model = gan.tiny_gan_for_tests(data_dim=12, seed=3)
         else:
             raise SystemExit(f"unknown family {family}")
@@ -107,7 +107,7 @@ COMMON = textwrap.dedent(
 
 MIRRORED = COMMON + textwrap.dedent(
     """
-    from keras_gen import distribute
+    from keras_gen.core import distribute
     distribute.split_cpu(2)
     out, families = sys.argv[1], sys.argv[2:]
     import traceback
@@ -237,7 +237,8 @@ def test_mirrored_two_replicas_equal_one_device(family, mirrored_results):
 MULTI_WORKER = COMMON + textwrap.dedent(
     """
     out, run_root, families = sys.argv[1], sys.argv[2], sys.argv[3:]
-    from keras_gen import distribute, trainer
+    from keras_gen import runs
+    from keras_gen.core import distribute
     import keras
     if os.environ.get("TF_CONFIG"):
         strategy = distribute.make_strategy("multi-worker")
@@ -249,7 +250,7 @@ MULTI_WORKER = COMMON + textwrap.dedent(
             model = build(family)
             compile(model, family, True)
         before = state(model)
-        trainer.fit_with_artifacts(model, dataset(family), os.path.join(run_root, family), epochs=2,
+        runs.fit_with_artifacts(model, dataset(family), os.path.join(run_root, family), epochs=2,
                                    n_samples=16, verbose=0,
                                    sample_kwargs={"gibbs_steps": 5} if family.startswith("rbm") else None)
         after = state(model)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from keras_gen import evaluation, metrics, zoo
+from keras_gen import evaluation, zoo
+from keras_gen.evaluation import metrics, sample_quality
+from keras_gen.models import classifier
 
 
 # ===================================================================== Fréchet
@@ -166,12 +168,12 @@ def test_to_images_maps_domains_and_refuses_other_shapes():
 def test_corruptions_are_what_they_say():
     rng = np.random.default_rng(5)
     images = rng.random((4, 28, 28, 1)).astype(np.float32)
-    noisy = evaluation.add_noise(np.full((200, 28, 28, 1), 0.5, np.float32), 0.1, seed=0)
+    noisy = sample_quality.add_noise(np.full((200, 28, 28, 1), 0.5, np.float32), 0.1, seed=0)
     assert noisy.std() == pytest.approx(0.1, rel=0.02)
-    blurred = evaluation.blur(images, 1.0)
+    blurred = sample_quality.blur(images, 1.0)
     assert blurred.shape == images.shape and blurred.std() < images.std()
     # Blur acts within each image, never across images or channels.
-    np.testing.assert_allclose(evaluation.blur(images[:1], 1.0), blurred[:1], atol=1e-6)
+    np.testing.assert_allclose(sample_quality.blur(images[:1], 1.0), blurred[:1], atol=1e-6)
 
 
 # ============================================== with the shipped domain classifier
@@ -196,7 +198,7 @@ def test_shipped_classifier_is_accurate(classifier):
     test = evaluation.mnist_set("test", classifier)
     accuracy = (test.probabilities.argmax(1) == labels).mean()
     assert accuracy >= 0.993
-    assert test.features.shape == (10_000, evaluation.FEATURE_DIM)
+    assert test.features.shape == (10_000, classifier.FEATURE_DIM)
     # The test set's own score is close to the 10 classes it holds.
     assert metrics.classifier_score(test.probabilities)["score"] > 9.5
 
@@ -206,8 +208,8 @@ def test_classifier_is_refused_when_its_weights_do_not_match(tmp_path, monkeypat
     home = tmp_path / "home"
     (home / "zoo").mkdir(parents=True)
     (home / "saved_models").mkdir()
-    card = zoo.card(evaluation.CLASSIFIER_NAME)
-    source = zoo.weights_path(evaluation.CLASSIFIER_NAME)
+    card = zoo.card(classifier.CLASSIFIER_NAME)
+    source = zoo.weights_path(classifier.CLASSIFIER_NAME)
     target = home / "saved_models" / card["weights"]["file"]
     shutil.copy(source, target)
     with open(target, "r+b") as f:  # flip one byte in the middle
@@ -230,9 +232,9 @@ def test_fd_floor_and_corruptions_in_the_right_order(classifier):
     reference = evaluation.ImageSet(test.images[:n], classifier)
     floor = metrics.frechet_distance(train.features, reference.features)
     fd = {label: metrics.frechet_distance(evaluation.ImageSet(images, classifier).features, reference.features)
-          for label, images in evaluation.corruptions(train.images, seed=0).items()}
-    noise = [fd[f"noise std {s}"] for s in evaluation.NOISE_LEVELS]
-    blurs = [fd[f"blur sigma {s} px"] for s in evaluation.BLUR_SIGMAS]
+          for label, images in sample_quality.corruptions(train.images, seed=0).items()}
+    noise = [fd[f"noise std {s}"] for s in sample_quality.NOISE_LEVELS]
+    blurs = [fd[f"blur sigma {s} px"] for s in sample_quality.BLUR_SIGMAS]
     assert noise == sorted(noise) and blurs == sorted(blurs)  # worse with every step
     assert floor < min(noise[0], blurs[0])
     assert noise[-1] > 20 * floor  # heavy noise is far from the digits
@@ -241,12 +243,12 @@ def test_fd_floor_and_corruptions_in_the_right_order(classifier):
                                                       subset_size=1000)
     kid_floor = kid(train)
     assert abs(kid_floor["kid"]) < 3 * kid_floor["std"] + 1e-3 * kid(
-        evaluation.ImageSet(evaluation.add_noise(train.images, 0.6), classifier))["kid"]
+        evaluation.ImageSet(sample_quality.add_noise(train.images, 0.6), classifier))["kid"]
 
 
 @needs_classifier
 def test_evaluate_a_small_model_end_to_end(classifier):
-    from keras_gen.vae import make_vae
+    from keras_gen.models.vae import make_vae
 
     vae = make_vae("dense", (784,), latent_dim=2, encoder_kwargs={"hidden": [32]},
                    decoder_kwargs={"hidden": [32]}, seed=0, name="tiny_vae")
@@ -267,13 +269,13 @@ def test_evaluate_a_small_model_end_to_end(classifier):
 def test_rbm_test_likelihood_reports_ais_and_reverse_ais():
     """An RBM's NLL comes with both sides: AIS (optimistic when chains miss modes) and RAISE."""
     pytest.importorskip("tensorflow_datasets")
-    from keras_gen.rbm import make_rbm
+    from keras_gen.models.rbm import make_rbm
 
     model = make_rbm("bernoulli", 784, 8, seed=0, name="tiny_rbm")
     rng = np.random.default_rng(0)
     model.rbm.kernel.assign(rng.normal(0, 0.05, (784, 8)).astype("float32"))
     try:
-        nll = evaluation.test_log_likelihood(model, "rbm", n_images=20, ais_chains=200, ais_betas=500)
+        nll = evaluation.mnist_test_nll(model, n_images=20, ais_chains=200, ais_betas=500)
     except Exception as err:  # no MNIST on this machine
         pytest.skip(f"MNIST unavailable: {err}")
     # Weak weights: both estimators converge quickly and agree within AIS's
@@ -285,7 +287,7 @@ def test_rbm_test_likelihood_reports_ais_and_reverse_ais():
 
 
 def test_toy_models_are_not_evaluated_on_mnist_metrics():
-    from keras_gen.vae import make_vae
+    from keras_gen.models.vae import make_vae
 
     toy = make_vae("dense", (2,), latent_dim=2, likelihood="gaussian", seed=0)
     with pytest.raises(evaluation.NotEvaluable, match="not MNIST images"):
@@ -296,7 +298,7 @@ def test_toy_models_are_not_evaluated_on_mnist_metrics():
 def test_frechet_distance_callback_logs_a_metric_checkpoints_can_monitor(classifier, tmp_path):
     from keras_gen import data
     from keras_gen.callbacks import FrechetDistance
-    from keras_gen.vae import make_vae
+    from keras_gen.models.vae import make_vae
 
     keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
     x, _ = data.load_arrays("mnist", "train", preprocessing="binarized", flatten=True)

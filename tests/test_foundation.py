@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import cli, data, zoo
-from keras_gen.trainer import save_atomically
-from keras_gen.vae import make_vae
+from keras_gen.core.files import save_atomically
+from keras_gen.models.vae import make_vae
 
 MNIST_AVAILABLE = os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", ""), "mnist"))
 needs_mnist = pytest.mark.skipif(not MNIST_AVAILABLE, reason="MNIST needs TFDS_DATA_DIR with a prepared copy")
@@ -158,7 +158,7 @@ def test_shipped_cards_are_complete():
 def test_every_shipped_generative_entry_loads_and_samples():
     """Each generative model of the zoo loads from its card (weights checked by
     sha256) and draws reproducible samples of its data shape, in its domain."""
-    from keras_gen.base import GenerativeModel
+    from keras_gen.core.base import GenerativeModel
 
     domains = {"binary": (0.0, 1.0), "unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
     checked = []

@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from keras_gen import gan, trainer
-from keras_gen.validation import DataError
+from keras_gen import callbacks, runs
+from keras_gen.core.validation import DataError
+from keras_gen.models import gan, gan_networks
 from conftest import Interrupt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +69,7 @@ def test_gradient_penalty_is_exact_and_its_coefficient_uniform():
     dim, n = 3, 4000
     x = keras.Input((dim,))
     critic = keras.Model(x, HalfSquaredNorm()(x))
-    generator = gan.build_mlp_generator(2, (dim,), hidden=[4])
+    generator = gan_networks.build_mlp_generator(2, (dim,), hidden=[4])
     model = gan.GAN(generator, critic, seed=0)
     # Real points on the unit sphere, fake points at the origin: the penalty
     # point is eps * real, the critic's gradient there has norm eps, so the
@@ -91,7 +92,7 @@ def test_gradient_penalty_is_exact_and_its_coefficient_uniform():
 
 
 def test_counter_dropout_keeps_the_expected_fraction_and_scales_inverted():
-    layer = gan.CounterDropout(0.3, seed=4)
+    layer = gan_networks.CounterDropout(0.3, seed=4)
     x = tf.ones((200, 500))
     y = layer(x, training=True).numpy()
     kept = y > 0
@@ -198,7 +199,7 @@ def test_iteration_history_recovers_every_steps_own_values():
     x = symmetric_data(192)
     model = gan.tiny_gan_for_tests(seed=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True, jit_compile=False)
-    record = gan.IterationHistory()
+    record = callbacks.IterationHistory()
     h = model.fit(x, batch_size=64, epochs=2, verbose=0, shuffle=False, callbacks=[record]).history
     assert len(record.rows) == 6
     for epoch in (1, 2):
@@ -252,9 +253,9 @@ def _train_in(out_dir, x, epochs, interrupt_at=None):
     kwargs = gan.wgan_compile_kwargs()
     kwargs.update(n_critic=2, d_optimizer=keras.optimizers.RMSprop(1e-3), g_optimizer=keras.optimizers.RMSprop(1e-3))
     model.compile(**kwargs)
-    callbacks = [gan.IterationHistory(os.path.join(out_dir, "iterations.csv"))]
+    callbacks = [callbacks.IterationHistory(os.path.join(out_dir, "iterations.csv"))]
     callbacks += [Interrupt(interrupt_at)] if interrupt_at else []
-    trainer.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
+    runs.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
                                epochs=epochs, n_samples=16, callbacks=callbacks, verbose=0)
     return model
 
@@ -268,9 +269,9 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert int(resumed.d_optimizer.iterations.numpy()) == 16
     for a, b in zip(straight.variables, resumed.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
-    history = trainer.read_history(str(tmp_path / "resumed" / "history.csv"))
+    history = runs.read_history(str(tmp_path / "resumed" / "history.csv"))
     assert len(history["d_loss"]) == 4
-    iterations = gan.read_iterations(str(tmp_path / "resumed" / "iterations.csv"))
+    iterations = callbacks.read_iterations(str(tmp_path / "resumed" / "iterations.csv"))
     np.testing.assert_array_equal(iterations["epoch"], np.repeat([1, 2, 3, 4], 2))  # whole epochs, none twice
 
 
@@ -286,8 +287,8 @@ def test_finished_run_is_continued_not_repeated(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     longer = _train_in(out, x, epochs=3)
     assert int(longer.d_optimizer.iterations.numpy()) == 12 and int(longer.optimizer.iterations.numpy()) == 6
-    assert len(trainer.read_history(os.path.join(out, "history.csv"))["d_loss"]) == 3
-    assert trainer.latest_checkpoint(os.path.join(out, "checkpoints"))[0] == 3
+    assert len(runs.read_history(os.path.join(out, "history.csv"))["d_loss"]) == 3
+    assert runs.latest_checkpoint(os.path.join(out, "checkpoints"))[0] == 3
     # Unshuffled data: 2 epochs + 1 continued epoch are 3 straight epochs, bit for bit.
     straight = _train_in(str(tmp_path / "straight"), x, epochs=3)
     for a, b in zip(straight.variables, longer.variables):
@@ -305,7 +306,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path, bad, message):
     model.compile(optimizer="adam")
     before = state(model)
     with pytest.raises(DataError, match=message):
-        trainer.fit_with_artifacts(model, bad, str(tmp_path / "run"), epochs=1, verbose=0)
+        runs.fit_with_artifacts(model, bad, str(tmp_path / "run"), epochs=1, verbose=0)
     assert not (tmp_path / "run").exists()
     for key, value in state(model).items():
         np.testing.assert_array_equal(value, before[key])
@@ -325,7 +326,7 @@ def test_bad_compile_arguments_are_named():
     with pytest.raises(ValueError, match="separate optimizer"):
         model.compile(d_optimizer=opt, g_optimizer=opt)
     with pytest.raises(ValueError, match="generator makes samples of shape"):
-        gan.GAN(gan.build_mlp_generator(4, (10,)), gan.build_mlp_discriminator((12,)))
+        gan.GAN(gan_networks.build_mlp_generator(4, (10,)), gan_networks.build_mlp_discriminator((12,)))
 
 
 # ------------------------------------------------------------ generating
@@ -340,7 +341,7 @@ def test_architectures_are_those_of_the_notes_and_the_tutorial():
              if isinstance(layer, keras.layers.Conv2DTranspose)]
     assert convs == [(128, (1, 1)), (64, (2, 2)), (1, (2, 2))]
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in dc.generator.layers) == 3
-    assert [layer.rate for layer in dc.discriminator.layers if isinstance(layer, gan.CounterDropout)] == [0.3, 0.3]
+    assert [layer.rate for layer in dc.discriminator.layers if isinstance(layer, gan_networks.CounterDropout)] == [0.3, 0.3]
     # The tutorial's parameter counts: 2,330,944 (generator) and 212,865 (discriminator; its
     # dropout layers add only their two-word seed states, which are not parameters).
     assert dc.generator.count_params() == 2_330_944
@@ -369,7 +370,7 @@ def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
         assert np.max(np.abs(v.numpy())) <= 0.01 + 1e-7, v.path
     assert np.max(np.abs(norms[0].gamma.numpy())) <= 0.01 + 1e-7
     with pytest.raises(ValueError, match="normalization"):
-        gan.build_dcgan_discriminator(normalization="layer")
+        gan_networks.build_dcgan_discriminator(normalization="layer")
 
 
 def test_exported_generator_serves_without_keras_gen(tmp_path):
@@ -409,10 +410,10 @@ MIRRORED = textwrap.dedent(
     """
     import json, os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    from keras_gen import distribute
+    from keras_gen.core import distribute
     distribute.split_cpu(2)
     import numpy as np, tensorflow as tf, keras
-    from keras_gen import gan
+    from keras_gen.models import gan
 
     rng = np.random.default_rng(0)
     prototypes = np.where(rng.random((2, 12)) < 0.5, -1.0, 1.0)

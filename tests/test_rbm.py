@@ -19,9 +19,12 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from keras_gen import rbm as R
-from keras_gen import samplers
-from keras_gen.validation import DataError
+from keras_gen import callbacks
+from keras_gen.core import random
+from keras_gen.core.validation import DataError
+from keras_gen.evaluation import likelihood
+from keras_gen.models import dbn, rbm
+from keras_gen.sampling import ais
 
 MNIST_AVAILABLE = os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", ""), "mnist"))
 
@@ -54,8 +57,8 @@ def pairs_energy(layer, vs, hs):
 
 def exact_marginal(layer):
     """p(v) over all 2^n_visible states of a Bernoulli RBM, in binary_states order."""
-    states = R.binary_states(layer.n_visible)
-    log_p = -R.free_energy_numpy(layer, states) - R.exact_log_partition(layer)
+    states = likelihood.binary_states(layer.n_visible)
+    log_p = -likelihood.free_energy_numpy(layer, states) - likelihood.exact_log_partition(layer)
     return states, np.exp(log_p)
 
 
@@ -77,40 +80,40 @@ def test_threefry_known_answers():
     ]
     for ctr, key, expected in cases:
         u = lambda x: tf.constant([x], tf.uint32)  # noqa: E731
-        out = samplers.threefry2x32(u(ctr[0]), u(ctr[1]), tf.constant(key[0], tf.uint32),
+        out = random.threefry2x32(u(ctr[0]), u(ctr[1]), tf.constant(key[0], tf.uint32),
                                     tf.constant(key[1], tf.uint32))
         assert tuple(int(o[0]) for o in out) == expected
 
 
 def test_uniform_normal_and_seeds():
     n = 200_000
-    u = samplers.uniform([n], [3, 4]).numpy()
+    u = random.uniform([n], [3, 4]).numpy()
     # 20-bin histogram: chi-square with 19 dof.
     counts = np.bincount((u * 20).astype(int), minlength=20)
     assert stats.chisquare(counts).pvalue > 1e-4
-    z = samplers.standard_normal([n], [3, 4]).numpy()
+    z = random.standard_normal([n], [3, 4]).numpy()
     assert abs(z.mean()) < 4 / math.sqrt(n)
     assert abs(z.var() - 1) < 4 * math.sqrt(2 / n)
     assert stats.kstest(z[:20_000], "norm").pvalue > 1e-4
     # Same seed, same numbers, compiled or not; different fold-ins differ.
     s = tf.constant([1, 2])
-    jit = tf.function(lambda s: samplers.uniform([7], samplers.fold_in(s, 5)), jit_compile=True)
-    np.testing.assert_array_equal(jit(s).numpy(), samplers.uniform([7], samplers.fold_in(s, 5)).numpy())
-    assert not np.allclose(samplers.uniform([7], samplers.fold_in(s, 6)), jit(s))
+    jit = tf.function(lambda s: random.uniform([7], random.fold_in(s, 5)), jit_compile=True)
+    np.testing.assert_array_equal(jit(s).numpy(), random.uniform([7], random.fold_in(s, 5)).numpy())
+    assert not np.allclose(random.uniform([7], random.fold_in(s, 6)), jit(s))
     # Integer seeds are stateless; a SeedGenerator advances.
-    np.testing.assert_array_equal(samplers.uniform([3], 7), samplers.uniform([3], 7))
+    np.testing.assert_array_equal(random.uniform([3], 7), random.uniform([3], 7))
     gen = keras.random.SeedGenerator(1)
-    assert not np.allclose(samplers.uniform([3], gen), samplers.uniform([3], gen))
+    assert not np.allclose(random.uniform([3], gen), random.uniform([3], gen))
 
 
 # ------------------------------------------------- energies and conditionals
 def test_bernoulli_free_energy_and_conditionals_by_enumeration():
-    layer = randomize(R.BernoulliRBM(5, 3), scale=1.0, seed=1)
-    vs, hs = R.binary_states(5), R.binary_states(3)
+    layer = randomize(rbm.BernoulliRBM(5, 3), scale=1.0, seed=1)
+    vs, hs = likelihood.binary_states(5), likelihood.binary_states(3)
     log_joint = -pairs_energy(layer, vs, hs)  # unnormalized log p(v, h)
     free = -logsumexp(log_joint, axis=1)
     np.testing.assert_allclose(layer.free_energy(vs.astype("float32")), free, atol=2e-5)
-    np.testing.assert_allclose(R.free_energy_numpy(layer, vs), free, atol=2e-5)
+    np.testing.assert_allclose(likelihood.free_energy_numpy(layer, vs), free, atol=2e-5)
     # p(h_j = 1 | v) = Σ_{h: h_j = 1} p(v, h) / Σ_h p(v, h)
     p_hv = np.exp(log_joint - logsumexp(log_joint, axis=1)[:, None])
     np.testing.assert_allclose(layer.hidden_probabilities(vs.astype("float32")), p_hv @ hs, atol=1e-5)
@@ -124,14 +127,14 @@ def test_bernoulli_free_energy_and_conditionals_by_enumeration():
 
 
 def test_gaussian_free_energy_conditionals_and_partition():
-    layer = R.GaussianBernoulliRBM(3, 4, sigma=[0.5, 1.0, 2.0])
+    layer = rbm.GaussianBernoulliRBM(3, 4, sigma=[0.5, 1.0, 2.0])
     randomize(layer, scale=0.7, seed=2)
     rng = np.random.default_rng(0)
     vs = rng.normal(0, 1.5, (12, 3)).astype("float32")
-    hs = R.binary_states(4)
+    hs = likelihood.binary_states(4)
     log_joint = -pairs_energy(layer, vs, hs)
     np.testing.assert_allclose(layer.free_energy(vs), -logsumexp(log_joint, axis=1), atol=2e-5)
-    np.testing.assert_allclose(R.free_energy_numpy(layer, vs), -logsumexp(log_joint, axis=1), atol=2e-5)
+    np.testing.assert_allclose(likelihood.free_energy_numpy(layer, vs), -logsumexp(log_joint, axis=1), atol=2e-5)
     p_hv = np.exp(log_joint - logsumexp(log_joint, axis=1)[:, None])
     np.testing.assert_allclose(layer.hidden_probabilities(vs), p_hv @ hs, atol=1e-5)
     # p(v | h) ∝ exp(-E(v, h)) is N(visible_mean(h), σ²): the energy difference
@@ -147,55 +150,55 @@ def test_gaussian_free_energy_conditionals_and_partition():
     assert np.all(np.abs(draws.mean(0) - means[5]) < 5 * sigma / math.sqrt(n))
     assert np.all(np.abs(draws.std(0) / sigma - 1) < 5 / math.sqrt(2 * n))
     # log Z (closed-form integral over v) against quadrature on a 2-D grid.
-    small = randomize(R.GaussianBernoulliRBM(2, 3, sigma=[0.8, 1.3]), scale=0.6, seed=5)
+    small = randomize(rbm.GaussianBernoulliRBM(2, 3, sigma=[0.8, 1.3]), scale=0.6, seed=5)
     p = small.numpy_parameters()
     grid = np.linspace(-12, 12, 1201)
     g1, g2 = np.meshgrid(grid, grid, indexing="ij")
     v = np.stack([g1.ravel(), g2.ravel()], 1)
-    log_f = -R.free_energy_numpy(small, v)  # Σ_h exp(-E) = exp(-F)
+    log_f = -likelihood.free_energy_numpy(small, v)  # Σ_h exp(-E) = exp(-F)
     log_z_grid = logsumexp(log_f) + 2 * np.log(grid[1] - grid[0])
-    assert abs(R.exact_log_partition(small) - log_z_grid) < 1e-6
+    assert abs(likelihood.exact_log_partition(small) - log_z_grid) < 1e-6
     assert p["sigma"].tolist() == pytest.approx([0.8, 1.3])
 
 
 def test_exact_log_partition_against_brute_force():
-    layer = randomize(R.BernoulliRBM(6, 4), scale=1.0, seed=3)
+    layer = randomize(rbm.BernoulliRBM(6, 4), scale=1.0, seed=3)
     p = layer.numpy_parameters()
-    vs, hs = R.binary_states(6), R.binary_states(4)
+    vs, hs = likelihood.binary_states(6), likelihood.binary_states(4)
     log_joint = (vs @ p["b"])[:, None] + (hs @ p["c"])[None, :] + vs @ p["W"] @ hs.T
     brute = logsumexp(log_joint)
-    assert R.exact_log_partition(layer, over="visible") == pytest.approx(brute, abs=1e-10)
-    assert R.exact_log_partition(layer, over="hidden") == pytest.approx(brute, abs=1e-10)
-    assert R.exact_log_partition(layer, over="visible", batch_size=7) == pytest.approx(brute, abs=1e-10)
-    ll = R.exact_log_likelihood(layer, vs)
+    assert likelihood.exact_log_partition(layer, over="visible") == pytest.approx(brute, abs=1e-10)
+    assert likelihood.exact_log_partition(layer, over="hidden") == pytest.approx(brute, abs=1e-10)
+    assert likelihood.exact_log_partition(layer, over="visible", batch_size=7) == pytest.approx(brute, abs=1e-10)
+    ll = likelihood.exact_log_likelihood(layer, vs)
     assert logsumexp(ll) == pytest.approx(0.0, abs=1e-10)  # a normalized distribution
     with pytest.raises(ValueError, match="AIS"):
-        R.exact_log_partition(R.BernoulliRBM(30, 30))
+        likelihood.exact_log_partition(rbm.BernoulliRBM(30, 30))
 
 
 # ---------------------------------------------------------------------- AIS
 def test_ais_agrees_with_exact_log_partition():
-    layer = randomize(R.BernoulliRBM(20, 10), scale=0.5, seed=4)
-    exact = R.exact_log_partition(layer)
+    layer = randomize(rbm.BernoulliRBM(20, 10), scale=0.5, seed=4)
+    exact = likelihood.exact_log_partition(layer)
     data = (np.random.default_rng(1).random((500, 20)) < 0.3).astype("float32")
     for base_data in (None, data):
-        est = R.ais_log_partition(layer, n_chains=100, betas=2000, base_data=base_data, seed=7)
+        est = likelihood.ais_log_partition(layer, n_chains=100, betas=2000, base_data=base_data, seed=7)
         assert est["stderr"] < 0.05  # informative, so the comparison can fail
         assert abs(est["log_z"] - exact) < 3 * est["stderr"] + 0.01, (est, exact)
         assert est["log_z_lower"] == pytest.approx(est["log_z"] - 3 * est["stderr"])
     # log_likelihood: "auto" is exact here; "ais" agrees within its error.
-    ll_exact = R.log_likelihood(layer, data)
+    ll_exact = likelihood.log_likelihood(layer, data)
     assert ll_exact["method"] == "exact" and ll_exact["stderr"] == 0
-    assert ll_exact["mean"] == pytest.approx(R.exact_log_likelihood(layer, data).mean())
-    ll_ais = R.log_likelihood(layer, data, method="ais", n_chains=100, betas=2000, seed=8)
+    assert ll_exact["mean"] == pytest.approx(likelihood.exact_log_likelihood(layer, data).mean())
+    ll_ais = likelihood.log_likelihood(layer, data, method="ais", n_chains=100, betas=2000, seed=8)
     assert abs(ll_ais["mean"] - ll_exact["mean"]) < 3 * ll_ais["stderr"] + 0.01
     assert ll_ais["conservative"] <= ll_ais["mean"]
 
 
 def test_ais_gaussian_agrees_with_exact_log_partition():
-    layer = randomize(R.GaussianBernoulliRBM(12, 8, sigma=1.0), scale=0.3, seed=5)
-    exact = R.exact_log_partition(layer)
-    est = R.ais_log_partition(layer, n_chains=100, betas=2000, seed=9)
+    layer = randomize(rbm.GaussianBernoulliRBM(12, 8, sigma=1.0), scale=0.3, seed=5)
+    exact = likelihood.exact_log_partition(layer)
+    est = likelihood.ais_log_partition(layer, n_chains=100, betas=2000, seed=9)
     assert est["stderr"] < 0.05
     assert abs(est["log_z"] - exact) < 3 * est["stderr"] + 0.01, (est, exact)
 
@@ -203,24 +206,24 @@ def test_ais_gaussian_agrees_with_exact_log_partition():
 def test_raise_agrees_with_exact_log_likelihood_per_example():
     """Reverse AIS estimates each example's log p; with a long path it matches enumeration."""
     data = (np.random.default_rng(1).random((200, 20)) < 0.3).astype("float32")
-    layer = randomize(R.BernoulliRBM(20, 10), scale=0.5, seed=4)
-    gaussian = randomize(R.GaussianBernoulliRBM(12, 8, sigma=1.0), scale=0.3, seed=5)
+    layer = randomize(rbm.BernoulliRBM(20, 10), scale=0.5, seed=4)
+    gaussian = randomize(rbm.GaussianBernoulliRBM(12, 8, sigma=1.0), scale=0.3, seed=5)
     x_real = np.random.default_rng(2).normal(0, 1, (200, 12)).astype("float32")
     for lay, x in ((layer, data), (gaussian, x_real)):
-        exact = R.exact_log_likelihood(lay, x)
-        est = samplers.raise_log_likelihood(lay, x, n_samples=20, betas=1000, base_data=x, seed=3)
+        exact = likelihood.exact_log_likelihood(lay, x)
+        est = ais.raise_log_likelihood(lay, x, n_samples=20, betas=1000, base_data=x, seed=3)
         diff = est["log_p"] - exact
         # 20 chains x 1000 steps: per-example errors of a few hundredths; the mean
         # over 200 examples agrees within 4 of its standard errors.
         assert abs(diff.mean()) < 4 * diff.std(ddof=1) / np.sqrt(len(diff)) + 1e-3, diff.mean()
         assert np.abs(diff).max() < 0.3
     # A one-step path is a different (annealing) model: it must not match.
-    short = samplers.raise_log_likelihood(layer, data, n_samples=20, betas=np.array([0.0, 1.0]), seed=3)
-    assert abs(short["mean"] - R.exact_log_likelihood(layer, data).mean()) > 0.5
-    ll = R.log_likelihood(layer, data, method="raise", n_samples=5, betas=300, seed=4)
+    short = ais.raise_log_likelihood(layer, data, n_samples=20, betas=np.array([0.0, 1.0]), seed=3)
+    assert abs(short["mean"] - likelihood.exact_log_likelihood(layer, data).mean()) > 0.5
+    ll = likelihood.log_likelihood(layer, data, method="raise", n_samples=5, betas=300, seed=4)
     assert ll["method"] == "raise" and ll["log_z"] is None and ll["conservative"] == ll["mean"]
     with pytest.raises(ValueError, match="shape"):
-        samplers.raise_log_likelihood(layer, data[:, :5])
+        ais.raise_log_likelihood(layer, data[:, :5])
 
 
 # --------------------------------------------------------- learning signal
@@ -239,7 +242,7 @@ def _exact_nll_gradient(layer, data):
 def test_centered_update_is_a_step_in_the_centered_parameters():
     """center_gradients maps the exact plain gradient to the exact gradient of the
     centered parametrization (W, b~ = b + Wλ, c~ = c + Wᵀμ), pulled back to (W, b, c)."""
-    model = R.make_rbm("bernoulli", 6, 4, k=1, persistent=False, centering=True, seed=0)
+    model = rbm.make_rbm("bernoulli", 6, 4, k=1, persistent=False, centering=True, seed=0)
     layer = randomize(model.rbm, scale=1.0, seed=6)
     data = prototypes_data(40, 6, seed=1).astype(np.float64)
     model.set_offsets_from_data(data)
@@ -249,7 +252,7 @@ def test_centered_update_is_a_step_in_the_centered_parameters():
     w, b, c = p["W"], p["b"], p["c"]
 
     def mean_log_likelihood(W, bt, ct):  # in centered coordinates, exact by enumeration
-        states = R.binary_states(6)
+        states = likelihood.binary_states(6)
         bb, cc = bt - W @ lam, ct - W.T @ mu
         log_f = states @ bb + np.logaddexp(0, cc + states @ W).sum(1)
         log_z = logsumexp(log_f)
@@ -273,9 +276,9 @@ def test_centered_update_is_a_step_in_the_centered_parameters():
     for v, g in zip(model.trainable_weights, model.center_gradients(grads)):
         name = by_name[id(v)]
         np.testing.assert_allclose(g.numpy().ravel(), expected[name].ravel(), atol=2e-5, err_msg=name)
-    assert R.RBM.from_config(model.get_config()).centering
+    assert rbm.RBM.from_config(model.get_config()).centering
     with pytest.raises(ValueError, match="Bernoulli"):
-        R.make_rbm("gaussian", 4, 2, centering=True)
+        rbm.make_rbm("gaussian", 4, 2, centering=True)
 
 
 def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
@@ -284,7 +287,7 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
     enumeration (divided by the 6 sites), training keeps the model translation
     invariant, and the configuration round-trips."""
     shape, n = (3, 2), 6
-    model = R.make_rbm("bernoulli", n, 2 * n, k=1, persistent=False, centering=True, periodic_lattice=shape, seed=0)
+    model = rbm.make_rbm("bernoulli", n, 2 * n, k=1, persistent=False, centering=True, periodic_lattice=shape, seed=0)
     t = model.translations
     rng = np.random.default_rng(3)
     kernel, beta, gamma = rng.normal(0, 0.8, (2, n)), -0.3, np.array([0.4, -0.2])
@@ -304,7 +307,7 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
     def nll(K, b, c):
         Wd, bd, cd = unfold(K, b, c)
         log_f = lambda v: v @ bd + np.logaddexp(0, cd + v @ Wd).sum(1)
-        return -(np.mean(log_f(data)) - logsumexp(log_f(R.binary_states(n))))
+        return -(np.mean(log_f(data)) - logsumexp(log_f(likelihood.binary_states(n))))
 
     def numeric(i, shape_):
         theta = [kernel, np.float64(beta), gamma]
@@ -336,27 +339,27 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
         moved = np.roll(v.reshape(-1, *shape), (dy, dx), axis=(1, 2)).reshape(-1, n)
         np.testing.assert_allclose(model.rbm.free_energy(moved).numpy(), free, rtol=1e-5, atol=1e-5)
     assert np.ptp(model.rbm.visible_bias.numpy()) == 0 and np.ptp(model.visible_offset.numpy()) == 0
-    clone = R.RBM.from_config(model.get_config())
+    clone = rbm.RBM.from_config(model.get_config())
     assert clone.periodic_lattice == shape and clone.get_config() == model.get_config()
     with pytest.raises(ValueError, match="multiple of 6"):
-        R.make_rbm("bernoulli", n, 7, periodic_lattice=shape)
+        rbm.make_rbm("bernoulli", n, 7, periodic_lattice=shape)
     with pytest.raises(ValueError, match="6 sites"):
-        R.make_rbm("bernoulli", 8, 8, periodic_lattice=shape)
+        rbm.make_rbm("bernoulli", 8, 8, periodic_lattice=shape)
     with pytest.raises(ValueError, match="2 filters"):
-        R.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2)] * 3)
+        rbm.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2)] * 3)
     with pytest.raises(ValueError, match="one size in"):
-        R.make_rbm("bernoulli", n, n, periodic_lattice=shape, filter_shape=(4, 1))
+        rbm.make_rbm("bernoulli", n, n, periodic_lattice=shape, filter_shape=(4, 1))
 
     # Per-filter windows: filter 0 sees two sites along axis 1, filter 1 the whole lattice.
-    local = R.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2), shape], seed=1)
+    local = rbm.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2), shape], seed=1)
     w = local.rbm.kernel.numpy()
     assert np.count_nonzero(w[:, :n]) == 2 * n and np.count_nonzero(w[:, n:]) == n * n
     np.testing.assert_array_equal(np.flatnonzero(w[:, 0]), [0, 1])  # the unit at site 0 sees sites (0,0), (0,1)
-    assert R.RBM.from_config(local.get_config()).filter_shape == ((1, 2), shape)
+    assert rbm.RBM.from_config(local.get_config()).filter_shape == ((1, 2), shape)
 
 
 def test_cd_gradient_points_along_exact_gradient():
-    model = R.make_rbm("bernoulli", 6, 4, k=100, persistent=False, seed=0)
+    model = rbm.make_rbm("bernoulli", 6, 4, k=100, persistent=False, seed=0)
     layer = randomize(model.rbm, scale=1.0, seed=6)
     data = prototypes_data(40, 6, seed=1).astype(np.float64)
     v = tf.constant(np.repeat(data, 250, axis=0), tf.float32)  # 10,000 chains
@@ -389,7 +392,7 @@ def test_cd_gradient_points_along_exact_gradient():
 
 
 def test_gibbs_sampling_reaches_exact_marginal():
-    model = R.make_rbm("bernoulli", 4, 3, k=1, persistent=False, seed=0)
+    model = rbm.make_rbm("bernoulli", 4, 3, k=1, persistent=False, seed=0)
     randomize(model.rbm, scale=1.0, seed=7)
     states, p_exact = exact_marginal(model.rbm)
     n = 20_000
@@ -409,14 +412,14 @@ def test_gibbs_sampling_reaches_exact_marginal():
 
 
 def test_pseudo_log_likelihood_is_unbiased():
-    layer = randomize(R.BernoulliRBM(8, 5), scale=1.0, seed=8)
+    layer = randomize(rbm.BernoulliRBM(8, 5), scale=1.0, seed=8)
     v = prototypes_data(1, 8, seed=2)
     # Exact Σ_i log p(v_i | v_-i) = Σ_i log sigmoid(F(v with bit i flipped) - F(v)).
     flipped = np.abs(np.repeat(v, 8, 0) - np.eye(8))
-    f, f_flip = R.free_energy_numpy(layer, v), R.free_energy_numpy(layer, flipped)
+    f, f_flip = likelihood.free_energy_numpy(layer, v), likelihood.free_energy_numpy(layer, flipped)
     exact = np.sum(-np.logaddexp(0, -(f_flip - f)))
     n = 8000
-    est = R.pseudo_log_likelihood(layer, np.repeat(v, n, 0), seed=3).numpy()
+    est = rbm.pseudo_log_likelihood(layer, np.repeat(v, n, 0), seed=3).numpy()
     assert abs(est.mean() - exact) < 5 * est.std() / math.sqrt(n) + 1e-4
 
 
@@ -429,9 +432,9 @@ def trained():
     """CD-1 and PCD-1 models trained under XLA (the compile default)."""
     out = {}
     for name, persistent in (("cd", False), ("pcd", True)):
-        model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=persistent, seed=3, name=name)
+        model = rbm.make_rbm("bernoulli", 10, 6, k=1, persistent=persistent, seed=3, name=name)
         model.compile(optimizer=keras.optimizers.SGD(0.1))
-        before = R.log_likelihood(model, DATA)["mean"]
+        before = likelihood.log_likelihood(model, DATA)["mean"]
         history = model.fit(DATA, epochs=8, batch_size=20, shuffle=False, verbose=0)
         out[name] = dict(model=model, before=before, history=history.history)
     return out
@@ -441,7 +444,7 @@ def test_fit_under_xla_improves_exact_likelihood(trained):
     for name in ("cd", "pcd"):
         model = trained[name]["model"]
         assert model.jit_compile is True
-        after = R.log_likelihood(model, DATA)
+        after = likelihood.log_likelihood(model, DATA)
         assert after["method"] == "exact"
         # Random init is ~ -10 log 2 = -6.93 nats; the data entropy is ~3.1.
         assert after["mean"] > trained[name]["before"] + 1.5, (name, trained[name]["before"], after)
@@ -452,7 +455,7 @@ def test_fit_under_xla_improves_exact_likelihood(trained):
 
 
 def test_pcd_chains_are_state_and_resume_exactly(tmp_path):
-    model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=5)
+    model = rbm.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=5)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     first, rest = DATA[:300], DATA[300:]
     model.fit(first[:20], epochs=1, batch_size=20, shuffle=False, verbose=0)  # builds 20 chains
@@ -466,7 +469,7 @@ def test_pcd_chains_are_state_and_resume_exactly(tmp_path):
     path = tmp_path / "pcd.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert isinstance(loaded, R.RBM) and loaded.persistent and loaded.n_chains == 20
+    assert isinstance(loaded, rbm.RBM) and loaded.persistent and loaded.n_chains == 20
     np.testing.assert_array_equal(loaded.persistent_chains.numpy(), chains1)
     np.testing.assert_array_equal(loaded.seed_generator.state.numpy(), model.seed_generator.state.numpy())
     np.testing.assert_allclose(loaded.rbm.free_energy(DATA), model.rbm.free_energy(DATA), atol=1e-6)
@@ -487,7 +490,7 @@ def test_pcd_chains_are_state_and_resume_exactly(tmp_path):
     ],
 )
 def test_bad_data_is_refused_before_training(bad, match):
-    model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=0)
+    model = rbm.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=0)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     kernel = model.rbm.kernel.numpy().copy()
     with pytest.raises(DataError, match=match):
@@ -500,7 +503,7 @@ def test_bad_data_is_refused_before_training(bad, match):
 
 
 def test_gaussian_rbm_accepts_real_data_and_refuses_nan():
-    model = R.make_rbm("gaussian", 3, 2, k=1, persistent=False, seed=0)
+    model = rbm.make_rbm("gaussian", 3, 2, k=1, persistent=False, seed=0)
     assert model.data_domain == "real"
     model.validate_data(np.random.default_rng(0).normal(size=(5, 3)).astype("float32"))
     with pytest.raises(DataError, match="NaN"):
@@ -527,21 +530,21 @@ def test_gaussian_rbm_default_training_is_stable(settings):
     x_test, _ = data.load_arrays("ring8", "test")
     x, x_test = x[:2000], x_test[:2000]
     if settings == "learned_sigma":
-        model = R.make_rbm("gaussian", 2, 8, k=10, persistent=True, sigma=0.5, learn_sigma=True,
+        model = rbm.make_rbm("gaussian", 2, 8, k=10, persistent=True, sigma=0.5, learn_sigma=True,
                            weight_stddev=0.5, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
     else:
         scale = x.std()
         x, x_test = x / scale, x_test / scale
-        model = R.make_rbm("gaussian", 2, 8, seed=0)
+        model = rbm.make_rbm("gaussian", 2, 8, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(3e-2))
-    before = R.log_likelihood(model, x_test)["mean"]
+    before = likelihood.log_likelihood(model, x_test)["mean"]
     model.fit(x, epochs=6, batch_size=100, verbose=0)
     for w in model.weights:
         assert np.all(np.isfinite(w.numpy())), w.path
     sigma = model.rbm.sigma.numpy()
     assert np.all((sigma > 0.05) & (sigma < 2.0)), sigma
-    after = R.log_likelihood(model, x_test)
+    after = likelihood.log_likelihood(model, x_test)
     assert after["method"] == "exact" and np.isfinite(after["mean"])
     if settings == "learned_sigma":
         # The held-out standard error of the difference is ~0.02 nats.
@@ -560,7 +563,7 @@ def test_cli_trains_rbm_with_checkpoints_and_samples(tmp_path, monkeypatch):
                  "loss_curves.png"):
         assert (tmp_path / "run" / name).exists(), name
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
-    assert isinstance(model.rbm, R.GaussianBernoulliRBM) and model.rbm.learn_sigma and model.k == 2
+    assert isinstance(model.rbm, rbm.GaussianBernoulliRBM) and model.rbm.learn_sigma and model.k == 2
     assert model.persistent_chains.shape[1] == 2
     assert int(model.optimizer.iterations.numpy()) == 10
 
@@ -568,9 +571,9 @@ def test_cli_trains_rbm_with_checkpoints_and_samples(tmp_path, monkeypatch):
 def test_free_energy_gap_callback(trained):
     model = trained["pcd"]["model"]
     train, val = DATA[:200], prototypes_data(200, 10, seed=9)
-    callback = R.FreeEnergyGap(train, val, n=200)
+    callback = callbacks.FreeEnergyGap(train, val, n=200)
     history = model.fit(DATA[:40], epochs=1, batch_size=20, verbose=0, callbacks=[callback])
-    expected = R.free_energy_numpy(model, val).mean() - R.free_energy_numpy(model, train).mean()
+    expected = likelihood.free_energy_numpy(model, val).mean() - likelihood.free_energy_numpy(model, train).mean()
     assert history.history["free_energy_gap"][0] == pytest.approx(expected, abs=1e-4)
 
 
@@ -581,18 +584,18 @@ def test_config_round_trip_and_make_rbm():
         dict(visible="gaussian", n_visible=5, n_hidden=4, k=3, persistent=False, sigma=0.5,
              learn_sigma=True, n_chains=7, seed=1),
     ):
-        model = R.make_rbm(**kwargs)
+        model = rbm.make_rbm(**kwargs)
         config = model.get_config()
-        clone = R.RBM.from_config(config)
+        clone = rbm.RBM.from_config(config)
         assert clone.get_config() == config
         assert clone.data_shape == (kwargs["n_visible"],)
         assert clone.rbm.n_hidden == kwargs["n_hidden"] and clone.k == kwargs["k"]
         assert type(clone.rbm) is type(model.rbm)
-    gauss = R.make_rbm("gaussian", 5, 4, sigma=0.5, learn_sigma=True)
+    gauss = rbm.make_rbm("gaussian", 5, 4, sigma=0.5, learn_sigma=True)
     assert gauss.rbm.log_sigma.trainable and len(gauss.trainable_weights) == 4
-    assert not R.make_rbm("gaussian", 5, 4).rbm.log_sigma.trainable
+    assert not rbm.make_rbm("gaussian", 5, 4).rbm.log_sigma.trainable
     with pytest.raises(ValueError):
-        R.make_rbm("softmax", 5, 4)
+        rbm.make_rbm("softmax", 5, 4)
 
 
 SERVE_WITHOUT_KERAS_GEN = """
@@ -657,7 +660,7 @@ def test_zoo_rbm_mnist_reproduces_its_card_and_serves(tmp_path):
     # The card's test log-likelihood is -F(v) - log Z on the fixed binarization
     # it names; the loaded weights must give it back (F is exact, log Z from the card).
     x_test, _ = data.load_arrays("mnist", "test", preprocessing="binarized", flatten=True, seed=0)
-    ll = -R.free_energy_numpy(model, x_test).mean() - metrics["log_z"]
+    ll = -likelihood.free_energy_numpy(model, x_test).mean() - metrics["log_z"]
     assert ll == pytest.approx(metrics["test_log_likelihood_nats"], abs=0.02)
     path = tmp_path / "rbm_mnist_savedmodel"
     export.export_saved_model(model, str(path))
@@ -668,7 +671,7 @@ def test_zoo_rbm_mnist_reproduces_its_card_and_serves(tmp_path):
 
 def test_gibbs_steps_schedule_switches_k_between_epochs():
     def run(schedule=None, manual=False):
-        model = R.make_rbm("bernoulli", 10, 6, k=1, persistent=True, n_chains=20, seed=7)
+        model = rbm.make_rbm("bernoulli", 10, 6, k=1, persistent=True, n_chains=20, seed=7)
         # The schedule does not depend on XLA (exercised above); skip its compiles.
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         if manual:  # the same switch done by hand between two fits
@@ -677,7 +680,7 @@ def test_gibbs_steps_schedule_switches_k_between_epochs():
             model.make_train_function(force=True)
             model.fit(DATA[:200], epochs=1, batch_size=20, shuffle=False, verbose=0)
             return model, None
-        callbacks = [R.GibbsStepsSchedule(schedule)] if schedule else []
+        callbacks = [callbacks.GibbsStepsSchedule(schedule)] if schedule else []
         history = model.fit(DATA[:200], epochs=2, batch_size=20, shuffle=False, verbose=0, callbacks=callbacks)
         return model, history.history
 
@@ -689,14 +692,14 @@ def test_gibbs_steps_schedule_switches_k_between_epochs():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
     # ... and k = 3 really ran: PCD-1 throughout ends elsewhere.
     assert np.abs(constant.rbm.kernel.numpy() - scheduled.rbm.kernel.numpy()).max() > 1e-3
-    assert R.GibbsStepsSchedule(lambda e: 2 + e).k_at(3) == 5
+    assert callbacks.GibbsStepsSchedule(lambda e: 2 + e).k_at(3) == 5
     with pytest.raises(ValueError, match="epoch 0"):
-        R.GibbsStepsSchedule({2: 3})
+        callbacks.GibbsStepsSchedule({2: 3})
 
 
 # ---------------------------------------------------------------------- DBN
 def test_dbn_greedy_training_and_sampling():
-    dbn = R.make_dbn((10, 8, 6), k=1, persistent=True, seed=2)
+    dbn = dbn.make_dbn((10, 8, 6), k=1, persistent=True, seed=2)
     initial = [layer.kernel.numpy().copy() for layer in dbn.rbm_layers]
     # XLA is exercised above; here it would only add two compiles.
     histories = dbn.fit(DATA, epochs=3, batch_size=20, verbose=0, jit_compile=False)
@@ -715,7 +718,7 @@ def test_dbn_greedy_training_and_sampling():
     binary = dbn.sample(7, seed=1, gibbs_steps=20, return_probabilities=False)
     assert set(np.unique(binary)) <= {0.0, 1.0}
     assert dbn.transform(DATA[:3]).shape == (3, 6)
-    clone = R.DBN.from_config(dbn.get_config())
+    clone = dbn.DBN.from_config(dbn.get_config())
     assert [(l.n_visible, l.n_hidden) for l in clone.rbm_layers] == [(10, 8), (8, 6)]
     with pytest.raises(DataError):
         dbn.fit(DATA * 0.5, verbose=0)

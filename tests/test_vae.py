@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_gen import trainer
-from keras_gen.validation import DataError
-from keras_gen.vae import VAE, Sampling, make_vae
+from keras_gen import runs
+from keras_gen.core.validation import DataError
+from keras_gen.models.vae import VAE, Sampling, make_vae
 from conftest import Interrupt
 
 
@@ -150,7 +150,7 @@ def _train_in(out_dir, x, epochs, interrupt_at=None):
     model = tiny_vae(seed=11)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     callbacks = [Interrupt(interrupt_at)] if interrupt_at else []
-    trainer.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
+    runs.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
                                epochs=epochs, n_samples=16, callbacks=callbacks, verbose=0)
     return model
 
@@ -166,7 +166,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     resumed = _train_in(str(tmp_path / "resumed"), x, epochs=4)
     for a, b in zip(straight.weights, resumed.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
-    history = trainer.read_history(str(tmp_path / "resumed" / "history.csv"))
+    history = runs.read_history(str(tmp_path / "resumed" / "history.csv"))
     assert len(history["loss"]) == 4
     for name in ("loss_curves.png", "model.keras", "samples/training.gif", "checkpoints/epoch_004.keras"):
         assert (tmp_path / "resumed" / name).exists(), name
@@ -200,7 +200,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path, bad, message):
     model.compile(optimizer="adam")
     before = [w.numpy().copy() for w in model.weights]
     with pytest.raises(DataError, match=message):
-        trainer.fit_with_artifacts(model, bad, str(tmp_path / "run"), epochs=1, verbose=0)
+        runs.fit_with_artifacts(model, bad, str(tmp_path / "run"), epochs=1, verbose=0)
     assert not (tmp_path / "run").exists()  # nothing written
     with pytest.raises(DataError, match=message):
         model.fit(bad, epochs=1, verbose=0)
