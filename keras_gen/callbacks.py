@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import plots
+from keras_gen.core import compat
 from keras_gen.core.files import save_atomically
 
 
@@ -260,10 +261,10 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self.keep_last = keep_last
         self.saved = []
 
-    def _save_model(self, epoch, batch, logs):
+    def _save_model(self, epoch, batch, logs):  # compat.MODEL_CHECKPOINT_SAVE_METHOD
         # Same decision as ModelCheckpoint; only the write itself differs.
-        path = self._get_file_path(epoch, batch, logs)
-        if not self._should_save_model(epoch, batch, logs, path):
+        path = compat.checkpoint_path(self, epoch, batch, logs)
+        if not compat.checkpoint_should_save(self, epoch, batch, logs, path):
             return
         if self.save_weights_only:
             save_atomically(self.model, path, weights_only=True)

@@ -16,7 +16,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from keras_gen.core import validation
+from keras_gen.core import compat, validation
 from keras_gen.core.caching import compiled_once, forget_compiled
 
 PACKAGE = "keras_gen"
@@ -56,8 +56,7 @@ def _distributed(model):
 
 
 def _multi_worker(strategy):
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy)
 
 
 CONVOLUTIONS = tuple(getattr(keras.layers, name) for name in (
@@ -76,7 +75,7 @@ def xla_by_default(model):
     """
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return True
-    return not any(isinstance(layer, CONVOLUTIONS) for layer in model._flatten_layers())
+    return not any(isinstance(layer, CONVOLUTIONS) for layer in compat.flatten_layers(model))
 
 
 class GenerativeModel(keras.Model):
@@ -187,11 +186,11 @@ class GenerativeModel(keras.Model):
     @contextlib.contextmanager
     def _without_outer_xla(self):
         # Keras reads `jit_compile` while it builds a step function.
-        self._jit_compile = False
+        self.jit_compile = False
         try:
             yield
         finally:
-            self._jit_compile = True
+            self.jit_compile = True
 
     def make_train_function(self, force=False):
         if (self.train_function is not None and not force) or not _distributed(self):
@@ -224,7 +223,7 @@ class GenerativeModel(keras.Model):
             return logs
 
         with self._without_outer_xla() if xla else contextlib.nullcontext():
-            return self._make_function(replica_step)
+            return compat.make_step_function(self, replica_step)
 
     def build_for_data(self):
         """Create every variable by running the model once on a dummy batch,

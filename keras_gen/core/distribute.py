@@ -34,6 +34,7 @@ import os
 
 import tensorflow as tf
 
+from keras_gen.core import compat
 from keras_gen.core import random as samplers
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -118,10 +119,7 @@ def make_strategy(name="default", devices=None):
 
 def is_distributed(strategy=None):
     """True under any strategy other than TensorFlow's default (one device)."""
-    from tensorflow.python.distribute import distribute_lib
-
-    strategy = strategy or tf.distribute.get_strategy()
-    return not isinstance(strategy, distribute_lib._DefaultDistributionStrategy)
+    return not compat.is_default_strategy(strategy or tf.distribute.get_strategy())
 
 
 def is_chief(strategy=None):
@@ -132,7 +130,7 @@ def is_chief(strategy=None):
     """
     strategy = strategy or tf.distribute.get_strategy()
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+    if resolver is None or not compat.in_multi_worker_mode(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type is None or task_type == "chief":

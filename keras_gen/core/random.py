@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gen.core import compat
+
 # ---------------------------------------------------------------------- seeds
 def seed_tensor(seed):
     """A SeedGenerator, int, None or (2,) tensor -> int32 stateless seed (2,).
@@ -28,9 +30,7 @@ def seed_tensor(seed):
     if isinstance(seed, keras.random.SeedGenerator):
         return tf.cast(seed.next(), tf.int32)
     if seed is None or isinstance(seed, (int, np.integer)):
-        from keras.src.random.seed_generator import draw_seed
-
-        return tf.cast(draw_seed(None if seed is None else int(seed)), tf.int32)
+        return tf.cast(compat.draw_seed(None if seed is None else int(seed)), tf.int32)
     seed = tf.convert_to_tensor(seed)
     if seed.dtype != tf.int32:
         seed = tf.cast(seed, tf.int32)

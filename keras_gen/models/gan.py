@@ -48,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from keras_gen.core import compat
 from keras_gen.core.base import GenerativeModel, features, register, replica_mean
 from keras_gen.core.distribute import replica_normal, replica_uniform
 from keras_gen.core.random import seed_tensor, standard_normal, uniform
@@ -173,7 +174,7 @@ class GAN(GenerativeModel):
         if clip_value is not None and float(clip_value) <= 0:
             raise ValueError(f"clip_value must be > 0, got {clip_value}.")
         if float(gradient_penalty) and any(isinstance(layer, layers.BatchNormalization)
-                                           for layer in self.discriminator._flatten_layers()):
+                                           for layer in compat.flatten_layers(self.discriminator)):
             raise ValueError("The gradient penalty needs per-example critic gradients; this critic has batch "
                              "normalization, which mixes the examples of a batch.")
         if simultaneous and int(n_critic) != 1:
@@ -534,7 +535,7 @@ def _update_variables(variables, update, *sources):
         for i, v in enumerate(variables):
             strategy.extended.update(v, update, args=tuple(s[i] for s in sources), group=False)
 
-    tf.__internal__.distribute.interim.maybe_merge_call(update_all, tf.distribute.get_strategy(), variables, *sources)
+    compat.merge_call(update_all, variables, *sources)
 
 
 def _copy_optimizer(optimizer):
