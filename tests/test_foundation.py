@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -268,6 +269,78 @@ def test_cli_train_of_a_zoo_name_prints_its_reproducing_command(zoo_home):
         cli.main(["train", "tiny"])
     message = str(exit_.value.code)
     assert "python training/tiny.py --epochs 3" in message and "\n" not in message
+
+
+def tiny_trained_rbm():
+    """A tiny PCD RBM after a few updates: weights, seed states, persistent chains and an optimizer state."""
+    from keras_gen.models.rbm import make_rbm
+
+    model = make_rbm("bernoulli", 12, 6, k=1, persistent=True, n_chains=8, centering=True, seed=3,
+                     name="tiny_rbm")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = (np.random.default_rng(0).random((64, 12)) < 0.3).astype(np.float32)
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    return model
+
+
+TINY_RBM = {"factory": "rbm", "kwargs": {"visible": "bernoulli", "n_visible": 12, "n_hidden": 6, "k": 1,
+                                         "persistent": True, "n_chains": 8, "centering": True,
+                                         "name": "tiny_rbm"}}
+
+
+def publish_tiny(model, home, **changes):
+    from keras_gen.zoo.publish import publish
+
+    kwargs = dict(family="rbm", description="a tiny RBM", architecture=TINY_RBM,
+                  dataset={"name": "random", "split": "train"}, metrics={"loss": 0.5},
+                  training={"epochs": 1}, command="python training/tiny_rbm.py",
+                  compile={"optimizer": keras.optimizers.SGD(0.01), "jit_compile": True})
+    kwargs.update(changes)
+    return publish(model, home, "tiny_rbm", **kwargs)
+
+
+def test_publish_round_trip(tmp_path, monkeypatch):
+    """publish -> zoo.load from a fresh KERAS_GEN_HOME gives the same model: same
+    variables, same samples; the weights hold no optimizer state; the card validates."""
+    import h5py
+
+    model = tiny_trained_rbm()
+    card = publish_tiny(model, tmp_path)
+    assert card.path == tmp_path / "zoo" / "tiny_rbm.json" and zoo.problems() == []
+    assert card.weights.sha256 == zoo.sha256(tmp_path / "saved_models" / "tiny_rbm.weights.h5")
+    assert card.recipe.script == "training/tiny_rbm.py"
+    assert set(card.training) == {"epochs", "machine", "date", "command"}
+    assert "jit_compile" not in card.compile and card.compile["optimizer"]["class_name"] == "SGD"
+    with h5py.File(tmp_path / "saved_models" / "tiny_rbm.weights.h5", "r") as f:
+        assert "optimizer" not in f
+
+    monkeypatch.setenv("KERAS_GEN_HOME", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = zoo.load("tiny_rbm")
+    # Every variable a weights file holds: parameters, centering offsets, chains, the model's seed states.
+    assert len(model.weights) == len(loaded.weights) == 8
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    np.testing.assert_array_equal(model.sample(5, seed=4, gibbs_steps=3), loaded.sample(5, seed=4, gibbs_steps=3))
+    assert loaded.zoo_card == card.to_dict()
+    assert isinstance(loaded.optimizer, keras.optimizers.SGD)  # compiled from the card, ready to fine-tune
+
+
+def test_publish_checks_the_card_before_writing_anything(tmp_path):
+    model = tiny_trained_rbm()
+    with pytest.raises(zoo.ZooError, match="tiny_rbm.json: family 'transformer'"):
+        publish_tiny(model, tmp_path, family="transformer")
+    with pytest.raises(ValueError, match="not JSON data"):
+        publish_tiny(model, tmp_path, metrics={"loss": np.float32(0.5)})
+    with pytest.raises(FileNotFoundError, match="zoo/figures/missing.png"):
+        publish_tiny(model, tmp_path, figures=["zoo/figures/missing.png"])
+    assert not (tmp_path / "zoo").exists() and not (tmp_path / "saved_models").exists()
+    # A card that does not describe the model: refused, nothing written.
+    other = {"factory": "rbm", "kwargs": {**TINY_RBM["kwargs"], "n_hidden": 7}}
+    with pytest.raises(ValueError, match="does not describe this model"):
+        publish_tiny(model, tmp_path, architecture=other)
+    assert not (tmp_path / "zoo").exists()
 
 
 def test_shipped_cards_are_complete():

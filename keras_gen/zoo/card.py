@@ -32,6 +32,7 @@ entry has checked.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -113,7 +114,7 @@ class ZooCard:
         if self.features is not None:
             out["features"] = self.features
         out.update(metrics=self.metrics, training=self.training, figures=list(self.figures))
-        return out
+        return copy.deepcopy(out)  # the caller's to edit, without touching this card
 
 
 FIELDS = {
@@ -257,5 +258,6 @@ def compile_kwargs(card):
     """The card's compile section as Keras objects: optimizers rebuilt from their configs."""
     import keras
 
-    return {key: keras.optimizers.deserialize(value) if isinstance(value, dict) else value
+    # deserialize edits the config it is given (class_name to lower case): give it a copy.
+    return {key: keras.optimizers.deserialize(copy.deepcopy(value)) if isinstance(value, dict) else value
             for key, value in card.compile.items()}
