@@ -359,6 +359,25 @@ def test_shipped_cards_are_complete():
             assert os.path.isfile(os.path.join(card.root, figure)), figure
 
 
+def test_every_shipped_entry_holds_only_model_variables_and_loads_without_warnings(caplog, capfd):
+    """Zoo weights carry no optimizer state, so no entry makes Keras warn when it
+    loads (Keras reports skipped optimizer variables with warnings.warn)."""
+    import logging
+
+    import h5py
+
+    for name in zoo.names():
+        with h5py.File(zoo.weights_path(name), "r") as f:
+            assert "optimizer" not in f, name
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in zoo.names():
+            zoo.load(name)
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "optimizer" not in logged.lower(), logged
+
+
 def test_every_shipped_generative_entry_loads_and_samples():
     """Each generative model of the zoo loads from its card (weights checked by
     sha256) and draws reproducible samples of its data shape, in its domain."""
