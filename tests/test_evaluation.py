@@ -210,15 +210,14 @@ def test_classifier_is_refused_when_its_weights_do_not_match(tmp_path, monkeypat
     (home / "saved_models").mkdir()
     card = zoo.card(classifier.CLASSIFIER_NAME)
     source = zoo.weights_path(classifier.CLASSIFIER_NAME)
-    target = home / "saved_models" / card["weights"]["file"]
+    target = home / "saved_models" / card.weights.file
     shutil.copy(source, target)
     with open(target, "r+b") as f:  # flip one byte in the middle
         f.seek(os.path.getsize(target) // 2)
         byte = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0xFF]))
-    (home / "zoo" / f"{card['name']}.json").write_text(
-        json.dumps({k: v for k, v in card.items() if not k.startswith("_")}))
+    (home / "zoo" / f"{card.name}.json").write_text(json.dumps(card.to_dict()))
     monkeypatch.setenv("KERAS_GEN_HOME", str(home))
     with pytest.raises(zoo.WeightsIntegrityError, match="sha256"):
         evaluation.load_classifier()
