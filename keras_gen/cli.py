@@ -5,7 +5,7 @@
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
     keras-gen zoo list | show NAME | verify NAME
-    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all
+    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all [--rows JSON] [--report MD]
     keras-gen ising [--temperatures T ...] [--out DIR]
 
 `train` with no arguments is the main job on the embedded default: a VAE on
@@ -273,18 +273,11 @@ def cmd_evaluate(args):
     from keras_gen import evaluation
 
     if args.all:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        script = os.path.join(root, "benchmarks", "evaluate_zoo.py")
-        if not os.path.isfile(script):
-            raise SystemExit("keras-gen evaluate --all writes BENCHMARKS.md from a source checkout "
-                             f"(benchmarks/evaluate_zoo.py); not found under {root}.")
-        import runpy
+        from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
 
-        saved, sys.argv = sys.argv, [script, "--samples", str(args.samples), "--seed", str(args.seed)]
-        try:
-            runpy.run_path(script, run_name="__main__")
-        finally:
-            sys.argv = saved
+        path = evaluate_zoo(args.rows, args.report, samples=args.samples, seed=args.seed,
+                            nll_images=args.nll_images, iwae_k=args.iwae_k)
+        print(f"wrote section {SECTION!r} of {path} (rows in {args.rows})")
         return
     if not args.model:
         raise SystemExit("keras-gen evaluate: give a zoo name or a .keras file, or --all.")
@@ -367,6 +360,11 @@ def build_parser():
     evaluate.add_argument("--nll-images", type=int, default=1000, help="test images for the NLL")
     evaluate.add_argument("--iwae-k", type=int, default=1000, help="importance samples for a VAE's NLL bound")
     evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
+    evaluate.add_argument("--rows", default=os.path.join("benchmarks", "evaluate_zoo.json"),
+                          help="with --all: the JSON file keeping every row (default: a checkout's "
+                               "benchmarks/evaluate_zoo.json, run from its root)")
+    evaluate.add_argument("--report", default="BENCHMARKS.md",
+                          help="with --all: the markdown file whose evaluate_zoo section is written")
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
 

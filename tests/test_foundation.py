@@ -343,6 +343,32 @@ def test_publish_checks_the_card_before_writing_anything(tmp_path):
     assert not (tmp_path / "zoo").exists()
 
 
+def test_the_command_line_runs_no_files():
+    """`keras-gen` calls library functions only: no recipe or benchmark script is run."""
+    source = open(cli.__file__).read()
+    assert "runpy" not in source and "exec(" not in source and "sys.argv" not in source
+
+
+def test_the_zoo_table_is_written_from_stored_rows(tmp_path):
+    """The library's zoo table (keras-gen evaluate --all, benchmarks/evaluate_zoo.py) from the
+    stored rows: one section of the report, rewritten in place, the rest left alone."""
+    import shutil
+
+    from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = tmp_path / "evaluate_zoo.json"
+    shutil.copy(os.path.join(root, "benchmarks", "evaluate_zoo.json"), rows)
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text("# Benchmarks\n\n<!-- begin: other -->\nkept\n<!-- end: other -->\n")
+    for _ in range(2):
+        evaluate_zoo(rows, report, table_only=True)
+    text = report.read_text()
+    assert text.count(f"<!-- begin: {SECTION} -->") == 1 and "kept" in text
+    for name in ("vae_mnist", "rbm_mnist", "dcgan_mnist", "wgan_mnist", "wgan_gp_mnist"):
+        assert f"| {name} |" in text, name
+
+
 def test_shipped_cards_are_complete():
     assert zoo.problems() == []
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
