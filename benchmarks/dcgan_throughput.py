@@ -8,10 +8,11 @@ batch, one forward pass, the two players' gradients from two tapes, Adam
 (`keras_gen.data.load("mnist", preprocessing="symmetric", batch_size=256)`).
 
 * tutorial: the `@tf.function` `train_step` of the TensorFlow DCGAN
-  tutorial, written out below with Keras 3 layers (`keras.layers.Dropout`,
-  `keras.losses.BinaryCrossentropy(from_logits=True)`, `tf.random.normal`
-  noise), called in a Python loop over the dataset;
-* keras_gen: `keras_gen.gan.make_gan("dcgan")` compiled with
+  tutorial, written out in `keras_gen.benchmarking.dcgan` with Keras 3
+  layers (`keras.layers.Dropout`, `keras.losses.BinaryCrossentropy(
+  from_logits=True)`, `tf.random.normal` noise), called in a Python loop
+  over the dataset;
+* keras_gen: `keras_gen.models.gan.make_gan("dcgan")` compiled with
   `gan.dcgan_compile_kwargs()` (the same step, `simultaneous=True`) and
   trained by `model.fit` with the library's defaults (`jit_compile="auto"`:
   no XLA for convolutional models on a CPU, where it is slower; the
@@ -34,7 +35,9 @@ counts the multiply-adds of the
 dense and convolution layers (2 FLOPs each): per example, 3x the forward
 pass of each differentiated pass (forward, input and weight gradients) and
 one more forward's worth for the fake images' second cotangent through the
-discriminator. The matmul ceiling is `rbm_throughput.matmul_ceiling`.
+discriminator. The matmul ceiling is `keras_gen.benchmarking.timing.matmul_ceiling`;
+the contenders are in `keras_gen.benchmarking.dcgan` (shared with
+benchmarks/throughput.py).
 
     TFDS_DATA_DIR=... python benchmarks/dcgan_throughput.py [--steps 20] [--repeats 5]
 """
@@ -49,115 +52,12 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-BATCH = 256
-NOISE_DIM = 100
+from keras_gen.benchmarking.dcgan import BATCH, flops_per_example, keras_gen_trainer, tutorial_trainer  # noqa: E402
 
-
-# ------------------------------------------------------------ the tutorial
-def tutorial_models():
-    import keras
-    from keras import layers
-
-    generator = keras.Sequential([
-        keras.Input((NOISE_DIM,)),
-        layers.Dense(7 * 7 * 256, use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Reshape((7, 7, 256)),
-        layers.Conv2DTranspose(128, (5, 5), strides=(1, 1), padding="same", use_bias=False),
-        layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Conv2DTranspose(64, (5, 5), strides=(2, 2), padding="same", use_bias=False),
-        layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Conv2DTranspose(1, (5, 5), strides=(2, 2), padding="same", use_bias=False, activation="tanh"),
-    ])
-    discriminator = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
-        layers.Conv2D(128, (5, 5), strides=(2, 2), padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
-        layers.Flatten(), layers.Dense(1),
-    ])
-    return generator, discriminator
-
-
-def tutorial_trainer():
-    import keras
-    import tensorflow as tf
-
-    generator, discriminator = tutorial_models()
-    cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
-    generator_optimizer = keras.optimizers.Adam(1e-4)
-    discriminator_optimizer = keras.optimizers.Adam(1e-4)
-
-    @tf.function
-    def train_step(images):
-        noise = tf.random.normal([BATCH, NOISE_DIM])
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated_images = generator(noise, training=True)
-            real_output = discriminator(images, training=True)
-            fake_output = discriminator(generated_images, training=True)
-            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
-            disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
-                         + cross_entropy(tf.zeros_like(fake_output), fake_output))
-        gradients_of_generator = gen_tape.gradient(gen_loss, generator.trainable_variables)
-        gradients_of_discriminator = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
-        generator_optimizer.apply_gradients(zip(gradients_of_generator, generator.trainable_variables))
-        discriminator_optimizer.apply_gradients(zip(gradients_of_discriminator, discriminator.trainable_variables))
-        return gen_loss, disc_loss
-
-    def run(dataset, steps):
-        for images in dataset.take(steps):
-            losses = train_step(images)
-        float(losses[0])  # wait for the last step
-
-    return run, (generator, discriminator)
-
-
-def keras_gen_trainer(steps_per_execution=1, policy=None):
-    import keras
-
-    from keras_gen import gan
-
-    previous = keras.mixed_precision.global_policy().name
-    if policy:  # layers take the global policy when they are built
-        keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = gan.make_gan("dcgan", (28, 28, 1), seed=0)
-        model.compile(**gan.dcgan_compile_kwargs(), steps_per_execution=steps_per_execution)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-    def run(dataset, steps):
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-
-    return run, (model.generator, model.discriminator)
-
-
-# ------------------------------------------------------------------- FLOPs
-def forward_macs(model):
-    """Multiply-adds of one example's forward pass through Dense and convolution layers."""
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            # Every input position scatters a k x k x C_out patch.
-            _, h, w, c_in = layer.input.shape
-            kh, kw = layer.kernel_size
-            total += h * w * c_in * kh * kw * layer.filters
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += h * w * c_out * kh * kw * int(layer.input.shape[-1])
-    return total
-
-
-def flops_per_example(generator, discriminator):
-    g, d = forward_macs(generator), forward_macs(discriminator)
-    return 2 * (3 * g + 3 * d + 4 * d)
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
 
 
 # ----------------------------------------------------------------- workers
@@ -231,9 +131,10 @@ def main(argv=None):
     if args.worker:
         return worker(args.worker, args)
 
-    from rbm_throughput import matmul_ceiling
-    from report import header, markdown_table, write_section
+    from keras_gen.benchmarking.report import BenchmarksFile, markdown_table
+    from keras_gen.benchmarking.timing import matmul_ceiling
 
+    report = BenchmarksFile(BENCHMARKS)
     contenders = {}
     flops = {}
     try:
@@ -280,7 +181,7 @@ def main(argv=None):
                                   ("ratio", "speed vs tutorial, median of per-repetition ratios"),
                                   ("cpu_ms", "CPU ms per step (all threads)"),
                                   ("cpu_ratio", "CPU-time efficiency vs tutorial")])
-    text = (header("DCGAN training throughput (batch 256)") + "\n"
+    text = (report.header("DCGAN training throughput (batch 256)") + "\n"
             + f"The TensorFlow tutorial's DCGAN and training step, same data pipeline; each contender in its own "
             f"process, {args.steps} steps per contender per repetition, {args.repeats} repetitions in rotating "
             f"order, medians. {flops['tutorial'] / 1e6:.0f} MFLOP per example (dense and convolution "
@@ -293,7 +194,7 @@ def main(argv=None):
             + table + "\n")
     print(text)
     if not args.no_write:
-        write_section("dcgan_throughput", text)
+        report.write_section("dcgan_throughput", text)
 
 
 if __name__ == "__main__":

@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
 FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
 GAMES = {
     "standard": "standard GAN (non-saturating, Adam 1e-3)",
     "wgan_gp": "WGAN-GP (λ 10, 5 critic steps, Adam 1e-4 β 0.5/0.9)",
@@ -51,7 +50,8 @@ GAMES = {
 def train(game, seed, steps, every, batch, n_samples=2000):
     import keras
 
-    from keras_gen import data, gan
+    from keras_gen import data
+    from keras_gen.models import gan
 
     keras.utils.set_random_seed(seed)
     model = gan.make_toy_gan(seed=seed, name=f"{game}_ring8")
@@ -112,7 +112,9 @@ def main(argv=None):
     parser.add_argument("--section", default="gan_mode_collapse", help="the BENCHMARKS.md section to write")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
-    from report import header, markdown_table, write_section
+    from keras_gen.benchmarking.report import BenchmarksFile, markdown_table
+
+    report = BenchmarksFile(BENCHMARKS)
 
     rows, figures = [], []
     for game in args.games:
@@ -137,7 +139,7 @@ def main(argv=None):
                                   ("hq", "high-quality fraction, mean"),
                                   ("per_seed", "per seed: modes (high-quality)"),
                                   ("seconds", "median wall s per run")])
-    text = (header("GAN mode collapse on the 8-Gaussian ring") + "\n"
+    text = (report.header("GAN mode collapse on the 8-Gaussian ring") + "\n"
             + f"Same MLP for both (latent 8, 2x128 hidden per player), batch {args.batch} real points per "
             f"discriminator update, {args.seeds} seeds, scored on 2,000 samples at the end by "
             "`data.mode_coverage` (high quality: within 3 std = 0.06 of a mode; a mode is covered with at "
@@ -148,7 +150,7 @@ def main(argv=None):
             + "\n")
     print(text)
     if not args.no_write:
-        write_section(args.section, text)
+        report.write_section(args.section, text)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,11 @@ and random numbers are not counted), per step of `--batch` examples:
     data v->h, persistent h->v, v->h, two gradient products.
 
 The ceiling is the best float32 GFLOP/s of a 2048 x 2048 x 2048 `tf.matmul`
-(plain and XLA-compiled, best of 3), measured in every repetition; the
-median is reported.
+(plain and XLA-compiled, best of 3: `keras_gen.benchmarking.timing.matmul_ceiling`),
+measured in every repetition; the median is reported.
 
 Usage (prints markdown and writes the `rbm_throughput` section of
-BENCHMARKS.md through `benchmarks/report.py`):
+BENCHMARKS.md through `keras_gen.benchmarking.report`):
 
     TFDS_DATA_DIR=... python benchmarks/rbm_throughput.py [--samples 20000] [--repeats 7]
 """
@@ -43,22 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 N_VISIBLE, N_HIDDEN = 784, 500
-
-
-def matmul_ceiling(n=2048, reps=3):
-    import tensorflow as tf
-
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    best = 0.0
-    for jit in (False, True):
-        f = tf.function(lambda a, b: tf.matmul(a, b), jit_compile=jit)
-        f(a, b).numpy()
-        for _ in range(reps):
-            t = time.perf_counter()
-            f(a, b).numpy()
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
 
 
 def main(argv=None):
@@ -74,10 +59,10 @@ def main(argv=None):
     import tensorflow as tf
     from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, os.path.dirname(here))
-    sys.path.insert(0, here)
-    from keras_gen import data, rbm
+    from keras_gen import data
+    from keras_gen.benchmarking.report import BenchmarksFile
+    from keras_gen.benchmarking.timing import matmul_ceiling, rotate
+    from keras_gen.models.rbm import make_rbm
 
     x, _ = data.load_arrays("mnist", "train", preprocessing="binarized_static", flatten=True)
     x = np.ascontiguousarray(x[: args.samples], dtype=np.float32)
@@ -87,8 +72,8 @@ def main(argv=None):
     # keras_gen: build, compile (XLA, the default) and warm up off the clock.
     models, compile_seconds = {}, 0.0
     for monitor in (True, False):
-        model = rbm.make_rbm("bernoulli", N_VISIBLE, N_HIDDEN, k=1, persistent=True, n_chains=b,
-                             monitor=monitor, seed=0)
+        model = make_rbm("bernoulli", N_VISIBLE, N_HIDDEN, k=1, persistent=True, n_chains=b,
+                         monitor=monitor, seed=0)
         model.compile(optimizer=keras.optimizers.SGD(0.1), steps_per_execution=spe)
         t = time.perf_counter()
         model.fit(x[: b * spe * 2], batch_size=b, epochs=1, shuffle=False, verbose=0)
@@ -96,29 +81,27 @@ def main(argv=None):
         models[monitor] = model
     SkBernoulliRBM(n_components=N_HIDDEN, batch_size=b, n_iter=1, random_state=0).fit(x[: b * 10])
 
-    def run_keras(monitor, r):
+    def run_keras(monitor):
         t = time.perf_counter()
         models[monitor].fit(x, batch_size=b, epochs=1, shuffle=False, verbose=0)
         return n / (time.perf_counter() - t)
 
-    def run_sklearn(r):
-        sk = SkBernoulliRBM(n_components=N_HIDDEN, learning_rate=0.1, batch_size=b, n_iter=1, random_state=r)
+    seeds = iter(range(args.repeats))  # scikit-learn's random_state: the repetition's index
+
+    def run_sklearn():
+        sk = SkBernoulliRBM(n_components=N_HIDDEN, learning_rate=0.1, batch_size=b, n_iter=1,
+                            random_state=next(seeds))
         t = time.perf_counter()
         sk.fit(x)
         return n / (time.perf_counter() - t)
 
     runs = {
-        "keras": lambda r: run_keras(True, r),
-        "lean": lambda r: run_keras(False, r),
+        "keras": lambda: run_keras(True),
+        "lean": lambda: run_keras(False),
         "sklearn": run_sklearn,
-        "ceiling": lambda r: matmul_ceiling(),
+        "ceiling": matmul_ceiling,
     }
-    results = {name: [] for name in runs}
-    order = list(runs)
-    for r in range(args.repeats):
-        # Rotate the order so no contender always runs first (load drifts).
-        for name in order[r % len(order):] + order[: r % len(order)]:
-            results[name].append(runs[name](r))
+    results = rotate(runs, args.repeats)
     keras_rates, lean_rates, sk_rates, ceilings = (
         results[k] for k in ("keras", "lean", "sklearn", "ceiling"))
 
@@ -128,11 +111,10 @@ def main(argv=None):
         float(np.median(v)) for v in (keras_rates, lean_rates, sk_rates, ceilings))
     k_gflops, l_gflops, s_gflops = k_rate * keras_flops / 1e9, l_rate * lean_flops / 1e9, s_rate * sk_flops / 1e9
 
-    from report import header, write_section
-
+    report = BenchmarksFile(BENCHMARKS)
     bound = ceiling / (lean_flops / 1e9) / s_rate  # lean keras_gen at 100% of the ceiling
     lines = [
-        header("RBM training throughput: keras_gen vs scikit-learn").rstrip("\n"),
+        report.header("RBM training throughput: keras_gen vs scikit-learn").rstrip("\n"),
         f"- software: scikit-learn {sklearn.__version__}, NumPy {np.__version__}; load average "
         f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores shared with other jobs)",
         f"- task: Bernoulli RBM {N_VISIBLE}x{N_HIDDEN}, PCD-1, batch {b}, SGD lr 0.1, float32 "
@@ -181,7 +163,7 @@ def main(argv=None):
     ]
     text = "\n".join(lines)
     print(text)
-    write_section("rbm_throughput", text)
+    report.write_section("rbm_throughput", text)
     return 0
 
 

@@ -6,23 +6,23 @@ One command, one process, side by side:
 
 The CPU is split into 2 logical devices first, so the same process runs each
 family on one device and under MirroredStrategy with 2 replicas. Contenders,
-with the references of each family's own benchmark script (reused, not
-copied):
+with the references of each family's own benchmark (shared through
+`keras_gen.benchmarking`, not copied):
 
 * VAE (keras.io conv VAE, latent 2, batch 128, MNIST): the keras.io
-  example's loop (`vae_throughput.keras_io_vae`) vs keras-gen (XLA,
+  example's loop (`keras_gen.benchmarking.vae.keras_io_vae`) vs keras-gen (XLA,
   steps_per_execution, `keras_gen.data` pipeline);
 * RBM (784 x 500 Bernoulli, PCD-1, batch 100, SGD 0.1, binarized MNIST):
   scikit-learn's `BernoulliRBM` vs keras-gen (the configuration of
   `rbm_throughput.py`);
 * DCGAN (the TensorFlow tutorial's, batch 256): the tutorial's
-  `@tf.function` loop (`dcgan_throughput.tutorial_trainer`) vs keras-gen `fit`;
+  `@tf.function` loop (`keras_gen.benchmarking.dcgan.tutorial_trainer`) vs keras-gen `fit`;
 * sampling: VAE and GAN images generated per second, RBM Gibbs sweeps per
   second (100 chains, 1000 sweeps each).
 
 Every repetition runs every contender once, in an order rotated between
 repetitions, and measures the float32 matmul ceiling
-(`rbm_throughput.matmul_ceiling`); the table gives medians of samples/s, the
+(`keras_gen.benchmarking.timing`); the table gives medians of samples/s, the
 median of the per-repetition ratios against the reference, and the counted
 matmul/convolution FLOP rate as a fraction of the ceiling. The CPUs are
 shared with other jobs, so absolute rates move with their load; ratios of
@@ -38,14 +38,11 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
 
 
 def vae_contenders(scale, spe, strategy):
-    import keras_gen.data  # noqa: F401
-    import vae_throughput as vt
+    from keras_gen.benchmarking import vae as vt
 
     n = max(vt.BATCH * spe * 2, int(6400 * scale) // (vt.BATCH * spe) * vt.BATCH * spe)
     x_ref = vt.mnist_unit_array(n)
@@ -70,7 +67,8 @@ def rbm_contenders(scale, spe, strategy):
     import tensorflow as tf
     from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 
-    from keras_gen import data, rbm
+    from keras_gen import data
+    from keras_gen.models.rbm import make_rbm
 
     batch = 100
     n = max(batch * spe * 2, int(10_000 * scale) // (batch * spe) * batch * spe)
@@ -79,7 +77,7 @@ def rbm_contenders(scale, spe, strategy):
 
     def build(s):
         with s.scope():
-            model = rbm.make_rbm("bernoulli", 784, 500, k=1, persistent=True, n_chains=batch, seed=0)
+            model = make_rbm("bernoulli", 784, 500, k=1, persistent=True, n_chains=batch, seed=0)
             model.compile(optimizer=keras.optimizers.SGD(0.1), steps_per_execution=spe)
         model.fit(x[: batch * spe * 2], batch_size=batch, epochs=1, shuffle=False, verbose=0)
         return model
@@ -109,9 +107,9 @@ def rbm_contenders(scale, spe, strategy):
 
 
 def dcgan_contenders(scale, strategy):
-    import dcgan_throughput as dt
-
-    from keras_gen import data, gan
+    from keras_gen import data
+    from keras_gen.benchmarking import dcgan as dt
+    from keras_gen.models import gan
 
     steps = max(2, int(10 * scale))
     dataset = data.load("mnist", "train", preprocessing="symmetric", batch_size=dt.BATCH, seed=0,
@@ -181,13 +179,15 @@ def main(argv=None):
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
 
-    from keras_gen import distribute
+    from keras_gen.core import distribute
 
     distribute.split_cpu(2)
     import tensorflow as tf
 
-    from rbm_throughput import matmul_ceiling
-    from report import header, markdown_table, write_section
+    from keras_gen.benchmarking.report import BenchmarksFile, markdown_table
+    from keras_gen.benchmarking.timing import matmul_ceiling, rotate
+
+    report = BenchmarksFile(BENCHMARKS)
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     load_before = os.getloadavg()[0]
@@ -205,12 +205,8 @@ def main(argv=None):
     for family, entries in contenders.items():
         for key, (_, run, _) in entries.items():
             runs[(family, key)] = run
-    results = {name: [] for name in runs}
-    order = list(runs)
-    for r in range(args.repeats):
-        for name in order[r % len(order):] + order[:r % len(order)]:
-            results[name].append(runs[name]())
-        print(f"repetition {r + 1}/{args.repeats} done", flush=True)
+    results = rotate(runs, args.repeats,
+                     on_repetition=lambda r, _: print(f"repetition {r + 1}/{args.repeats} done", flush=True))
     ceiling = statistics.median(results["ceiling"])
 
     rows = []
@@ -241,7 +237,7 @@ def main(argv=None):
                  "unit": "chain-sweeps/s"},
             ], [("what", "sampler"), ("rate", "rate"), ("unit", "unit")]),
         ])
-    text = header("Throughput suite: each family vs its reference, 1 device and 2 replicas") + "\n".join([
+    text = report.header("Throughput suite: each family vs its reference, 1 device and 2 replicas") + "\n".join([
         f"- load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 shared cores); "
         f"matmul ceiling {ceiling:.1f} GFLOP/s (median)",
         f"- {args.repeats} repetitions, rotating order; keras-gen: library defaults (`jit_compile=\"auto\"`: "
@@ -252,7 +248,7 @@ def main(argv=None):
     ])
     print(text)
     if not args.no_write:
-        write_section("throughput", text)
+        report.write_section("throughput", text)
     return 0
 
 

@@ -7,7 +7,7 @@ The folder tree is the architecture; lower layers never import higher ones:
     sampling/    samplers shared by the families (block Gibbs, AIS)
     models/      one module per family (vae, rbm, dbn, gan, ising, classifier)
     physics/     the 2-D Ising model: lattice, Monte Carlo, exact results, observables
-    zoo/         named pretrained models: cards, the builder registry, publishing
+    zoo/         named pretrained models: cards, the factory registry, publishing
     evaluation/  likelihoods, sample quality, the evaluation table
     data, callbacks, runs, plots, export, cli: data pipelines, Keras callbacks,
                  training runs with artifacts, figures, SavedModel export, the command
@@ -33,7 +33,6 @@ MOVED = {
     "keras_gen.ising_models": "keras_gen.models.ising",
     "keras_gen.metrics": "keras_gen.evaluation.metrics",
     "keras_gen.trainer": "keras_gen.runs",
-    "keras_gen.recipes": "keras_gen.zoo.publish",
 }
 
 

@@ -96,7 +96,8 @@ class FrechetDistance(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or (epoch > 0 and (epoch + 1) % self.every):
             return
-        from keras_gen import evaluation, metrics
+        from keras_gen import evaluation
+        from keras_gen.evaluation import metrics
 
         samples = self.model.sample(self.n_samples, seed=self.seed, **self.sample_kwargs)
         generated = evaluation.ImageSet(evaluation.to_images(samples, getattr(self.model, "data_domain", "unit")),

@@ -5,7 +5,7 @@
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
     keras-gen zoo list | show NAME | verify NAME
-    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all
+    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all [--rows JSON] [--report MD]
     keras-gen ising [--temperatures T ...] [--out DIR]
 
 `train` with no arguments is the main job on the embedded default: a VAE on
@@ -128,11 +128,7 @@ def cmd_train(args):
     from keras_gen.runs import fit_with_artifacts
 
     if args.family not in FAMILIES:
-        recipe = _zoo_recipe(args.family)
-        if recipe is None:
-            raise SystemExit(f"keras-gen train: unknown family {args.family!r}; known: {sorted(FAMILIES)} "
-                             "or a zoo name whose recipe is in this checkout.")
-        return _run_recipe(recipe, args)
+        raise SystemExit(_not_a_family(args.family))
     if args.dataset not in data.available():
         raise SystemExit(f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}.")
     toy = args.dataset in data.TOY_DATASETS
@@ -188,33 +184,18 @@ def _strategy(args):
         raise SystemExit(f"keras-gen train --strategy {args.strategy}: {err}")
 
 
-def _zoo_recipe(name):
-    """The recipe script of zoo entry `name`, if this is a source checkout."""
+def _not_a_family(name):
+    """Why `keras-gen train NAME` cannot train `name`, in one line (with the
+    reproducing command when `name` is a zoo entry: its recipe lives in a
+    source checkout's training/, which the library never runs)."""
     from keras_gen import zoo
 
     try:
         entry = zoo.card(name)
     except zoo.ZooError:
-        return None
-    path = os.path.join(entry["_root"], entry.get("recipe", ""))
-    return path if entry.get("recipe") and os.path.isfile(path) else None
-
-
-def _run_recipe(path, args):
-    """`keras-gen train ZOO_NAME`: run the entry's own recipe (resumable)."""
-    import runpy
-
-    argv = [path]
-    if args.epochs:
-        argv += ["--epochs", str(args.epochs)]
-    if args.out:
-        argv += ["--out", args.out]
-    argv += ["--seed", str(args.seed)]
-    saved, sys.argv = sys.argv, argv
-    try:
-        runpy.run_path(path, run_name="__main__")
-    finally:
-        sys.argv = saved
+        return f"keras-gen train: unknown family {name!r}; known: {sorted(FAMILIES)}."
+    return (f"keras-gen train: {name!r} is a zoo entry, trained by its recipe, not by this command; "
+            f"from a source checkout run: {entry.recipe.command}")
 
 
 def load_model(name_or_path):
@@ -228,7 +209,7 @@ def load_model(name_or_path):
         if not os.path.isfile(name_or_path):
             raise SystemExit(f"keras-gen: no model file at {name_or_path!r}.")
         return keras.saving.load_model(name_or_path)
-    if zoo.card(name_or_path).get("family") == "classifier":
+    if zoo.card(name_or_path).family == "classifier":
         raise SystemExit(f"keras-gen: {name_or_path!r} is the domain classifier of the evaluation harness, "
                          "not a generative model (load it with keras_gen.evaluation.load_classifier()).")
     return zoo.load(name_or_path)
@@ -260,14 +241,18 @@ def cmd_zoo(args):
     from keras_gen import zoo
 
     if args.action == "list":
-        for name in zoo.list():
-            entry = zoo.card(name)
-            metrics = ", ".join(f"{k}={v}" for k, v in entry.get("metrics", {}).items()
+        # A malformed card is reported and skipped; the well-formed entries still list.
+        entries = zoo.entries()
+        for name in sorted(entries):
+            entry = entries[name]
+            if isinstance(entry, zoo.ZooError):
+                print(f"keras-gen zoo list: skipped: {entry}", file=sys.stderr)
+                continue
+            metrics = ", ".join(f"{k}={v}" for k, v in entry.metrics.items()
                                 if isinstance(v, (int, float)) and not k.endswith(("_sem", "_k")))
-            print(f"{name:24s} {entry.get('family', ''):10s} {metrics}")
+            print(f"{name:24s} {entry.family:10s} {metrics}")
     elif args.action == "show":
-        entry = {k: v for k, v in zoo.card(args.name).items() if not k.startswith("_")}
-        print(json.dumps(entry, indent=2))
+        print(json.dumps(zoo.card(args.name).to_dict(), indent=2))
     elif args.action == "verify":
         print(f"{args.name}: sha256 ok ({zoo.verify(args.name)})")
 
@@ -288,18 +273,11 @@ def cmd_evaluate(args):
     from keras_gen import evaluation
 
     if args.all:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        script = os.path.join(root, "benchmarks", "evaluate_zoo.py")
-        if not os.path.isfile(script):
-            raise SystemExit("keras-gen evaluate --all writes BENCHMARKS.md from a source checkout "
-                             f"(benchmarks/evaluate_zoo.py); not found under {root}.")
-        import runpy
+        from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
 
-        saved, sys.argv = sys.argv, [script, "--samples", str(args.samples), "--seed", str(args.seed)]
-        try:
-            runpy.run_path(script, run_name="__main__")
-        finally:
-            sys.argv = saved
+        path = evaluate_zoo(args.rows, args.report, samples=args.samples, seed=args.seed,
+                            nll_images=args.nll_images, iwae_k=args.iwae_k)
+        print(f"wrote section {SECTION!r} of {path} (rows in {args.rows})")
         return
     if not args.model:
         raise SystemExit("keras-gen evaluate: give a zoo name or a .keras file, or --all.")
@@ -320,8 +298,8 @@ def build_parser():
 
     train = sub.add_parser("train", help="train a family with fit, leaving checkpoints and sample grids")
     train.add_argument("family", nargs="?", default="vae",
-                       help="vae (default), rbm, gan, dcgan, wgan, wgan_gp, ..., or a zoo name to run its recipe "
-                            "(source checkout); WGANs split each batch over their 5 critic steps")
+                       help="vae (default), rbm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over their "
+                            "5 critic steps); for a zoo name, prints the command that reproduces it")
     train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)
@@ -382,6 +360,11 @@ def build_parser():
     evaluate.add_argument("--nll-images", type=int, default=1000, help="test images for the NLL")
     evaluate.add_argument("--iwae-k", type=int, default=1000, help="importance samples for a VAE's NLL bound")
     evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
+    evaluate.add_argument("--rows", default=os.path.join("benchmarks", "evaluate_zoo.json"),
+                          help="with --all: the JSON file keeping every row (default: a checkout's "
+                               "benchmarks/evaluate_zoo.json, run from its root)")
+    evaluate.add_argument("--report", default="BENCHMARKS.md",
+                          help="with --all: the markdown file whose evaluate_zoo section is written")
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
 

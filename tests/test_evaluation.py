@@ -13,8 +13,11 @@ import pytest
 from scipy import linalg
 
 from keras_gen import evaluation, zoo
-from keras_gen.evaluation import metrics, sample_quality
-from keras_gen.models import classifier
+from keras_gen.evaluation import metrics
+# By name: the package's `sample_quality` is the function of that name, and
+# `classifier` is the fixture below.
+from keras_gen.evaluation.sample_quality import BLUR_SIGMAS, NOISE_LEVELS, add_noise, blur, corruptions
+from keras_gen.models.classifier import CLASSIFIER_NAME, FEATURE_DIM
 
 
 # ===================================================================== Fréchet
@@ -168,12 +171,12 @@ def test_to_images_maps_domains_and_refuses_other_shapes():
 def test_corruptions_are_what_they_say():
     rng = np.random.default_rng(5)
     images = rng.random((4, 28, 28, 1)).astype(np.float32)
-    noisy = sample_quality.add_noise(np.full((200, 28, 28, 1), 0.5, np.float32), 0.1, seed=0)
+    noisy = add_noise(np.full((200, 28, 28, 1), 0.5, np.float32), 0.1, seed=0)
     assert noisy.std() == pytest.approx(0.1, rel=0.02)
-    blurred = sample_quality.blur(images, 1.0)
+    blurred = blur(images, 1.0)
     assert blurred.shape == images.shape and blurred.std() < images.std()
     # Blur acts within each image, never across images or channels.
-    np.testing.assert_allclose(sample_quality.blur(images[:1], 1.0), blurred[:1], atol=1e-6)
+    np.testing.assert_allclose(blur(images[:1], 1.0), blurred[:1], atol=1e-6)
 
 
 # ============================================== with the shipped domain classifier
@@ -198,7 +201,7 @@ def test_shipped_classifier_is_accurate(classifier):
     test = evaluation.mnist_set("test", classifier)
     accuracy = (test.probabilities.argmax(1) == labels).mean()
     assert accuracy >= 0.993
-    assert test.features.shape == (10_000, classifier.FEATURE_DIM)
+    assert test.features.shape == (10_000, FEATURE_DIM)
     # The test set's own score is close to the 10 classes it holds.
     assert metrics.classifier_score(test.probabilities)["score"] > 9.5
 
@@ -208,17 +211,16 @@ def test_classifier_is_refused_when_its_weights_do_not_match(tmp_path, monkeypat
     home = tmp_path / "home"
     (home / "zoo").mkdir(parents=True)
     (home / "saved_models").mkdir()
-    card = zoo.card(classifier.CLASSIFIER_NAME)
-    source = zoo.weights_path(classifier.CLASSIFIER_NAME)
-    target = home / "saved_models" / card["weights"]["file"]
+    card = zoo.card(CLASSIFIER_NAME)
+    source = zoo.weights_path(CLASSIFIER_NAME)
+    target = home / "saved_models" / card.weights.file
     shutil.copy(source, target)
     with open(target, "r+b") as f:  # flip one byte in the middle
         f.seek(os.path.getsize(target) // 2)
         byte = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0xFF]))
-    (home / "zoo" / f"{card['name']}.json").write_text(
-        json.dumps({k: v for k, v in card.items() if not k.startswith("_")}))
+    (home / "zoo" / f"{card.name}.json").write_text(json.dumps(card.to_dict()))
     monkeypatch.setenv("KERAS_GEN_HOME", str(home))
     with pytest.raises(zoo.WeightsIntegrityError, match="sha256"):
         evaluation.load_classifier()
@@ -232,9 +234,9 @@ def test_fd_floor_and_corruptions_in_the_right_order(classifier):
     reference = evaluation.ImageSet(test.images[:n], classifier)
     floor = metrics.frechet_distance(train.features, reference.features)
     fd = {label: metrics.frechet_distance(evaluation.ImageSet(images, classifier).features, reference.features)
-          for label, images in sample_quality.corruptions(train.images, seed=0).items()}
-    noise = [fd[f"noise std {s}"] for s in sample_quality.NOISE_LEVELS]
-    blurs = [fd[f"blur sigma {s} px"] for s in sample_quality.BLUR_SIGMAS]
+          for label, images in corruptions(train.images, seed=0).items()}
+    noise = [fd[f"noise std {s}"] for s in NOISE_LEVELS]
+    blurs = [fd[f"blur sigma {s} px"] for s in BLUR_SIGMAS]
     assert noise == sorted(noise) and blurs == sorted(blurs)  # worse with every step
     assert floor < min(noise[0], blurs[0])
     assert noise[-1] > 20 * floor  # heavy noise is far from the digits
@@ -243,7 +245,7 @@ def test_fd_floor_and_corruptions_in_the_right_order(classifier):
                                                       subset_size=1000)
     kid_floor = kid(train)
     assert abs(kid_floor["kid"]) < 3 * kid_floor["std"] + 1e-3 * kid(
-        evaluation.ImageSet(sample_quality.add_noise(train.images, 0.6), classifier))["kid"]
+        evaluation.ImageSet(add_noise(train.images, 0.6), classifier))["kid"]
 
 
 @needs_classifier

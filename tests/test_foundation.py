@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -87,6 +88,26 @@ def test_unknown_dataset_and_preprocessing_are_named():
 
 
 # ------------------------------------------------------------------ zoo
+def tiny_card(sha256, name="tiny", **changes):
+    """A schema-1 card of the tiny VAE (JSON object)."""
+    card = {
+        "schema_version": zoo.SCHEMA_VERSION, "name": name, "family": "vae", "description": "a tiny VAE",
+        "architecture": {"factory": "vae",
+                         "kwargs": {"architecture": "dense", "input_shape": [12], "latent_dim": 2,
+                                    "encoder_kwargs": {"hidden": [8]}, "decoder_kwargs": {"hidden": [8]},
+                                    "name": name}},
+        "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.Adam(1e-4))},
+        "dataset": {"name": "ring8", "split": "train"},
+        "weights": {"file": "tiny.weights.h5", "sha256": sha256},
+        "recipe": {"script": "training/tiny.py", "command": "python training/tiny.py --epochs 3"},
+        "metrics": {"test_nll": 1.0},
+        "training": {"epochs": 3, "machine": "test", "date": "2026-01-01 00:00 UTC", "command": "pytest"},
+        "figures": [],
+    }
+    card.update(changes)
+    return card
+
+
 @pytest.fixture
 def zoo_home(tmp_path, monkeypatch):
     """A zoo with one entry, `tiny`, in a fresh KERAS_GEN_HOME."""
@@ -96,27 +117,30 @@ def zoo_home(tmp_path, monkeypatch):
     (tmp_path / "saved_models").mkdir()
     weights = tmp_path / "saved_models" / "tiny.weights.h5"
     save_atomically(model, str(weights))
-    card = {
-        "name": "tiny", "family": "vae",
-        "architecture": {"builder": "keras_gen.vae.make_vae",
-                         "kwargs": {"architecture": "dense", "input_shape": [12], "latent_dim": 2,
-                                    "encoder_kwargs": {"hidden": [8]}, "decoder_kwargs": {"hidden": [8]},
-                                    "name": "tiny"}},
-        "weights": {"file": "tiny.weights.h5", "sha256": zoo.sha256(weights)},
-        "metrics": {"test_nll": 1.0},
-    }
-    (tmp_path / "zoo" / "tiny.json").write_text(json.dumps(card))
+    (tmp_path / "zoo" / "tiny.json").write_text(json.dumps(tiny_card(zoo.sha256(weights))))
     monkeypatch.setenv("KERAS_GEN_HOME", str(tmp_path))
     return tmp_path, model
 
 
+def write_card(home, card, file_name=None):
+    path = home / "zoo" / (file_name or f"{card['name']}.json")
+    path.write_text(card if isinstance(card, str) else json.dumps(card))
+    return path
+
+
 def test_zoo_loads_verified_weights(zoo_home):
     _, original = zoo_home
-    assert "tiny" in zoo.list()
+    assert "tiny" in zoo.names()
     loaded = zoo.load("tiny")
     z = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
     np.testing.assert_array_equal(original.decode(z), loaded.decode(z))
     assert loaded.zoo_card["metrics"]["test_nll"] == 1.0
+    assert zoo.card("tiny").recipe.command == "python training/tiny.py --epochs 3"
+
+
+def test_zoo_list_is_now_names():
+    with pytest.warns(DeprecationWarning, match="names"):
+        assert zoo.list() == zoo.names()
 
 
 def test_zoo_refuses_a_tampered_weights_file(zoo_home):
@@ -128,7 +152,7 @@ def test_zoo_refuses_a_tampered_weights_file(zoo_home):
     with pytest.raises(zoo.WeightsIntegrityError, match="sha256"):
         zoo.load("tiny")
     weights.unlink()
-    with pytest.raises(FileNotFoundError, match="tiny"):
+    with pytest.raises(FileNotFoundError, match="python training/tiny.py"):
         zoo.load("tiny")
 
 
@@ -137,22 +161,247 @@ def test_unknown_zoo_name_lists_the_known_ones(zoo_home):
         zoo.load("tinny")
 
 
-def test_zoo_refuses_builders_outside_keras_gen(zoo_home):
+@pytest.mark.parametrize("factory", ["os.system", "keras_gen.cli.main", "keras_gen.models.vae.make_vae"])
+def test_zoo_refuses_a_factory_outside_the_registry(zoo_home, monkeypatch, factory):
+    """A card names a registry key; a module path, even one inside keras_gen, is
+    refused when the card is read, naming the card's file, and nothing is imported."""
     home, _ = zoo_home
     card = json.loads((home / "zoo" / "tiny.json").read_text())
-    card["architecture"]["builder"] = "os.system"
-    with pytest.raises(zoo.ZooError, match="not part of keras_gen"):
-        zoo.build(card)
+    card["architecture"]["factory"] = factory
+    path = write_card(home, card)
+    imported = []
+    monkeypatch.setattr("importlib.import_module", lambda name, *a, **k: imported.append(name))
+    for action in (lambda: zoo.card("tiny"), lambda: zoo.load("tiny")):
+        with pytest.raises(zoo.ZooError, match="not a registered model factory") as err:
+            action()
+        assert str(path) in str(err.value) and repr(factory) in str(err.value)
+    assert imported == []
+
+
+def test_a_card_with_the_old_builder_field_is_refused(zoo_home):
+    home, _ = zoo_home
+    card = json.loads((home / "zoo" / "tiny.json").read_text())
+    card["architecture"] = {"builder": "keras_gen.vae.make_vae", "kwargs": card["architecture"]["kwargs"]}
+    write_card(home, card)
+    with pytest.raises(zoo.ZooError, match=r"tiny.json: unknown field architecture.builder"):
+        zoo.card("tiny")
+
+
+MALFORMED = {
+    "bad JSON": ('{"name": "bad",', "not valid JSON"),
+    "not an object": ("[1, 2]", "must be a JSON object"),
+    "missing field": ({"drop": "weights"}, "missing field weights"),
+    "wrong type": ({"metrics": [1.0]}, "metrics must be an object, got list"),
+    "wrong nested type": ({"recipe": {"script": "training/bad.py", "command": 3}},
+                          "recipe.command must be a string, got int"),
+    "unknown factory": ({"architecture": {"factory": "transformer", "kwargs": {}}},
+                        "'transformer' is not a registered model factory"),
+    "unknown kwarg": ({"architecture": {"factory": "vae", "kwargs": {"latent_size": 2}}},
+                      "architecture.kwargs: factory 'vae'.*latent_size"),
+    "seed on the card": ({"architecture": {"factory": "vae", "kwargs": {"seed": 2}}}, "seed is chosen"),
+    "bad sha256": ({"weights": {"file": "bad.weights.h5", "sha256": "ABC123"}},
+                   "weights.sha256 must be 64 lowercase hex digits"),
+    "weights outside saved_models": ({"weights": {"file": "../x.weights.h5", "sha256": "0" * 64}},
+                                     "weights.file must be a file name"),
+    "jit_compile": ({"compile": {"jit_compile": False}}, "compile.jit_compile is not stored"),
+    "optimizer by module path": ({"compile": {"optimizer": {"module": "os", "class_name": "system",
+                                                            "config": {}}}},
+                                 "compile.optimizer must be one of Keras's built-in optimizers"),
+    "unknown family": ({"family": "transformer"}, "family 'transformer' is not one of"),
+    "name differs from file": ({"name": "other"}, "name 'other' differs from the file's name 'bad'"),
+    "unknown field": ({"builder": "x"}, "unknown field builder"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(MALFORMED))
+def test_a_malformed_card_is_named_and_the_others_still_list_and_load(zoo_home, problem):
+    home, original = zoo_home
+    change, message = MALFORMED[problem]
+    if isinstance(change, dict):
+        card = tiny_card("0" * 64, name="bad")
+        card["weights"]["file"] = "bad.weights.h5"
+        change = dict(change)
+        if "drop" in change:
+            del card[change.pop("drop")]
+        card.update(change)
+        change = json.dumps(card)
+    path = write_card(home, change, "bad.json")
+    with pytest.warns(zoo.ZooCardWarning, match="bad.json") as caught:
+        listed = zoo.names()
+    assert "tiny" in listed and "bad" not in listed
+    assert len([w for w in caught if w.category is zoo.ZooCardWarning]) == 1
+    with pytest.raises(zoo.ZooError, match=message) as err:
+        zoo.card("bad")
+    text = str(err.value)
+    assert text.startswith(f"Zoo card {path}: ") and "\n" not in text
+    assert [str(e) for e in zoo.problems()] == [text]
+    z = np.zeros((1, 2), np.float32)
+    np.testing.assert_array_equal(zoo.load("tiny").decode(z), original.decode(z))
+
+
+def test_cli_zoo_list_reports_a_malformed_card_and_lists_the_rest(zoo_home, capsys):
+    home, _ = zoo_home
+    write_card(home, "{", "bad.json")
+    assert cli.main(["zoo", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny" in [line.split()[0] for line in out.splitlines()]
+    assert "skipped" in err and "bad.json" in err and "not valid JSON" in err
+
+
+@pytest.mark.parametrize("version, message", [(2, "schema_version 2 is not supported"),
+                                              (None, "missing field schema_version"),
+                                              ("1", "schema_version '1' is not supported")])
+def test_a_card_of_another_schema_version_is_refused(zoo_home, version, message):
+    home, _ = zoo_home
+    card = json.loads((home / "zoo" / "tiny.json").read_text())
+    if version is None:
+        del card["schema_version"]
+    else:
+        card["schema_version"] = version
+    path = write_card(home, card)
+    with pytest.raises(zoo.ZooError, match=message) as err:
+        zoo.load("tiny")
+    assert str(path) in str(err.value)
+
+
+def test_cli_train_of_a_zoo_name_prints_its_reproducing_command(zoo_home):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "tiny"])
+    message = str(exit_.value.code)
+    assert "python training/tiny.py --epochs 3" in message and "\n" not in message
+
+
+def tiny_trained_rbm():
+    """A tiny PCD RBM after a few updates: weights, seed states, persistent chains and an optimizer state."""
+    from keras_gen.models.rbm import make_rbm
+
+    model = make_rbm("bernoulli", 12, 6, k=1, persistent=True, n_chains=8, centering=True, seed=3,
+                     name="tiny_rbm")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = (np.random.default_rng(0).random((64, 12)) < 0.3).astype(np.float32)
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    return model
+
+
+TINY_RBM = {"factory": "rbm", "kwargs": {"visible": "bernoulli", "n_visible": 12, "n_hidden": 6, "k": 1,
+                                         "persistent": True, "n_chains": 8, "centering": True,
+                                         "name": "tiny_rbm"}}
+
+
+def publish_tiny(model, home, **changes):
+    from keras_gen.zoo.publish import publish
+
+    kwargs = dict(family="rbm", description="a tiny RBM", architecture=TINY_RBM,
+                  dataset={"name": "random", "split": "train"}, metrics={"loss": 0.5},
+                  training={"epochs": 1}, command="python training/tiny_rbm.py",
+                  compile={"optimizer": keras.optimizers.SGD(0.01), "jit_compile": True})
+    kwargs.update(changes)
+    return publish(model, home, "tiny_rbm", **kwargs)
+
+
+def test_publish_round_trip(tmp_path, monkeypatch):
+    """publish -> zoo.load from a fresh KERAS_GEN_HOME gives the same model: same
+    variables, same samples; the weights hold no optimizer state; the card validates."""
+    import h5py
+
+    model = tiny_trained_rbm()
+    card = publish_tiny(model, tmp_path)
+    assert card.path == tmp_path / "zoo" / "tiny_rbm.json" and zoo.problems() == []
+    assert card.weights.sha256 == zoo.sha256(tmp_path / "saved_models" / "tiny_rbm.weights.h5")
+    assert card.recipe.script == "training/tiny_rbm.py"
+    assert set(card.training) == {"epochs", "machine", "date", "command"}
+    assert "jit_compile" not in card.compile and card.compile["optimizer"]["class_name"] == "SGD"
+    with h5py.File(tmp_path / "saved_models" / "tiny_rbm.weights.h5", "r") as f:
+        assert "optimizer" not in f
+
+    monkeypatch.setenv("KERAS_GEN_HOME", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = zoo.load("tiny_rbm")
+    # Every variable a weights file holds: parameters, centering offsets, chains, the model's seed states.
+    assert len(model.weights) == len(loaded.weights) == 8
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    np.testing.assert_array_equal(model.sample(5, seed=4, gibbs_steps=3), loaded.sample(5, seed=4, gibbs_steps=3))
+    assert loaded.zoo_card == card.to_dict()
+    assert isinstance(loaded.optimizer, keras.optimizers.SGD)  # compiled from the card, ready to fine-tune
+
+
+def test_publish_checks_the_card_before_writing_anything(tmp_path):
+    model = tiny_trained_rbm()
+    with pytest.raises(zoo.ZooError, match="tiny_rbm.json: family 'transformer'"):
+        publish_tiny(model, tmp_path, family="transformer")
+    with pytest.raises(ValueError, match="not JSON data"):
+        publish_tiny(model, tmp_path, metrics={"loss": np.float32(0.5)})
+    with pytest.raises(FileNotFoundError, match="zoo/figures/missing.png"):
+        publish_tiny(model, tmp_path, figures=["zoo/figures/missing.png"])
+    assert not (tmp_path / "zoo").exists() and not (tmp_path / "saved_models").exists()
+    # A card that does not describe the model: refused, nothing written.
+    other = {"factory": "rbm", "kwargs": {**TINY_RBM["kwargs"], "n_hidden": 7}}
+    with pytest.raises(ValueError, match="does not describe this model"):
+        publish_tiny(model, tmp_path, architecture=other)
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_the_command_line_runs_no_files():
+    """`keras-gen` calls library functions only: no recipe or benchmark script is run."""
+    source = open(cli.__file__).read()
+    assert "runpy" not in source and "exec(" not in source and "sys.argv" not in source
+
+
+def test_the_zoo_table_is_written_from_stored_rows(tmp_path):
+    """The library's zoo table (keras-gen evaluate --all, benchmarks/evaluate_zoo.py) from the
+    stored rows: one section of the report, rewritten in place, the rest left alone."""
+    import shutil
+
+    from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = tmp_path / "evaluate_zoo.json"
+    shutil.copy(os.path.join(root, "benchmarks", "evaluate_zoo.json"), rows)
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text("# Benchmarks\n\n<!-- begin: other -->\nkept\n<!-- end: other -->\n")
+    for _ in range(2):
+        evaluate_zoo(rows, report, table_only=True)
+    text = report.read_text()
+    assert text.count(f"<!-- begin: {SECTION} -->") == 1 and "kept" in text
+    for name in ("vae_mnist", "rbm_mnist", "dcgan_mnist", "wgan_mnist", "wgan_gp_mnist"):
+        assert f"| {name} |" in text, name
 
 
 def test_shipped_cards_are_complete():
-    for name in zoo.list():
+    assert zoo.problems() == []
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shipped = sorted(name[:-5] for name in os.listdir(os.path.join(root, "zoo")) if name.endswith(".json"))
+    assert zoo.names() == shipped
+    for name in zoo.names():
         card = zoo.card(name)
-        for key in ("family", "architecture", "weights", "metrics", "recipe"):
-            assert key in card, (name, key)
-        assert len(card["weights"]["sha256"]) == 64
+        assert card.schema_version == zoo.SCHEMA_VERSION
+        assert "jit_compile" not in card.compile
         assert os.path.isfile(zoo.weights_path(name)), name
-        assert os.path.isfile(os.path.join(card["_root"], card["recipe"])), card["recipe"]
+        assert os.path.isfile(os.path.join(card.root, card.recipe.script)), card.recipe.script
+        assert card.recipe.command.startswith(f"python {card.recipe.script}"), card.recipe.command
+        for figure in card.figures:
+            assert os.path.isfile(os.path.join(card.root, figure)), figure
+
+
+def test_every_shipped_entry_holds_only_model_variables_and_loads_without_warnings(caplog, capfd):
+    """Zoo weights carry no optimizer state, so no entry makes Keras warn when it
+    loads (Keras reports skipped optimizer variables with warnings.warn)."""
+    import logging
+
+    import h5py
+
+    for name in zoo.names():
+        with h5py.File(zoo.weights_path(name), "r") as f:
+            assert "optimizer" not in f, name
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in zoo.names():
+            zoo.load(name)
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "optimizer" not in logged.lower(), logged
 
 
 def test_every_shipped_generative_entry_loads_and_samples():
@@ -162,11 +411,11 @@ def test_every_shipped_generative_entry_loads_and_samples():
 
     domains = {"binary": (0.0, 1.0), "unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
     checked = []
-    for name in zoo.list():
+    for name in zoo.names():
         model = zoo.load(name)
         if not isinstance(model, GenerativeModel):  # e.g. the evaluation's classifier
             continue
-        kwargs = {"gibbs_steps": 5} if zoo.card(name)["family"] == "rbm" else {}
+        kwargs = {"gibbs_steps": 5} if zoo.card(name).family == "rbm" else {}
         a, b = model.sample(3, seed=1, **kwargs), model.sample(3, seed=1, **kwargs)
         assert a.shape == (3, *model.data_shape), (name, a.shape)
         assert np.isfinite(a).all() and np.array_equal(a, b), name
@@ -276,8 +525,8 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     site = next(prefix.glob("lib/python*/site-packages"))
     probe = ("import json, keras_gen, keras_gen.zoo as zoo; "
-             "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.list(), "
-             "[str(zoo.verify(n)) for n in zoo.list()]]))")
+             "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.names(), "
+             "[str(zoo.verify(n)) for n in zoo.names()]]))")
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_GEN_HOME", "PYTHONPATH")}
     env["PYTHONPATH"] = str(site)
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -289,7 +538,7 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     # follow when keras-gen is also installed there, as in CI).
     assert roots[0] == str(prefix / "share" / "keras-gen")
     assert not any(r.startswith(root) for r in roots)  # nothing read from this checkout
-    assert names == zoo.list()  # every card of the checkout travelled with the install
+    assert names == zoo.names()  # every card of the checkout travelled with the install
     assert all(path.startswith(str(prefix)) for path in verified)
     # Only keras_gen is installed as a top-level package.
     assert sorted(p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info"))

@@ -23,20 +23,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import keras
 import numpy as np
 
-from keras_gen import data, plots, zoo
-from keras_gen.rbm import free_energy_numpy, log_likelihood, make_rbm
-from keras_gen.recipes import machine_description, now_iso, write_card
-from keras_gen.trainer import fit_with_artifacts, read_history, save_atomically
+from keras_gen import data, plots
+from keras_gen.evaluation.likelihood import free_energy_numpy, log_likelihood
+from keras_gen.models.rbm import make_rbm
+from keras_gen.runs import fit_with_artifacts
+from keras_gen.zoo.publish import publish, run_history
 
 NAME = "grbm_ring8"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHITECTURE = {
-    "builder": "keras_gen.rbm.make_rbm",
+    "factory": "rbm",
     "kwargs": {
         "visible": "gaussian",
         "n_visible": 2,
@@ -124,28 +125,25 @@ def finalize(model_path, args):
     baseline = gaussian_log_density(x_test, x_train.mean(0), np.cov(x_train.T))
     truth = mixture_log_density(x_test)
     eval_seconds = time.time() - t0
-    history = read_history(os.path.join(args.out, "history.csv"))
+    history, epochs, train_seconds = run_history(args.out)
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")
-    save_atomically(model, weights)
-    figures = os.path.join(root, "zoo", "figures")
+    figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
     samples = density_figure(model, ll["log_z"], x_test, os.path.join(figures, f"{NAME}_density.png"))
+    figure_paths = [f"zoo/figures/{NAME}_density.png"]
     if history:
         plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
+        figure_paths.append(f"zoo/figures/{NAME}_loss.png")
     coverage = data.mode_coverage(samples, "ring8", n_sigma=10.0)
     sigma = model.rbm.sigma.numpy().tolist()
-    card = {
-        "name": NAME,
-        "family": "rbm",
-        "description": "Gaussian-Bernoulli RBM, 2 real visibles x 20 hidden, learned sigma, PCD-10, on ring8.",
-        "architecture": ARCHITECTURE,
-        "dataset": {"name": "ring8", "split": "train", "note": "keras_gen.data.load_arrays('ring8', 'train', seed=0)"},
-        "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.Adam(1e-4))},
-        "recipe": f"training/{NAME}.py",
-        "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
-        "metrics": {
+    card = publish(
+        model, args.root, NAME, family="rbm",
+        description="Gaussian-Bernoulli RBM, 2 real visibles x 20 hidden, learned sigma, PCD-10, on ring8.",
+        architecture=ARCHITECTURE,
+        dataset={"name": "ring8", "split": "train", "note": "keras_gen.data.load_arrays('ring8', 'train', seed=0)"},
+        compile={"optimizer": keras.optimizers.Adam(1e-4)},
+        command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
+        metrics={
             "test_log_likelihood_nats": round(ll["mean"], 3),
             "test_log_likelihood_sem": round(ll["data_stderr"], 3),
             "log_z_exact": round(ll["log_z"], 4),
@@ -157,20 +155,16 @@ def finalize(model_path, args):
             "test_set": "ring8 test split (10,000 points, seed 0); log-likelihood exact (density, nats per point)",
             "units": "nats per 2-D point",
         },
-        "training": {
-            "epochs": len(history.get("loss", [])) or None,
+        training={
+            "epochs": epochs,
             "batch_size": BATCH_SIZE,
             "optimizer": f"Adam {LEARNING_RATE}, cosine decay to 0",
-            "seconds": round(float(np.nansum(history["epoch_seconds"]))) if history.get("epoch_seconds") else None,
+            "seconds": None if train_seconds is None else round(train_seconds),
             "evaluation_seconds": round(eval_seconds),
-            "machine": machine_description(),
-            "date": now_iso(),
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         },
-        "figures": [f"zoo/figures/{NAME}_density.png", f"zoo/figures/{NAME}_loss.png"],
-    }
-    write_card(os.path.join(root, "zoo", f"{NAME}.json"), card)
-    print(card["metrics"])
+        figures=figure_paths,
+    )
+    print(card.metrics)
     return card
 
 
@@ -179,6 +173,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--out", default="runs/grbm_ring8")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
     args = parser.parse_args(argv)
     path = args.finalize or train(args)

@@ -1,6 +1,6 @@
 """Recipe: the `mnist_classifier` zoo entry, the judge of the evaluation harness.
 
-A small CNN (`keras_gen.evaluation.DomainClassifier`) trained on MNIST in
+A small CNN (`keras_gen.models.classifier.DomainClassifier`) trained on MNIST in
 [0, 1] with small random shifts; its penultimate 128 features define the
 Fréchet distance, KID and precision/recall of `keras_gen.evaluation`. The
 card is `zoo/mnist_classifier.json` with family "classifier": the zoo loads
@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_gen import data, plots, zoo
-from keras_gen.evaluation import CLASSIFIER_NAME, make_mnist_classifier
-from keras_gen.recipes import machine_description, now_iso, write_card
-from keras_gen.trainer import AtomicModelCheckpoint, EpochTimer, read_history, save_atomically
+from keras_gen import data, plots
+from keras_gen.callbacks import AtomicModelCheckpoint, EpochTimer
+from keras_gen.core.files import save_atomically
+from keras_gen.models.classifier import CLASSIFIER_NAME, make_mnist_classifier
+from keras_gen.zoo.publish import publish, run_history
 
 NAME = CLASSIFIER_NAME
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHITECTURE = {
-    "builder": "keras_gen.evaluation.make_mnist_classifier",
+    "factory": "mnist_classifier",
     "kwargs": {"filters": [32, 64], "feature_dim": 128, "dropout": 0.4, "name": NAME},
 }
 BATCH_SIZE = 128
@@ -90,46 +90,38 @@ def finalize(model_path, args):
     if accuracy < TARGET_ACCURACY and not args.force:
         raise SystemExit(f"test accuracy {accuracy:.4f} < {TARGET_ACCURACY}: not shipping it "
                          "(train longer, or --force to ship anyway).")
-    history = read_history(os.path.join(args.out, "history.csv"))
-    seconds = float(np.nansum(history["epoch_seconds"])) if history.get("epoch_seconds") else None
+    history, epochs, seconds = run_history(args.out)
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")
-    save_atomically(model, weights)
-    figures = os.path.join(root, "zoo", "figures")
+    figure_paths = []
     if history:
-        plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
+        os.makedirs(os.path.join(args.root, "zoo", "figures"), exist_ok=True)
+        plots.plot_history(history, os.path.join(args.root, "zoo", "figures", f"{NAME}_loss.png"), title=NAME)
+        figure_paths.append(f"zoo/figures/{NAME}_loss.png")
     errors = int((logits.argmax(1) != y_test).sum())
-    card = {
-        "name": NAME,
-        "family": "classifier",
-        "description": "Small CNN classifier of MNIST digits; its 128 penultimate features define the "
-                       "Fréchet distance, KID and precision/recall of keras_gen.evaluation. "
-                       "Not a generative model.",
-        "architecture": ARCHITECTURE,
-        "dataset": {"name": "mnist", "preprocessing": "unit", "split": "train",
-                    "note": "random shifts of up to 2 pixels during training"},
-        "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.Adam(1e-4))},
-        "recipe": f"training/{NAME}.py",
-        "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
-        "features": {"layer": "features", "dim": 128, "activation": "relu",
-                     "input": "28x28x1 intensities in [0, 1]"},
-        "metrics": {"test_accuracy": round(accuracy, 4), "test_errors": errors,
-                    "test_set": "MNIST test (10,000), intensities in [0, 1]"},
-        "training": {
-            "epochs": len(history.get("loss", [])) or None,
+    card = publish(
+        model, args.root, NAME, family="classifier",
+        description="Small CNN classifier of MNIST digits; its 128 penultimate features define the "
+                    "Fréchet distance, KID and precision/recall of keras_gen.evaluation. "
+                    "Not a generative model.",
+        architecture=ARCHITECTURE,
+        dataset={"name": "mnist", "preprocessing": "unit", "split": "train",
+                 "note": "random shifts of up to 2 pixels during training"},
+        compile={"optimizer": keras.optimizers.Adam(1e-4)},
+        command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
+        features={"layer": "features", "dim": 128, "activation": "relu",
+                  "input": "28x28x1 intensities in [0, 1]"},
+        metrics={"test_accuracy": round(accuracy, 4), "test_errors": errors,
+                 "test_set": "MNIST test (10,000), intensities in [0, 1]"},
+        training={
+            "epochs": epochs,
             "batch_size": BATCH_SIZE,
             "optimizer": "Adam 2e-3, cosine decay to 4e-5",
             "seconds": None if seconds is None else round(seconds),
             "seconds_note": "wall time of fit; the CPU was shared with other jobs",
-            "machine": machine_description(),
-            "date": now_iso(),
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         },
-        "figures": [f"zoo/figures/{NAME}_loss.png"] if history else [],
-    }
-    write_card(os.path.join(root, "zoo", f"{NAME}.json"), card)
-    print(card["metrics"])
+        figures=figure_paths,
+    )
+    print(card.metrics)
     return card
 
 
@@ -138,6 +130,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--out", default="runs/mnist_classifier")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate and ship this model")
     parser.add_argument("--force", action="store_true", help="ship even below the target accuracy")
     args = parser.parse_args(argv)

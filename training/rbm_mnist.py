@@ -37,20 +37,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_gen import data, plots, zoo
-from keras_gen.rbm import FreeEnergyGap, GibbsStepsSchedule, log_likelihood, make_rbm
-from keras_gen.recipes import machine_description, now_iso, write_card, run_history
-from keras_gen.trainer import fit_with_artifacts, save_atomically
+from keras_gen.benchmarking.report import BenchmarksFile
+from keras_gen.callbacks import FreeEnergyGap, GibbsStepsSchedule
+from keras_gen.evaluation.likelihood import free_energy_numpy, log_likelihood
+from keras_gen.models.rbm import make_rbm
+from keras_gen.runs import fit_with_artifacts
+from keras_gen.zoo.publish import publish, run_history
 
 NAME = "rbm_mnist"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHITECTURE = {
-    "builder": "keras_gen.rbm.make_rbm",
+    "factory": "rbm",
     "kwargs": {
         "visible": "bernoulli",
         "n_visible": 784,
@@ -173,30 +177,28 @@ def finalize(model_path, args, train_seconds=None):
     history, epochs, recorded_seconds = run_history(args.out)
     train_seconds = recorded_seconds if train_seconds is None else train_seconds
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")
-    save_atomically(model, weights)
-    figures = os.path.join(root, "zoo", "figures")
+    figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
     gibbs_length_figure(model, os.path.join(figures, f"{NAME}_gibbs_chains.png"))
     plots.save_samples(model.sample(100, seed=0, gibbs_steps=1000), os.path.join(figures, f"{NAME}_samples.png"),
                        title=f"{NAME}: p(v|h) after 1,000 Gibbs sweeps from noise")
     filters_figure(model, os.path.join(figures, f"{NAME}_filters.png"))
+    figure_paths = [f"zoo/figures/{NAME}_gibbs_chains.png", f"zoo/figures/{NAME}_samples.png",
+                    f"zoo/figures/{NAME}_filters.png"]
     if history:
         plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
+        figure_paths.append(f"zoo/figures/{NAME}_loss.png")
 
     ais = ll["ais"]
-    card = {
-        "name": NAME,
-        "family": "rbm",
-        "description": "Bernoulli RBM, 784 visible x 500 hidden, centered PCD-k, on binarized MNIST.",
-        "architecture": ARCHITECTURE,
-        "dataset": {"name": "mnist", "preprocessing": "binarized", "split": "train",
-                    "note": "dynamic binarization during training"},
-        "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.SGD(0.001, momentum=0.9))},
-        "recipe": f"training/{NAME}.py",
-        "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
-        "metrics": {
+    card = publish(
+        model, args.root, NAME, family="rbm",
+        description="Bernoulli RBM, 784 visible x 500 hidden, centered PCD-k, on binarized MNIST.",
+        architecture=ARCHITECTURE,
+        dataset={"name": "mnist", "preprocessing": "binarized", "split": "train",
+                 "note": "dynamic binarization during training"},
+        compile={"optimizer": keras.optimizers.SGD(0.001, momentum=0.9)},
+        command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
+        metrics={
             "test_log_likelihood_nats": round(ll["mean"], 2),
             "test_log_likelihood_ais_stderr": round(ll["stderr"], 3),
             "test_log_likelihood_data_sem": round(ll["data_stderr"], 3),
@@ -221,7 +223,7 @@ def finalize(model_path, args, train_seconds=None):
             "reference": "Salakhutdinov & Murray 2008: -86.34 nats (CD-25, 500 hidden); target >= -86",
             "units": "nats per image",
         },
-        "training": {
+        training={
             "epochs": epochs,
             "batch_size": BATCH_SIZE,
             "schedule": {**SCHEDULE, "epochs": epochs,
@@ -233,28 +235,20 @@ def finalize(model_path, args, train_seconds=None):
             "seconds_note": "wall time of fit, summed over resumed runs; the 2 CPU cores were shared with other jobs",
             **({"note": args.note} if args.note else {}),
             "evaluation_seconds": round(eval_seconds),
-            "machine": machine_description(),
-            "date": now_iso(),
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         },
-        "figures": [f"zoo/figures/{NAME}_gibbs_chains.png", f"zoo/figures/{NAME}_samples.png",
-                    f"zoo/figures/{NAME}_filters.png", f"zoo/figures/{NAME}_loss.png"],
-    }
-    write_card(os.path.join(root, "zoo", f"{NAME}.json"), card)
-    write_benchmark_section(card)
-    print(card["metrics"])
+        figures=figure_paths,
+    )
+    write_benchmark_section(card, args.root)
+    print(card.metrics)
     return card
 
 
-def write_benchmark_section(card):
+def write_benchmark_section(card, root=ROOT):
     """The card's likelihood as the `rbm_mnist_likelihood` section of BENCHMARKS.md."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.path.join(root, "benchmarks"))
-    from report import header, write_section
-
-    m, t = card["metrics"], card["training"]
+    benchmarks = BenchmarksFile(Path(root) / "BENCHMARKS.md")
+    m, t = card.metrics, card.training
     text = "\n".join([
-        header("RBM log-likelihood on MNIST (zoo entry rbm_mnist)", command=t["command"]).rstrip("\n"),
+        benchmarks.header("RBM log-likelihood on MNIST (zoo entry rbm_mnist)", command=t["command"]).rstrip("\n"),
         f"- test set: {m['test_set']}",
         f"- training: {t['epochs']} epochs, {t['schedule_text']}; {t['seconds']} s of fit time "
         f"({t['seconds_note']})",
@@ -275,12 +269,10 @@ def write_benchmark_section(card):
         f"{m['ais_effective_sample_size']:.1f} of {m['ais_chains']} chains (few chains carry the "
         "estimate, so its stderr is itself uncertain; an independent rerun is the better check).",
     ])
-    write_section("rbm_mnist_likelihood", text)
+    benchmarks.write_section("rbm_mnist_likelihood", text)
 
 
 def _free_energy(model, x, batch_size=1000):
-    from keras_gen.rbm import free_energy_numpy
-
     return np.concatenate([free_energy_numpy(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
@@ -290,6 +282,7 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="shorter epochs (smoke tests)")
     parser.add_argument("--out", default="runs/rbm_mnist")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--ais-chains", type=int, default=AIS_CHAINS)
     parser.add_argument("--ais-betas", type=int, default=AIS_BETAS)
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
@@ -299,7 +292,7 @@ def main(argv=None):
     parser.add_argument("--report", action="store_true", help="only rewrite the BENCHMARKS.md section from the card")
     args = parser.parse_args(argv)
     if args.report:
-        write_benchmark_section(zoo.card(NAME))
+        write_benchmark_section(zoo.card(NAME), args.root)
         return
     if args.finalize:
         finalize(args.finalize, args, args.train_seconds)

@@ -3,8 +3,8 @@
 A convolutional VAE (latent 32) on dynamically binarized MNIST. Trains with
 `fit` (resumable: run the same command again after an interruption), then
 evaluates the test-set ELBO and the importance-weighted NLL bound (k = 1000)
-on a fixed binarization of the test set, saves the weights to
-`saved_models/` and writes the card `zoo/vae_mnist.json`.
+on a fixed binarization of the test set, and publishes the entry
+(`keras_gen.zoo.publish`: weights in `saved_models/`, card `zoo/vae_mnist.json`).
 
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/vae_mnist.py --epochs 100
     # finish from a checkpoint of an interrupted or shortened run:
@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import keras
 import numpy as np
 
-from keras_gen import data, plots, zoo
-from keras_gen.recipes import machine_description, now_iso, write_card, run_history
-from keras_gen.trainer import fit_with_artifacts, save_zoo_weights
-from keras_gen.vae import make_vae
+from keras_gen import data, plots
+from keras_gen.models.vae import make_vae
+from keras_gen.runs import fit_with_artifacts
+from keras_gen.zoo.publish import publish, run_history
 
 NAME = "vae_mnist"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHITECTURE = {
-    "builder": "keras_gen.vae.make_vae",
+    "factory": "vae",
     "kwargs": {
         "architecture": "conv",
         "input_shape": [28, 28, 1],
@@ -76,29 +76,26 @@ def finalize(model_path, args, train_seconds=None):
     history, epochs, recorded_seconds = run_history(args.out)
     train_seconds = recorded_seconds if train_seconds is None else train_seconds
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    weights = os.path.join(root, "saved_models", f"{NAME}.weights.h5")
-    save_zoo_weights(model, weights)
-    figures = os.path.join(root, "zoo", "figures")
+    figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
     plots.save_samples(model.sample(100, seed=0), os.path.join(figures, f"{NAME}_samples.png"),
                        title="vae_mnist: means of p(x|z), z ~ N(0, I)")
     plots.plot_latent_clusters(model, x_test[:5000], labels[:5000], os.path.join(figures, f"{NAME}_latent.png"))
+    figure_paths = [f"zoo/figures/{NAME}_samples.png", f"zoo/figures/{NAME}_latent.png"]
     if history:
         plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
+        figure_paths.append(f"zoo/figures/{NAME}_loss.png")
 
     sem = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731
-    card = {
-        "name": NAME,
-        "family": "vae",
-        "description": "Convolutional VAE, latent 32, Bernoulli decoder, on binarized MNIST.",
-        "architecture": ARCHITECTURE,
-        "dataset": {"name": "mnist", "preprocessing": "binarized", "split": "train",
-                    "note": "dynamic binarization during training"},
-        "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.Adam(1e-4))},
-        "recipe": f"training/{NAME}.py",
-        "weights": {"file": f"{NAME}.weights.h5", "sha256": zoo.sha256(weights)},
-        "metrics": {
+    card = publish(
+        model, args.root, NAME, family="vae",
+        description="Convolutional VAE, latent 32, Bernoulli decoder, on binarized MNIST.",
+        architecture=ARCHITECTURE,
+        dataset={"name": "mnist", "preprocessing": "binarized", "split": "train",
+                 "note": "dynamic binarization during training"},
+        compile={"optimizer": keras.optimizers.Adam(1e-4)},
+        command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
+        metrics={
             "test_nll_iwae_nats": round(-float(iwae.mean()), 3),
             "test_nll_iwae_sem": round(sem(iwae), 3),
             "test_nll_iwae_k": args.k,
@@ -110,22 +107,17 @@ def finalize(model_path, args, train_seconds=None):
                         "the IWAE bound on its first test_nll_iwae_images images",
             "units": "nats per image",
         },
-        "training": {
+        training={
             "epochs": epochs,
             "batch_size": BATCH_SIZE,
             "optimizer": "Adam 1e-3, exponential decay x0.8 every 10 epochs",
             "seconds": None if train_seconds is None else round(train_seconds),
             "seconds_note": "wall time of fit, summed over resumed runs; the CPU was shared with other jobs",
             "evaluation_seconds": round(eval_seconds),
-            "machine": machine_description(),
-            "date": now_iso(),
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         },
-        "figures": [f"zoo/figures/{NAME}_samples.png", f"zoo/figures/{NAME}_latent.png",
-                    f"zoo/figures/{NAME}_loss.png"],
-    }
-    write_card(os.path.join(root, "zoo", f"{NAME}.json"), card)
-    print(card["metrics"])
+        figures=figure_paths,
+    )
+    print(card.metrics)
     return card
 
 
@@ -134,6 +126,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--out", default="runs/vae_mnist")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL bound")
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
     parser.add_argument("--iwae-images", type=int, default=1000, help="test images for the IWAE bound")

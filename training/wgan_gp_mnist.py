@@ -9,7 +9,7 @@ beta1 0.5 and beta2 0.9, 64 real images per critic update (fit's batch of
 320 is split over the 5 critic steps). MNIST scaled to [-1, 1]. The model
 samples from a moving average of the generator's weights (momentum 0.995:
 about one epoch of 187 generator steps). Resumable; the shared steps
-(figures, card) are those of `training/dcgan_mnist.py`.
+(training, figures, card) are `keras_gen.recipes.gan`.
 
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/wgan_gp_mnist.py --epochs 20
     python training/wgan_gp_mnist.py --finalize runs/wgan_gp_mnist/checkpoints/epoch_005.keras
@@ -26,30 +26,26 @@ stage's record):
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from keras_gen.models import gan
+from keras_gen.recipes.gan import GanRecipe, main
 
-from dcgan_mnist import main  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from keras_gen import gan  # noqa: E402
-
-CONFIG = {
-    "name": "wgan_gp_mnist",
-    "description": "WGAN-GP (lambda 10, n_critic 5) with the DCGAN tutorial's generator and a dropout-free "
-                   "critic, on MNIST in [-1, 1].",
-    "architecture": {
-        "builder": "keras_gen.gan.make_gan",
-        "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100, "noise": "normal",
-                   "discriminator_kwargs": {"dropout": 0.0}, "generator_average": 0.995,
-                   "name": "wgan_gp_mnist"},
-    },
-    "compile": gan.wgan_gp_compile_kwargs,
-    "batch_size": 5 * 64,
-    "training_note": "Adam 1e-4, beta1 0.5, beta2 0.9 (both players), 5 critic updates of 64 real images "
-                     "per generator update, gradient penalty 10",
-    "epochs": 20,
-}
+RECIPE = GanRecipe(
+    name="wgan_gp_mnist",
+    description="WGAN-GP (lambda 10, n_critic 5) with the DCGAN tutorial's generator and a dropout-free "
+                "critic, on MNIST in [-1, 1].",
+    architecture={"factory": "gan",
+                  "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100,
+                             "noise": "normal", "discriminator_kwargs": {"dropout": 0.0},
+                             "generator_average": 0.995, "name": "wgan_gp_mnist"}},
+    compile=gan.wgan_gp_compile_kwargs,
+    batch_size=5 * 64,
+    training_note="Adam 1e-4, beta1 0.5, beta2 0.9 (both players), 5 critic updates of 64 real images "
+                  "per generator update, gradient penalty 10",
+    epochs=20,
+)
 
 if __name__ == "__main__":
-    main(CONFIG, doc=__doc__)
+    main(RECIPE, ROOT, doc=__doc__)

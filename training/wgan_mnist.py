@@ -6,7 +6,7 @@ Wasserstein loss, every critic weight clipped to [-0.01, 0.01] after each
 critic update, 5 critic updates per generator update, RMSprop 5e-5, 64 real
 images per critic update (fit's batch of 320 is split over the 5 critic
 steps). MNIST scaled to [-1, 1]. Resumable;
-the shared steps (figures, card) are those of `training/dcgan_mnist.py`.
+the shared steps (training, figures, card) are `keras_gen.recipes.gan`.
 
     TFDS_DATA_DIR=../shared/tensorflow_datasets python training/wgan_mnist.py --epochs 20
     python training/wgan_mnist.py --finalize runs/wgan_mnist/checkpoints/epoch_005.keras
@@ -15,29 +15,25 @@ the shared steps (figures, card) are those of `training/dcgan_mnist.py`.
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from keras_gen.models import gan
+from keras_gen.recipes.gan import GanRecipe, main
 
-from dcgan_mnist import main  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from keras_gen import gan  # noqa: E402
-
-CONFIG = {
-    "name": "wgan_mnist",
-    "description": "WGAN with weight clipping (c 0.01, n_critic 5) with the DCGAN tutorial's generator and a "
-                   "dropout-free critic, on MNIST in [-1, 1].",
-    "architecture": {
-        "builder": "keras_gen.gan.make_gan",
-        "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100, "noise": "normal",
-                   "discriminator_kwargs": {"dropout": 0.0}, "name": "wgan_mnist"},
-    },
-    "compile": gan.wgan_compile_kwargs,
-    "batch_size": 5 * 64,
-    "training_note": "RMSprop 5e-5 (both players), 5 critic updates of 64 real images per generator "
-                     "update, critic weights clipped to [-0.01, 0.01]",
-    "epochs": 20,
-}
+RECIPE = GanRecipe(
+    name="wgan_mnist",
+    description="WGAN with weight clipping (c 0.01, n_critic 5) with the DCGAN tutorial's generator and a "
+                "dropout-free critic, on MNIST in [-1, 1].",
+    architecture={"factory": "gan",
+                  "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100,
+                             "noise": "normal", "discriminator_kwargs": {"dropout": 0.0}, "name": "wgan_mnist"}},
+    compile=gan.wgan_compile_kwargs,
+    batch_size=5 * 64,
+    training_note="RMSprop 5e-5 (both players), 5 critic updates of 64 real images per generator "
+                  "update, critic weights clipped to [-0.01, 0.01]",
+    epochs=20,
+)
 
 if __name__ == "__main__":
-    main(CONFIG, doc=__doc__)
+    main(RECIPE, ROOT, doc=__doc__)

@@ -38,21 +38,26 @@ def save_atomically(model, path, weights_only=None):
     return path
 
 
-def write_json(path, obj):
-    """Write `obj` as indented JSON to `path`, atomically."""
+def write_text(path, text):
+    """Write `text` to `path`, atomically."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_json(path, obj):
+    """Write `obj` as indented JSON to `path`, atomically."""
+    return write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def sha256(path, chunk=1 << 20):

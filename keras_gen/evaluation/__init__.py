@@ -4,6 +4,8 @@
 * `metrics`: Fréchet distance, classifier score, KID, precision/recall, MMD.
 * `sample_quality`: the classifier's view of image sets, and the reference rows.
 * `table`: `evaluate(model_or_name)`, one row of the zoo's evaluation table.
+* `zoo_table`: `evaluate_zoo`, the whole table as a section of BENCHMARKS.md
+  (`keras-gen evaluate --all`, benchmarks/evaluate_zoo.py).
 """
 
 from keras_gen.evaluation.sample_quality import (  # noqa: F401

@@ -28,8 +28,8 @@ class NotEvaluable(ValueError):
 def load_classifier(name=CLASSIFIER_NAME):
     """The domain classifier from the zoo, its weights sha256-checked first."""
     entry = zoo.card(name)
-    if entry.get("family") != "classifier":
-        raise zoo.ZooError(f"Zoo entry {name!r} is a {entry.get('family')!r} model, not a classifier.")
+    if entry.family != "classifier":
+        raise zoo.ZooError(f"Zoo entry {name!r} is a {entry.family!r} model, not a classifier.")
     return zoo.load(name)
 
 

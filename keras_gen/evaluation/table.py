@@ -126,7 +126,7 @@ def evaluate(model_or_name, n_samples=10_000, seed=0, likelihood=True, classifie
     """
     if isinstance(model_or_name, str):
         entry = zoo.card(model_or_name)
-        if entry.get("family") == "classifier":
+        if entry.family == "classifier":
             raise NotEvaluable(f"{model_or_name!r} is the domain classifier, not a generative model.")
         model = zoo.load(model_or_name)
     else:

@@ -1,48 +1,52 @@
 """The model zoo: named, pretrained models loaded in one line.
 
-Each entry is a JSON card in `zoo/` (architecture, dataset, recipe, weights
-file, sha256, measured metrics, training time and machine); its weights live
-in `saved_models/`. `load` checks the weights' sha256 before Keras reads a
-byte of them, so a corrupted or tampered file is refused with a clear error.
+Each entry is a card in `zoo/` (`keras_gen.zoo.card`: architecture, dataset,
+recipe, weights file, sha256, measured metrics, training record); its
+weights live in `saved_models/`. `load` checks the weights' sha256 before
+Keras reads a byte of them, so a corrupted or tampered file is refused with
+a clear error.
 
 Cards and weights are found, in order, in `$KERAS_GEN_HOME`, the source tree
 this package sits in (a checkout or an editable install), and the data folder
-a regular wheel install puts them in (`<prefix>/share/keras-gen`).
+a regular wheel install puts them in (`<prefix>/share/keras-gen`). A card in
+an earlier folder replaces one of the same name in a later folder.
+
+A malformed card spoils only its own entry: `names()` lists the others (and
+warns, naming the bad file), `load` of a good entry works, and `card` or
+`load` of the bad one raises its `ZooError`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
-import keras
+from keras_gen.core.files import sha256
+from keras_gen.zoo import registry
+from keras_gen.zoo.card import ZooCard, ZooError, compile_kwargs, read
 
 DATA_FOLDER = ("share", "keras-gen")
-
-
-class ZooError(KeyError):
-    """Unknown zoo name or an unusable card."""
-
-    def __str__(self):  # KeyError would print the repr with quotes
-        return str(self.args[0]) if self.args else ""
 
 
 class WeightsIntegrityError(ValueError):
     """A weights file whose sha256 does not match its card."""
 
 
+class ZooCardWarning(UserWarning):
+    """A malformed card was skipped while listing the zoo."""
+
+
 def roots():
     """Folders holding `zoo/` and `saved_models/`, in the order searched."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent  # keras_gen/zoo
     candidates = []
     if os.environ.get("KERAS_GEN_HOME"):
         candidates.append(Path(os.environ["KERAS_GEN_HOME"]))
-    candidates.append(here.parent)  # source checkout / editable install
-    candidates.append(here.parents[3].joinpath(*DATA_FOLDER) if len(here.parents) > 3 else None)
+    candidates.append(here.parents[1])  # source checkout / editable install
+    # <prefix>/lib/pythonX.Y/site-packages/keras_gen/zoo -> <prefix>/share/keras-gen
+    candidates.append(here.parents[4].joinpath(*DATA_FOLDER) if len(here.parents) > 4 else None)
     candidates.append(Path(sys.prefix).joinpath(*DATA_FOLDER))
     seen, out = set(), []
     for c in candidates:
@@ -52,41 +56,48 @@ def roots():
     return out
 
 
-def _cards():
-    cards = {}
-    for root in reversed(roots()):  # earlier roots win
-        for f in sorted((root / "zoo").glob("*.json")):
-            card = json.loads(f.read_text())
-            card["_root"] = str(root)
-            cards[card["name"]] = card
-    return cards
+def entries():
+    """{name: ZooCard, or the ZooError of its malformed card}, earlier roots winning."""
+    found = {}
+    for root in reversed(roots()):
+        for path in sorted((root / "zoo").glob("*.json")):
+            try:
+                found[path.name.removesuffix(".json")] = read(path)
+            except ZooError as err:
+                found[path.name.removesuffix(".json")] = err
+    return found
 
 
-def list():  # noqa: A001 - the zoo's public verb
-    """Names of the zoo's entries."""
-    return sorted(_cards())
+def problems():
+    """The ZooErrors of the malformed cards (one line each, naming the file)."""
+    return [e for _, e in sorted(entries().items()) if isinstance(e, ZooError)]
+
+
+def names():
+    """Names of the zoo's well-formed entries; each malformed card is reported
+    as a `ZooCardWarning` naming its file, and left out."""
+    found = entries()
+    for name in sorted(found):
+        if isinstance(found[name], ZooError):
+            warnings.warn(f"skipped: {found[name]}", ZooCardWarning, stacklevel=2)
+    return sorted(name for name, entry in found.items() if isinstance(entry, ZooCard))
 
 
 def card(name):
-    """The card of entry `name` (a dict)."""
-    cards = _cards()
-    if name not in cards:
-        known = ", ".join(sorted(cards)) or "none found"
+    """The validated `ZooCard` of entry `name`."""
+    found = entries()
+    entry = found.get(name)
+    if isinstance(entry, ZooError):
+        raise entry
+    if entry is None:
+        known = ", ".join(n for n in sorted(found) if isinstance(found[n], ZooCard)) or "none found"
         raise ZooError(f"Unknown zoo model {name!r}. Known: {known}.")
-    return cards[name]
-
-
-def sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    return entry
 
 
 def weights_path(name):
     entry = card(name)
-    return Path(entry["_root"]) / "saved_models" / entry["weights"]["file"]
+    return entry.root / "saved_models" / entry.weights.file
 
 
 def verify(name):
@@ -95,14 +106,14 @@ def verify(name):
     path = weights_path(name)
     if not path.is_file():
         raise FileNotFoundError(
-            f"Weights of zoo model {name!r} not found at {path}. Retrain with {entry.get('recipe')}."
+            f"Weights of zoo model {name!r} not found at {path}. "
+            f"Retrain from a source checkout with: {entry.recipe.command}"
         )
-    expected = entry["weights"]["sha256"]
     actual = sha256(path)
-    if actual != expected:
+    if actual != entry.weights.sha256:
         raise WeightsIntegrityError(
             f"Weights file {path} for zoo model {name!r} is corrupted or was modified: "
-            f"sha256 {actual} does not match the card's {expected}. Refusing to load it."
+            f"sha256 {actual} does not match the card's {entry.weights.sha256}. Refusing to load it."
         )
     return path
 
@@ -111,41 +122,29 @@ def build(name_or_card, seed=None, weights=None):
     """Build the model an entry describes: built, with `weights` loaded if
     given, then compiled (a fresh optimizer, ready for fine-tuning)."""
     entry = card(name_or_card) if isinstance(name_or_card, str) else name_or_card
-    model = build_from_architecture(entry["architecture"], seed=seed)
+    source = entry.path or entry.name
+    try:
+        model = registry.build_model(entry.architecture.factory, entry.architecture.kwargs, seed=seed)
+    except TypeError as err:
+        raise ZooError(f"Zoo card {source}: {err}") from None
     model.build_for_data()
     if weights is not None:
+        # Before compiling: the file holds the model's variables only, and an
+        # uncompiled model has no optimizer state for Keras to look for.
         model.load_weights(weights)
-    model.compile(**compile_kwargs(entry.get("compile", {})))
+    try:
+        model.compile(**compile_kwargs(entry))
+    except (TypeError, ValueError) as err:
+        raise ZooError(f"Zoo card {source}: compile: {err}") from None
     return model
 
 
-def build_from_architecture(architecture, seed=None):
-    builder = architecture["builder"]
-    module_name, _, func_name = builder.rpartition(".")
-    if not module_name.startswith("keras_gen."):
-        raise ZooError(f"Builder {builder!r} is not part of keras_gen; refusing to import it.")
-    fn = getattr(importlib.import_module(module_name), func_name)
-    kwargs = dict(architecture.get("kwargs", {}))
-    if seed is not None:
-        kwargs["seed"] = seed
-    return fn(**kwargs)
-
-
-def compile_kwargs(spec):
-    """Keras objects from a card's `compile` section ({"optimizer": {...}, ...})."""
-    out = {}
-    for key, value in spec.items():
-        if isinstance(value, dict) and "class_name" in value:
-            out[key] = keras.optimizers.deserialize(value)
-        else:
-            out[key] = value
-    return out
-
-
 def load(name, pretrained=True, seed=None):
-    """The zoo model `name`, built and compiled, with its verified weights."""
+    """The zoo model `name`, built and compiled, with its verified weights.
+
+    `model.zoo_card` holds the card's JSON object (a dict)."""
     entry = card(name)
     path = verify(name) if pretrained else None  # integrity first, before any work
     model = build(entry, seed=seed, weights=path)
-    model.zoo_card = {k: v for k, v in entry.items() if not k.startswith("_")}
+    model.zoo_card = entry.to_dict()
     return model

@@ -1,5 +1,13 @@
-"""Helpers shared by the zoo recipes in `training/` and the benchmarks:
-describing the machine, stamping dates, writing cards atomically."""
+"""Publishing a zoo entry: the one way a trained model becomes `zoo/NAME.json`
+and `saved_models/NAME.weights.h5`.
+
+`publish` writes the weights (the model's variables only: no optimizer
+state, which a zoo user never needs and which made Keras warn on load), their
+sha256, and a card validated against the schema of `keras_gen.zoo.card`
+*before* any file is touched, written atomically. Every recipe in
+`training/` ends with it. `machine_description`, `now_iso`, `command_line`
+and `run_history` describe the run for the card's training record.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,15 @@ import datetime
 import json
 import os
 import platform
-import tempfile
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from keras_gen.core.files import save_atomically, sha256, write_json
+from keras_gen.zoo import registry
+from keras_gen.zoo.card import SCHEMA_VERSION, Weights, from_dict, read
+
+PENDING_SHA256 = "0" * 64  # stands in for the weights' hash while the card is checked before writing
 
 
 def machine_description():
@@ -30,16 +46,9 @@ def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def write_card(path, card):
-    """Write a zoo card (JSON) atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(card, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+def command_line():
+    """The command this process runs, as typed (`python training/x.py --out ...`)."""
+    return " ".join([os.path.basename(sys.executable)] + sys.argv)
 
 
 def run_history(out_dir):
@@ -52,3 +61,90 @@ def run_history(out_dir):
     epochs = len(history.get("loss", [])) or None
     seconds = float(np.nansum(history["epoch_seconds"])) if history.get("epoch_seconds") else None
     return history, epochs, seconds
+
+
+def save_zoo_weights(model, architecture, path):
+    """`model`'s variables, and nothing else, as `.weights.h5` at `path`, atomically.
+
+    A fresh, uncompiled model is built from `architecture` ({"factory",
+    "kwargs"}, as on the card) and receives every variable of `model` (weights,
+    seed states, persistent chains); saving it leaves the optimizer state out.
+    Building from the card's own description also proves the card describes
+    this model: a mismatch in any variable's shape is refused.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"Zoo weights must end in .weights.h5, got {path!r}.")
+    copy = registry.build_model(architecture["factory"], architecture["kwargs"])
+    copy.build_for_data()
+    model.build_for_data()
+    source, target = model.variables, copy.variables
+    if len(source) != len(target):
+        raise ValueError(f"The card's architecture makes {len(target)} variables; the model to publish has "
+                         f"{len(source)}.")
+    for s, t in zip(source, target):
+        if tuple(s.shape) != tuple(t.shape) or s.dtype != t.dtype:
+            raise ValueError(f"The card's architecture does not describe this model: variable {t.path} is "
+                             f"{t.dtype}{tuple(t.shape)}, the model's {s.path} is {s.dtype}{tuple(s.shape)}.")
+        t.assign(s)
+    return save_atomically(copy, path)
+
+
+def _plain_compile(compile):
+    """Compile arguments as card data: optimizers serialized, no `jit_compile`
+    (XLA is for the loading machine's model default to decide)."""
+    import keras
+
+    out = {}
+    for key, value in (compile or {}).items():
+        if key == "jit_compile":
+            continue
+        out[key] = keras.optimizers.serialize(value) if isinstance(value, keras.optimizers.Optimizer) else value
+    return out
+
+
+def publish(model, root, name, *, family, description, architecture, dataset, metrics, training, command,
+            script=None, compile=None, sample_kwargs=None, features=None, figures=()):
+    """Write zoo entry `name` under `root` (its `zoo/` and `saved_models/`); return its card.
+
+    * `architecture`: {"factory": registry key, "kwargs": {...}} making `model`;
+    * `compile`: arguments for a fine-tuning compile (optimizer objects or
+      configs, plain values);
+    * `command`: what reproduces the entry from a checkout's root
+      (e.g. "python training/vae_mnist.py"); `script` defaults to
+      training/NAME.py;
+    * `training`: the run's record; the machine, the date and the command
+      this process runs are added unless given;
+    * `figures`: paths under `root`, which must exist.
+
+    The card is validated before anything is written; then the weights, then
+    the card (each atomically).
+    """
+    root = Path(root)
+    card_path = root / "zoo" / f"{name}.json"
+    weights_path = root / "saved_models" / f"{name}.weights.h5"
+    missing = [f for f in figures if not (root / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"Figures of zoo entry {name!r} not found under {root}: {', '.join(missing)}")
+    record = dict(training)
+    record.setdefault("machine", machine_description())
+    record.setdefault("date", now_iso())
+    record.setdefault("command", command_line())
+    draft = {
+        "schema_version": SCHEMA_VERSION, "name": name, "family": family, "description": description,
+        "architecture": {"factory": architecture["factory"], "kwargs": dict(architecture["kwargs"])},
+        "compile": _plain_compile(compile), "sample_kwargs": dict(sample_kwargs or {}), "dataset": dataset,
+        "weights": {"file": weights_path.name, "sha256": PENDING_SHA256},
+        "recipe": {"script": script or f"training/{name}.py", "command": command},
+        **({"features": features} if features is not None else {}),
+        "metrics": metrics, "training": record, "figures": list(figures),
+    }
+    card = from_dict(draft, source=card_path)
+    try:
+        json.dumps(draft)
+    except TypeError as err:  # e.g. a numpy float32 among the metrics
+        raise ValueError(f"Zoo card {card_path}: not JSON data ({err}); convert with float()/int()/.tolist()") from None
+    save_zoo_weights(model, draft["architecture"], weights_path)
+    card = replace(card, weights=Weights(weights_path.name, sha256(weights_path)))
+    write_json(card_path, card.to_dict())
+    return read(card_path)

@@ -1,0 +1,9 @@
+"""What the scripts in benchmarks/ share, so that no benchmark imports another.
+
+* `report`: a benchmark's results as a section of BENCHMARKS.md, headed by
+  the machine, date and command (`BenchmarksFile`, `markdown_table`).
+* `timing`: the float32 matmul ceiling and repetitions in rotating order.
+* `vae`, `dcgan`: the reference implementations keras-gen is timed against
+  (the keras.io VAE example, the TensorFlow DCGAN tutorial), keras-gen's own
+  contenders in the same configuration, and their FLOP counts.
+"""
