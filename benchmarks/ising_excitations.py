@@ -14,7 +14,7 @@ all down) and all 64 placements on the torus:
   flips are e^{4/T} times likelier than two independent ones. This is the
   clustering of excitations that the susceptibility measures below Tc.
 
-`ising_models.exact_ising_rbm` (two bond filters) is the same model written
+`keras_gen.models.ising.exact_ising_rbm` (two bond filters) is the same model written
 exactly as an RBM; its rows check the measurement (they must equal ΔE). For the
 bond entry the learned bond weights |a| (two per filter, one filter per lattice
 direction) are compared with the exact a = 2 arccosh(e^{2/T}) in a second table
@@ -26,18 +26,17 @@ and `benchmarks/figures/ising_bond_weights.png`.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from benchmarks.report import header, write_section  # noqa: E402
-from keras_gen import ising_models, zoo  # noqa: E402
-from keras_gen.rbm import free_energy_numpy  # noqa: E402
+from keras_gen import zoo
+from keras_gen.evaluation.likelihood import free_energy_numpy
+from keras_gen.models.ising import exact_ising_rbm
+from keras_gen.recipes.report import header, write_section
 
 L = 8
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXCITATIONS = {  # name: (flipped sites relative to the origin as (row, column), exact ΔE)
     "single": ([(0, 0)], 8),
     "adjacent pair": ([(0, 0), (0, 1)], 12),
@@ -94,7 +93,7 @@ def bond_weights(model):
     ax.set_title("Bond RBM weights learned by CD-20, 8x8 torus", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures", "ising_bond_weights.png")
+    path = os.path.join(ROOT, "benchmarks", "figures", "ising_bond_weights.png")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -108,27 +107,27 @@ def main():
     temperatures = next(iter(models.values())).temperatures
     names = [*EXCITATIONS, "pair binding"]
     exact = {**{n: float(e) for n, (_, e) in EXCITATIONS.items()}, "pair binding": -4.0}
-    lines = [header("What the Ising RBMs learned about excitations (exact free energies)"),
+    lines = [header("What the Ising RBMs learned about excitations (exact free energies)", ROOT),
              "- T·[F(excited) - F(ground)] of the zoo entries `ising_rbm_L8` (zoo RBM) and `ising_bond_rbm_L8` "
              "(bond RBM), averaged over both ground "
              "states and the 64 placements; exact: the Ising energy cost ΔE (Boltzmann weights, no Z)",
              "- pair binding = adjacent pair - 2 × single: exactly -4 (adjacent flips cluster); 0 means "
              "the RBM treats flips as independent, which gives chi_indep below Tc",
-             "- `exact RBM` rows: `ising_models.exact_ising_rbm(8, T)` (two bond filters), the check",
+             "- `exact RBM` rows: `keras_gen.models.ising.exact_ising_rbm(8, T)` (two bond filters), the check",
              "", "| T | model | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names),
              "| any | exact ΔE | " + " | ".join(f"{exact[n]:.0f}" for n in names) + " |"]
     for i, t in enumerate(temperatures):
         for label, model in models.items():
             learned = excitation_costs(model.rbm_layers[model.index(t)], t)
             lines.append(f"| {t:.3f} | {label} | " + " | ".join(f"{learned[n]:.2f}" for n in names) + " |")
-        reference = excitation_costs(ising_models.exact_ising_rbm(L, t).rbm, t)
+        reference = excitation_costs(exact_ising_rbm(L, t).rbm, t)
         lines.append(f"| {t:.3f} | exact RBM | " + " | ".join(f"{reference[n]:.2f}" for n in names) + " |")
     if "bond RBM" in models:
         lines += bond_weights(models["bond RBM"])
     lines.insert(1, f"- wall time: {time.perf_counter() - start:.1f} s")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
-    write_section("ising_excitations", markdown)
+    write_section("ising_excitations", markdown, os.path.join(ROOT, "BENCHMARKS.md"))
 
 
 if __name__ == "__main__":

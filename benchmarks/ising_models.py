@@ -8,9 +8,9 @@ For each of the eleven temperatures of Torlai & Melko (2016) (1.0 .. 3.54 with T
 * bond RBM: the zoo entry `ising_bond_rbm_L8` (translation-tied RBM, hidden units on
   the bonds, CD-20, recipe `training/ising_bond_rbm.py`), same protocol with chains
   started from the two ordered states.
-* VAE: `ising_models.make_ising_vae` (torus convolutions, latent 4, Bernoulli
+* VAE: `keras_gen.models.ising.make_ising_vae` (torus convolutions, latent 4, Bernoulli
   decoder) trained per temperature; spins drawn as z ~ N(0, I), s ~ Bernoulli(decoder).
-* GAN: `keras_gen.gan.make_gan("mlp")` on ±1 spins (tanh output) trained per
+* GAN: `keras_gen.models.gan.make_gan("mlp")` on ±1 spins (tanh output) trained per
   temperature; spins drawn as s ~ Bernoulli((G(z) + 1) / 2).
 
 Each model's E/N, <|m|>, C and chi (jackknife errors) are compared with the exact
@@ -27,59 +27,69 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
 import os
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from benchmarks.report import header, write_section  # noqa: E402
-from keras_gen import ising, ising_models, zoo  # noqa: E402
+from keras_gen import zoo
+from keras_gen.evaluation.ising import (
+    COMPARED,
+    bernoulli_spins,
+    compare_with_exact,
+    measure_ising_rbms,
+    plot_observables,
+    results_table,
+    vae_spins,
+)
+from keras_gen.physics import reference_temperatures, transfer_matrix
+from keras_gen.physics.datasets import load_arrays
+from keras_gen.recipes.ising import RBM_RECIPE, VAE_RECIPE, train_ising_vae
+from keras_gen.recipes.report import header, write_section
 
 L = 8
-FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIGURES = os.path.join(ROOT, "benchmarks", "figures")
+RECIPE_FILES = {"ising_rbm_L8": "training/ising_rbm.py", "ising_bond_rbm_L8": "training/ising_bond_rbm.py"}
 GAN_RECIPE = {"latent_dim": 16, "hidden": [128, 128], "epochs": 20, "batch_size": 256, "learning_rate": 2e-4}
 
 
-def rbm_rows(temperatures, exact, train=False, bond=False, label="RBM"):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
-    import ising_bond_rbm
-    import ising_rbm as recipe  # the zoo recipes: same sampling protocol as the cards
-
-    variant = ising_bond_rbm.VARIANT if bond else recipe.VARIANT
+def rbm_rows(temperatures, name, train=False, label="RBM"):
+    """The zoo entry `name` measured with its card's sampling protocol; `train` first
+    reruns its recipe in `training/` (in its own process, as from the command line)."""
     if train:
-        recipe.main([], variant=variant)
-    model = zoo.load(variant["name"])
-    rows, _ = recipe.evaluate(model, temperatures, variant=variant)
-    card = zoo.card(variant["name"])
+        subprocess.run([sys.executable, os.path.join(ROOT, RECIPE_FILES[name])], cwd=ROOT, check=True)
+    model = zoo.load(name)
+    rows, _ = measure_ising_rbms(model, temperatures)
+    card = zoo.card(name)
     return [(label, t, c) for _, t, c in rows], card["training"].get("seconds")
 
 
-def vae_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None):
+def vae_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None, epochs=None):
     rows, seconds = [], 0.0
     for i, temp in enumerate(temperatures):
         if subset is not None and i not in subset:
             continue
         t0 = time.perf_counter()
-        model, _ = ising_models.train_ising_vae(x[i][:n_train], L=L, seed=seed + i, name=f"ising_vae_{i}")
+        model, _ = train_ising_vae(x[i][:n_train], L=L, epochs=epochs, seed=seed + i, name=f"ising_vae_{i}")
         seconds += time.perf_counter() - t0
-        spins = ising_models.vae_spins(model, 100_000, seed=seed + 1000 + i)
-        rows.append(("VAE", temp, ising_models.compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
+        spins = vae_spins(model, 100_000, seed=seed + 1000 + i)
+        rows.append(("VAE", temp, compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
         print(f"VAE T = {temp:.4f}: " + _summary(rows[-1][2]), flush=True)
     return rows, seconds
 
 
-def gan_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None):
+def gan_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None, epochs=None):
     import keras
     import tensorflow as tf
 
-    from keras_gen.gan import make_gan
+    from keras_gen.models.gan import make_gan
 
     rows, seconds = [], 0.0
-    r = GAN_RECIPE
+    r = dict(GAN_RECIPE, **({"epochs": epochs} if epochs else {}))
     for i, temp in enumerate(temperatures):
         if subset is not None and i not in subset:
             continue
@@ -96,14 +106,14 @@ def gan_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None):
         model.fit(data, epochs=r["epochs"], verbose=0)
         seconds += time.perf_counter() - t0
         means = (model.sample(100_000, seed=seed + 1000 + i) + 1.0) / 2.0
-        spins = ising_models.bernoulli_spins(np.clip(means, 0.0, 1.0), seed=seed + 2000 + i)
-        rows.append(("GAN", temp, ising_models.compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
+        spins = bernoulli_spins(np.clip(means, 0.0, 1.0), seed=seed + 2000 + i)
+        rows.append(("GAN", temp, compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
         print(f"GAN T = {temp:.4f}: " + _summary(rows[-1][2]), flush=True)
     return rows, seconds
 
 
 def _summary(comp):
-    return ", ".join(f"{n} {100 * comp[n]['relative']:+.2f}%" for n in ising_models.COMPARED)
+    return ", ".join(f"{n} {100 * comp[n]['relative']:+.2f}%" for n in COMPARED)
 
 
 def main(argv=None):
@@ -118,35 +128,36 @@ def main(argv=None):
                         help="indices (0-10) of the temperatures at which to train the VAE and GAN (default all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.epochs:
-        ising_models.VAE_RECIPE["epochs"] = GAN_RECIPE["epochs"] = args.epochs
+    vae_recipe = dict(VAE_RECIPE, **({"epochs": args.epochs} if args.epochs else {}))
+    gan_recipe = dict(GAN_RECIPE, **({"epochs": args.epochs} if args.epochs else {}))
 
     start = time.perf_counter()
-    temperatures = ising_models.reference_temperatures()
-    exact = {n: v for n, v in ising.transfer_matrix(L, temperatures).items() if n in ising_models.COMPARED}
-    x, _ = ising.load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True,
-                             seed=args.seed)
+    temperatures = reference_temperatures()
+    exact = {n: v for n, v in transfer_matrix(L, temperatures).items() if n in COMPARED}
+    x, _ = load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True,
+                       seed=args.seed)
     x = x.reshape(len(temperatures), args.n_samples, L * L)
-    rows = {"Monte Carlo data": [("Monte Carlo data", t, ising_models.compare_with_exact(
+    rows = {"Monte Carlo data": [("Monte Carlo data", t, compare_with_exact(
         x[i], t, {n: exact[n][i] for n in exact})) for i, t in enumerate(temperatures)]}
     seconds = {}
     if "rbm" in args.families:
         t0 = time.perf_counter()
-        rows["RBM"], train_s = rbm_rows(temperatures, exact, train=args.train_rbm)
+        rows["RBM"], train_s = rbm_rows(temperatures, "ising_rbm_L8", train=args.train_rbm)
         seconds["RBM"] = (train_s, time.perf_counter() - t0)
     if "bond" in args.families:
         t0 = time.perf_counter()
-        rows["bond RBM"], train_s = rbm_rows(temperatures, exact, train=args.train_rbm, bond=True, label="bond RBM")
+        rows["bond RBM"], train_s = rbm_rows(temperatures, "ising_bond_rbm_L8", train=args.train_rbm,
+                                             label="bond RBM")
         seconds["bond RBM"] = (train_s, time.perf_counter() - t0)
     if "vae" in args.families:
         t0 = time.perf_counter()
         rows["VAE"], train_s = vae_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
-                                         subset=args.subset)
+                                         subset=args.subset, epochs=args.epochs)
         seconds["VAE"] = (train_s, time.perf_counter() - t0)
     if "gan" in args.families:
         t0 = time.perf_counter()
         rows["GAN"], train_s = gan_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
-                                         subset=args.subset)
+                                         subset=args.subset, epochs=args.epochs)
         seconds["GAN"] = (train_s, time.perf_counter() - t0)
 
     # Families not run this time keep the rows of the last run that measured them.
@@ -162,7 +173,7 @@ def main(argv=None):
         measured_at[label] = now
     for label in ("RBM", "bond RBM", "VAE", "GAN"):
         if label not in rows and label in previous.get("rows", {}):
-            rows[label] = [(label, r["T"], {**{n: r[n] for n in ising_models.COMPARED}})
+            rows[label] = [(label, r["T"], {**{n: r[n] for n in COMPARED}})
                            for r in previous["rows"][label]]
             seconds[label] = tuple(previous.get("seconds", {}).get(label, (None, 0.0)))
     rows = {label: rows[label] for label in ("Monte Carlo data", "RBM", "bond RBM", "VAE", "GAN") if label in rows}
@@ -170,46 +181,46 @@ def main(argv=None):
     points = {}
     for label, family_rows in rows.items():
         p = {"T": [t for _, t, _ in family_rows]}
-        for n in ising_models.COMPARED:
+        for n in COMPARED:
             p[n] = [(c[n]["value"], c[n]["error"]) for _, _, c in family_rows]
         points[label] = p
-    figures = ising_models.plot_observables(points, L, FIGURES, prefix="ising_models")
+    figures = plot_observables(points, L, FIGURES, prefix="ising_models")
     wall = time.perf_counter() - start
 
-    lines = [header("Generative models of the 8x8 Ising model vs exact thermodynamics"),
+    lines = [header("Generative models of the 8x8 Ising model vs exact thermodynamics", ROOT),
              f"- wall time: {wall / 60:.1f} min in total; per family (training s, training + sampling s): " +
              ", ".join(f"{k} ({'zoo' if v[0] is None else f'{v[0]:.0f}'}, {v[1]:.0f})"
                        for k, v in seconds.items()),
-             "- data: `ising.load_arrays('train', L=8, temperature=T, n_samples="
+             "- data: `keras_gen.data.load_arrays('ising', 'train', L=8, temperature=T, n_samples="
              f"{args.n_samples}, seed={args.seed})` per temperature (Wolff + Metropolis, decorrelated)",
-             "- exact: `ising.transfer_matrix(8, T)`; errors: jackknife over 20 blocks (chains kept whole for "
-             "the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
-             f"- RBM: zoo `ising_rbm_L8` (64 hidden, {ising_models.RBM_RECIPE}); bond RBM: zoo "
+             "- exact: `keras_gen.physics.transfer_matrix(8, T)`; errors: jackknife over 20 blocks (chains kept "
+             "whole for the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
+             f"- RBM: zoo `ising_rbm_L8` (64 hidden, {RBM_RECIPE}); bond RBM: zoo "
              "`ising_bond_rbm_L8` (`training/ising_bond_rbm.py`, chains started ordered); VAE: torus-conv, "
-             f"{ising_models.VAE_RECIPE}; GAN: MLP, {GAN_RECIPE}",
+             f"{vae_recipe}; GAN: MLP, {gan_recipe}",
              "- measured: " + ", ".join(f"{k} {v}" for k, v in measured_at.items() if k in rows) +
              " (a family left out of `--families` keeps its last measurement)",
-             "- figures: " + ", ".join(f"`{os.path.relpath(f, os.path.dirname(FIGURES) + '/..')}`" for f in figures),
+             "- figures: " + ", ".join(f"`{os.path.relpath(f, ROOT)}`" for f in figures),
              ""]
     summary = []
     for label, family_rows in rows.items():
-        ok = {n: sum(c[n]["ok"] for _, _, c in family_rows) for n in ising_models.COMPARED}
-        worst = {n: max(abs(c[n]["relative"]) for _, _, c in family_rows) for n in ising_models.COMPARED}
+        ok = {n: sum(c[n]["ok"] for _, _, c in family_rows) for n in COMPARED}
+        worst = {n: max(abs(c[n]["relative"]) for _, _, c in family_rows) for n in COMPARED}
         summary.append(f"| {label} | " + " | ".join(f"{ok[n]}/{len(family_rows)} (worst {100 * worst[n]:.1f}%)"
-                                                   for n in ising_models.COMPARED) + " |")
+                                                   for n in COMPARED) + " |")
     lines += ["Temperatures within target (of those measured), and the largest relative error over T:", "",
               "| model | E/N | <\\|m\\|> | C | chi |", "|---|---:|---:|---:|---:|", *summary, "",
               "Exact values:", "",
               "| T | E/N | <\\|m\\|> | C | chi |", "|---:|---:|---:|---:|---:|"]
     for i, t in enumerate(temperatures):
-        lines.append(f"| {t:.4f} | " + " | ".join(f"{exact[n][i]:.5f}" for n in ising_models.COMPARED) + " |")
+        lines.append(f"| {t:.4f} | " + " | ".join(f"{exact[n][i]:.5f}" for n in COMPARED) + " |")
     lines += ["", "Per temperature (value ± error, relative deviation from exact):", "",
-              ising_models.results_table([r for family_rows in rows.values() for r in family_rows])]
+              results_table([r for family_rows in rows.values() for r in family_rows])]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
-    write_section("ising_models", markdown)
+    write_section("ising_models", markdown, os.path.join(ROOT, "BENCHMARKS.md"))
     with open(results_path, "w") as f:
-        json.dump({"rows": {label: [{"T": t, **{n: c[n] for n in ising_models.COMPARED}} for _, t, c in fr]
+        json.dump({"rows": {label: [{"T": t, **{n: c[n] for n in COMPARED}} for _, t, c in fr]
                             for label, fr in rows.items()},
                    "seconds": seconds, "measured_at": measured_at}, f, indent=1, default=float)
 

@@ -4,7 +4,7 @@ Temperatures: ``np.linspace(1.0, 3.54, 11)`` (step 0.254) with its point closest
 Tc, 2.27 (0.0008 above Tc), replaced by Tc = 2/ln(1 + sqrt 2) = 2.26919 itself, so
 there are exactly 11 temperatures and Tc is one of them.
 
-Runs ``keras_gen.ising.simulate(8, temperatures, n_samples, seed)`` (no cache, so the
+Runs ``keras_gen.physics.simulate(8, temperatures, n_samples, seed)`` (no cache, so the
 wall time is the simulator's) for several independent seeds and compares E/N, <|m|>,
 C and chi (jackknife errors, ``observables`` with 20 blocks) with
 ``transfer_matrix(8, T)``. Three checks, because one run cannot tell a biased
@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 from scipy import stats
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from keras_gen.physics import TC, lattice_magnetization, reference_temperatures, simulate, transfer_matrix
+from keras_gen.physics.observables import observables
+from keras_gen.recipes.report import header, write_section
 
-from benchmarks.report import header, write_section  # noqa: E402
-from keras_gen import ising  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NAMES = {
     "energy": "E/N",
@@ -46,16 +46,10 @@ NAMES = {
 }
 
 
-def temperatures():
-    t = np.linspace(1.0, 3.54, 11)
-    t[np.argmin(np.abs(t - ising.TC))] = ising.TC
-    return t
-
-
 def magnetization_chi2(spins, p_exact):
     """Chi-square test of the histogram of M against the exact P(M) (bins with >= 5 expected)."""
     N = spins.shape[-1] * spins.shape[-2]
-    counts = np.bincount((ising.lattice_magnetization(spins) + N) // 2, minlength=N + 1)
+    counts = np.bincount((lattice_magnetization(spins) + N) // 2, minlength=N + 1)
     expected = len(spins) * p_exact
     use = expected >= 5
     chi2 = float(((counts[use] - expected[use]) ** 2 / expected[use]).sum())
@@ -73,28 +67,28 @@ def main(argv=None):
     if len(args.seeds) < 2:
         parser.error("give at least two seeds (the error calibration compares them)")
 
-    T = temperatures()
+    T = reference_temperatures()
     t0 = time.perf_counter()
-    exact = ising.transfer_matrix(args.L, T)
+    exact = transfer_matrix(args.L, T)
     t_exact = time.perf_counter() - t0
     runs, metas, sim_seconds = [], [], []
     for seed in args.seeds:
         t1 = time.perf_counter()
-        spins, meta = ising.simulate(args.L, T, args.n_samples, seed=seed, n_chains=args.n_chains)
+        spins, meta = simulate(args.L, T, args.n_samples, seed=seed, n_chains=args.n_chains)
         sim_seconds.append(time.perf_counter() - t1)
         runs.append(spins)
         metas.append(meta)
     # obs[s][i][name] = (value, error)
-    obs = [[ising.observables(spins[i], T[i]) for i in range(len(T))] for spins in runs]
+    obs = [[observables(spins[i], T[i]) for i in range(len(T))] for spins in runs]
     wall = time.perf_counter() - t0
     n_seeds = len(args.seeds)
 
     meta = metas[0]
     lines = [
-        header(f"Ising simulator vs exact transfer matrix, L = {args.L} torus"),
+        header(f"Ising simulator vs exact transfer matrix, L = {args.L} torus", ROOT),
         f"- wall time: {wall:.0f} s (simulation {np.median(sim_seconds):.0f} s per seed, median of "
         f"{n_seeds}; transfer matrix {t_exact:.0f} s; the CPU was shared with other jobs)",
-        f"- temperatures: np.linspace(1.0, 3.54, 11) with 2.27 replaced by Tc = {ising.TC:.6f}",
+        f"- temperatures: np.linspace(1.0, 3.54, 11) with 2.27 replaced by Tc = {TC:.6f}",
         f"- samples: {args.n_samples} per temperature and seed, seeds {args.seeds}, {meta['n_chains']} chains, "
         f"{meta['spacing']} sweeps apart (2 x max tau, rounded up; seed {args.seeds[0]}); Wolff + Metropolis for "
         f"T <= {meta['wolff_max_t']}, Metropolis above",
@@ -134,7 +128,7 @@ def main(argv=None):
     pooled_devs, pvals = [], []
     for i, temp in enumerate(T):
         pooled = np.concatenate([spins[i] for spins in runs])
-        o = ising.observables(pooled, temp)
+        o = observables(pooled, temp)
         for j, (key, label) in enumerate(NAMES.items()):
             value, error = o[key]
             dev = (value - exact[key][i]) / error
@@ -170,7 +164,7 @@ def main(argv=None):
         )
     report = "\n".join(lines) + "\n"
     print(report)
-    write_section("ising_reference", report)
+    write_section("ising_reference", report, os.path.join(ROOT, "BENCHMARKS.md"))
 
 
 if __name__ == "__main__":

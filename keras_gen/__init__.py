@@ -9,6 +9,7 @@ The folder tree is the architecture; lower layers never import higher ones:
     physics/     the 2-D Ising model: lattice, Monte Carlo, exact results, observables
     zoo/         named pretrained models: cards, the factory registry, publishing
     evaluation/  likelihoods, sample quality, the evaluation table
+    recipes/     training procedures shared by the command line, training/ and benchmarks/
     data, callbacks, runs, plots, export, cli: data pipelines, Keras callbacks,
                  training runs with artifacts, figures, SavedModel export, the command
 """
@@ -29,8 +30,10 @@ MOVED = {
     "keras_gen.rbm": "keras_gen.models.rbm (and models.dbn, evaluation.likelihood for exact/AIS "
                      "log-likelihoods, callbacks for FreeEnergyGap and GibbsStepsSchedule)",
     "keras_gen.gan": "keras_gen.models.gan (and callbacks.IterationHistory)",
-    "keras_gen.ising": "keras_gen.physics",
-    "keras_gen.ising_models": "keras_gen.models.ising",
+    "keras_gen.ising": "keras_gen.physics (modules lattice, monte_carlo, datasets, observables, exact)",
+    "keras_gen.ising_models": "keras_gen.models.ising (the models), keras_gen.recipes.ising (training), "
+                              "keras_gen.evaluation.ising (comparison with exact results) and "
+                              "keras_gen.sampling.gibbs.gibbs_chains",
     "keras_gen.metrics": "keras_gen.evaluation.metrics",
     "keras_gen.trainer": "keras_gen.runs",
 }

@@ -259,10 +259,10 @@ def cmd_zoo(args):
 
 def cmd_ising(args):
     """The physics demo: Ising data, an RBM per temperature, thermodynamics vs exact."""
-    from keras_gen.models import ising as ising_models
+    from keras_gen.recipes.ising import demo
 
-    result = ising_models.demo(args.temperatures, L=args.L, n_samples=args.n_samples, epochs=args.epochs,
-                               n_hidden=args.hidden, seed=args.seed, out=args.out)
+    result = demo(args.temperatures, L=args.L, n_samples=args.n_samples, epochs=args.epochs,
+                  n_hidden=args.hidden, seed=args.seed, out=args.out)
     print(result["table"])
     print(f"figures: {', '.join(result['figures'])}")
     print(f"total time: {result['timings']['total_s']:.0f} s")

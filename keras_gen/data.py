@@ -123,13 +123,13 @@ def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False
 
     With preprocessing="binarized" the arrays are one Bernoulli draw (seeded):
     this is how test sets are binarized for likelihood evaluation.
-    "ising" returns (spins, temperatures) from `keras_gen.ising.load_arrays`,
+    "ising" returns (spins, temperatures) from `keras_gen.physics.datasets.load_arrays`,
     which takes the `options` (L, temperature, n_samples, spins, ...).
     """
     if name == "ising":
-        from keras_gen.physics import ising
+        from keras_gen.physics import datasets
 
-        return ising.load_arrays(split, flatten=flatten, seed=seed, **options)
+        return datasets.load_arrays(split, flatten=flatten, seed=seed, **options)
     _no_options(name, options)
     if name in TOY_DATASETS:
         n = {"train": 50_000, "test": 10_000, "validation": 10_000}.get(split, 10_000)
@@ -183,14 +183,14 @@ def load(
 
     "ising" is the 2-D Ising model simulated on the fly (no download; cached):
     `load("ising", "train", L=8, temperature=2.27, n_samples=10000,
-    spins="binary" | "pm1")`, see `keras_gen.ising.load` (labels: temperatures;
+    spins="binary" | "pm1")`, see `keras_gen.physics.datasets.load` (labels: temperatures;
     `preprocessing` does not apply, `spins` chooses {0, 1} or ±1).
     """
     if name == "ising":
-        from keras_gen.physics import ising
+        from keras_gen.physics import datasets
 
-        return ising.load(split, flatten=flatten, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                          with_labels=with_labels, drop_remainder=drop_remainder, **options)
+        return datasets.load(split, flatten=flatten, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             with_labels=with_labels, drop_remainder=drop_remainder, **options)
     _no_options(name, options)
     if name in TOY_DATASETS:
         x, labels = load_arrays(name, split, seed=seed)

@@ -12,7 +12,7 @@ Why: the fully connected entry learns how often single spins flip but prices two
 adjacent flips as two independent ones below T = 1.6
 (`benchmarks/ising_excitations.py`), so its susceptibility there is that of
 independent flips. The Ising model is exactly an RBM of this bond form
-(`ising_models.exact_ising_rbm`). Whether CD learns the right weights from samples
+(`keras_gen.models.ising.exact_ising_rbm`). Whether CD learns the right weights from samples
 is the question this entry answers: the weights start random, and the recipe
 is plain (uncentered) CD-20 from the Monte Carlo samples, with Adam (learning
 rate 0.01, cosine decay to 2%) over 30 epochs. Adam, because the parameters are few and
@@ -33,15 +33,12 @@ half all down (`make_ising_rbms(..., start="ordered")`, on the card), then 2000 
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from keras_gen.recipes.ising_zoo import main
 
-import ising_rbm  # noqa: E402  (the shared recipe: training, evaluation, card)
-
-NAME = "ising_bond_rbm_L8"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANT = {
-    "name": NAME,
+    "name": "ising_bond_rbm_L8",
     "recipe": {"n_hidden": 128, "translation_tied": True, "filter_shape": [(1, 2), (2, 1)], "centering": False,
                "optimizer": "adam", "learning_rate": 0.01, "epochs": 30, "weight_stddev": 0.1},
     "ordered_start": True,
@@ -53,4 +50,4 @@ VARIANT = {
 }
 
 if __name__ == "__main__":
-    ising_rbm.main(variant=VARIANT, doc=__doc__)
+    main(VARIANT, ROOT, doc=__doc__)

@@ -135,7 +135,7 @@ def evaluate(model_or_name, n_samples=10_000, seed=0, likelihood=True, classifie
     if shape not in ((784,), IMAGE_SHAPE):
         raise NotEvaluable(f"{model.name} makes samples of shape {shape}, not MNIST images; "
                            "the MNIST metrics do not apply (2-D toy models: keras_gen.data.mode_coverage; "
-                           "Ising models: keras_gen.ising_models.compare_with_exact).")
+                           "Ising models: keras_gen.evaluation.ising.compare_with_exact).")
     classifier = classifier or load_classifier()
     kwargs = dict((getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}))
     samples, rate = generate(model, n_samples, seed=seed, **kwargs)

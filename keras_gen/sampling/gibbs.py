@@ -49,3 +49,24 @@ def block_gibbs(model, v, k, seed, unroll=4):
 
     _, v, h = tf.while_loop(lambda i, v, h: i < k, body, (tf.constant(1), v, h))
     return v, h
+
+
+def gibbs_chains(sampler, n_chains, n_keep, thin, n_burn, seed=0):
+    """Spins from long block-Gibbs chains, thinned: shape (n_chains, n_keep, n_visible).
+
+    `sampler(n, seed, gibbs_steps, init)` is a model's `generate_samples`
+    (an `RBM`'s with `return_probabilities=False`, or
+    `keras_gen.models.ising.IsingRBMs` bound to a temperature, as
+    `keras_gen.evaluation.ising.rbm_sampler` makes them): `n_burn` sweeps from
+    random spins, then `n_keep` states `thin` sweeps apart (from ordered states
+    for `IsingRBMs(start="ordered")`). Samples of one chain are correlated; keep
+    them chain-major (reshape to (-1, n_visible)) so the blocked jackknife of
+    `keras_gen.physics.observables.observables` puts whole chains in a block.
+    """
+    seed = seed_tensor(seed)
+    v = sampler(n_chains, fold_in(seed, 0), gibbs_steps=n_burn, init=None)
+    kept = np.empty((n_chains, n_keep, int(v.shape[-1])), np.float32)
+    for i in range(n_keep):
+        v = sampler(n_chains, fold_in(seed, i + 1), gibbs_steps=thin, init=v)
+        kept[:, i] = np.asarray(v)  # an eager tensor or an array
+    return kept
