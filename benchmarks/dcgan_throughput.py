@@ -63,12 +63,18 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 # ----------------------------------------------------------------- workers
 CONTENDERS = {
     "tutorial": ("TF tutorial `@tf.function` loop", lambda args: tutorial_trainer()),
-    "keras_gen": ("keras_gen `fit`, library defaults (no XLA for convolutions on a CPU)",
-                  lambda args: keras_gen_trainer()),
-    "spe": ("keras_gen `fit`, steps_per_execution={spe}",
-            lambda args: keras_gen_trainer(steps_per_execution=args.steps_per_execution)),
-    "bf16": ("keras_gen `fit`, mixed_bfloat16 (changes the numerics: not a default)",
-             lambda args: keras_gen_trainer(policy="mixed_bfloat16")),
+    "keras_gen": (
+        "keras_gen `fit`, library defaults (no XLA for convolutions on a CPU)",
+        lambda args: keras_gen_trainer(),
+    ),
+    "spe": (
+        "keras_gen `fit`, steps_per_execution={spe}",
+        lambda args: keras_gen_trainer(steps_per_execution=args.steps_per_execution),
+    ),
+    "bf16": (
+        "keras_gen `fit`, mixed_bfloat16 (changes the numerics: not a default)",
+        lambda args: keras_gen_trainer(policy="mixed_bfloat16"),
+    ),
 }
 
 
@@ -79,8 +85,9 @@ def worker(name, args):
     from keras_gen import data
 
     keras.utils.set_random_seed(0)
-    dataset = data.load("mnist", "train", preprocessing="symmetric", batch_size=BATCH, seed=0,
-                        drop_remainder=True).repeat()
+    dataset = data.load(
+        "mnist", "train", preprocessing="symmetric", batch_size=BATCH, seed=0, drop_remainder=True
+    ).repeat()
     run, models = CONTENDERS[name][1](args)
     run(dataset, 3)  # warm-up: trace and compile
     print(json.dumps({"ready": name, "flops": flops_per_example(*models)}), flush=True)
@@ -89,8 +96,7 @@ def worker(name, args):
             break
         start, start_cpu = time.perf_counter(), time.process_time()
         run(dataset, args.steps)
-        print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - start_cpu}),
-              flush=True)
+        print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - start_cpu}), flush=True)
 
 
 class Contender:
@@ -98,8 +104,16 @@ class Contender:
 
     def __init__(self, name, args):
         self.name = name
-        command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--steps", str(args.steps),
-                   "--steps-per-execution", str(args.steps_per_execution)]
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            name,
+            "--steps",
+            str(args.steps),
+            "--steps-per-execution",
+            str(args.steps_per_execution),
+        ]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def reply(self):
@@ -149,7 +163,7 @@ def main(argv=None):
         order = list(contenders)
         for rep in range(args.repeats):
             # Rotate the order so no contender always runs first (load drifts).
-            for name in order[rep % len(order):] + order[: rep % len(order)]:
+            for name in order[rep % len(order) :] + order[: rep % len(order)]:
                 result = contenders[name].run()
                 times[name].append(result["wall"])
                 cpu[name].append(result["cpu"])
@@ -166,32 +180,47 @@ def main(argv=None):
         ratios = [t / k for t, k in zip(times["tutorial"], times[name])]
         cpu_ratios = [t / k for t, k in zip(cpu["tutorial"], cpu[name])]
         best = args.steps * BATCH / min(times[name])
-        rows.append({"contender": label.format(spe=args.steps_per_execution), "rate": rate, "best": best,
-                     "best_ratio": f"{min(times['tutorial']) / min(times[name]):.2f}",
-                     "step_ms": 1000 * seconds / args.steps,
-                     "cpu_ms": 1000 * float(np.median(cpu[name])) / args.steps,
-                     "cpu_ratio": f"{np.median(cpu_ratios):.2f}",
-                     "gflops": rate * flops[name] / 1e9,
-                     "ratio": f"{np.median(ratios):.2f} (range {min(ratios):.2f}–{max(ratios):.2f})"})
+        rows.append(
+            {
+                "contender": label.format(spe=args.steps_per_execution),
+                "rate": rate,
+                "best": best,
+                "best_ratio": f"{min(times['tutorial']) / min(times[name]):.2f}",
+                "step_ms": 1000 * seconds / args.steps,
+                "cpu_ms": 1000 * float(np.median(cpu[name])) / args.steps,
+                "cpu_ratio": f"{np.median(cpu_ratios):.2f}",
+                "gflops": rate * flops[name] / 1e9,
+                "ratio": f"{np.median(ratios):.2f} (range {min(ratios):.2f}–{max(ratios):.2f})",
+            }
+        )
     ceiling = float(np.median(ceilings))
-    table = markdown_table(rows, [("contender", "contender"), ("rate", "samples/s, median"),
-                                  ("step_ms", "ms per step of 256"), ("gflops", "GFLOP/s"),
-                                  ("best", "samples/s, fastest repetition"),
-                                  ("best_ratio", "fastest vs tutorial's fastest"),
-                                  ("ratio", "speed vs tutorial, median of per-repetition ratios"),
-                                  ("cpu_ms", "CPU ms per step (all threads)"),
-                                  ("cpu_ratio", "CPU-time efficiency vs tutorial")])
-    text = (report.header("DCGAN training throughput (batch 256)") + "\n"
-            + f"The TensorFlow tutorial's DCGAN and training step, same data pipeline; each contender in its own "
-            f"process, {args.steps} steps per contender per repetition, {args.repeats} repetitions in rotating "
-            f"order, medians. {flops['tutorial'] / 1e6:.0f} MFLOP per example (dense and convolution "
-            "multiply-adds, forward and backward). float32 matmul ceiling of this CPU: "
-            f"{ceiling:.0f} GFLOP/s (median over repetitions). Wall time per step varies between repetitions "
-            "for every contender (from other jobs on the machine, and from repetitions in which TensorFlow "
-            "keeps only one of the cores busy); the CPU time a contender's process spent per step (all its "
-            "threads) measures the work a step needs whatever happens, and the fastest repetition what the "
-            "machine gives when nothing holds a contender back.\n\n"
-            + table + "\n")
+    table = markdown_table(
+        rows,
+        [
+            ("contender", "contender"),
+            ("rate", "samples/s, median"),
+            ("step_ms", "ms per step of 256"),
+            ("gflops", "GFLOP/s"),
+            ("best", "samples/s, fastest repetition"),
+            ("best_ratio", "fastest vs tutorial's fastest"),
+            ("ratio", "speed vs tutorial, median of per-repetition ratios"),
+            ("cpu_ms", "CPU ms per step (all threads)"),
+            ("cpu_ratio", "CPU-time efficiency vs tutorial"),
+        ],
+    )
+    text = (
+        report.header("DCGAN training throughput (batch 256)")
+        + "\n"
+        + f"The TensorFlow tutorial's DCGAN and training step, same data pipeline; each contender in its own "
+        f"process, {args.steps} steps per contender per repetition, {args.repeats} repetitions in rotating "
+        f"order, medians. {flops['tutorial'] / 1e6:.0f} MFLOP per example (dense and convolution "
+        "multiply-adds, forward and backward). float32 matmul ceiling of this CPU: "
+        f"{ceiling:.0f} GFLOP/s (median over repetitions). Wall time per step varies between repetitions "
+        "for every contender (from other jobs on the machine, and from repetitions in which TensorFlow "
+        "keeps only one of the cores busy); the CPU time a contender's process spent per step (all its "
+        "threads) measures the work a step needs whatever happens, and the fastest repetition what the "
+        "machine gives when nothing holds a contender back.\n\n" + table + "\n"
+    )
     print(text)
     if not args.no_write:
         report.write_section("dcgan_throughput", text)

@@ -33,8 +33,11 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", help="evaluate only these zoo entries (keep the other rows)")
-    parser.add_argument("--missing", action="store_true",
-                        help="evaluate only zoo entries without a stored row (keep the others and the references)")
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="evaluate only zoo entries without a stored row (keep the others and the references)",
+    )
     parser.add_argument("--no-references", action="store_true", help="keep the stored reference rows")
     parser.add_argument("--nll-images", type=int, default=1000)
     parser.add_argument("--iwae-k", type=int, default=1000)
@@ -44,9 +47,19 @@ def main(argv=None):
 
     from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
 
-    path = evaluate_zoo(ROWS_JSON, BENCHMARKS, samples=args.samples, seed=args.seed, only=args.only,
-                        missing=args.missing, references=not args.no_references, nll_images=args.nll_images,
-                        iwae_k=args.iwae_k, ais_chains=args.ais_chains, table_only=args.table_only)
+    path = evaluate_zoo(
+        ROWS_JSON,
+        BENCHMARKS,
+        samples=args.samples,
+        seed=args.seed,
+        only=args.only,
+        missing=args.missing,
+        references=not args.no_references,
+        nll_images=args.nll_images,
+        iwae_k=args.iwae_k,
+        ais_chains=args.ais_chains,
+        table_only=args.table_only,
+    )
     print(f"wrote section {SECTION!r} of {path}")
 
 

@@ -92,8 +92,9 @@ def plot_over_training(game, snapshots, path):
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"step {step}\n{coverage['modes_covered']}/8 modes, "
-                     f"{coverage['high_quality_fraction']:.0%} hq", fontsize=8)
+        ax.set_title(
+            f"step {step}\n{coverage['modes_covered']}/8 modes, {coverage['high_quality_fraction']:.0%} hq", fontsize=8
+        )
     fig.suptitle(f"{GAMES[game]}: samples (blue) over the ring (grey) by generator update", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.88))
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -128,26 +129,45 @@ def main(argv=None):
             per_seed.append(f"{final['modes_covered']} ({final['high_quality_fraction']:.0%})")
             print(game, seed, final, f"{secs:.0f} s", flush=True)
             if seed == 0:
-                figures.append(plot_over_training(game, snapshots,
-                                                  os.path.join(FIGURES, f"gan_mode_collapse_{game}.png")))
-        rows.append({"model": GAMES[game], "g_steps": args.steps, "d_steps": d_steps,
-                     "modes": f"{np.mean(covered):.1f} (min {min(covered)}, max {max(covered)})",
-                     "hq": f"{np.mean(quality):.1%}", "per_seed": ", ".join(per_seed),
-                     "seconds": float(np.median(seconds))})
-    table = markdown_table(rows, [("model", "model"), ("g_steps", "generator updates"),
-                                  ("d_steps", "discriminator updates"), ("modes", "modes covered of 8, mean"),
-                                  ("hq", "high-quality fraction, mean"),
-                                  ("per_seed", "per seed: modes (high-quality)"),
-                                  ("seconds", "median wall s per run")])
-    text = (report.header("GAN mode collapse on the 8-Gaussian ring") + "\n"
-            + f"Same MLP for both (latent 8, 2x128 hidden per player), batch {args.batch} real points per "
-            f"discriminator update, {args.seeds} seeds, scored on 2,000 samples at the end by "
-            "`data.mode_coverage` (high quality: within 3 std = 0.06 of a mode; a mode is covered with at "
-            "least a fifth of its fair share of high-quality samples). Wall times on a shared CPU.\n\n"
-            + table + "\n\n"
-            + "Samples over training (seed 0): "
-            + ", ".join(f"[{os.path.basename(f)}](benchmarks/figures/{os.path.basename(f)})" for f in figures)
-            + "\n")
+                figures.append(
+                    plot_over_training(game, snapshots, os.path.join(FIGURES, f"gan_mode_collapse_{game}.png"))
+                )
+        rows.append(
+            {
+                "model": GAMES[game],
+                "g_steps": args.steps,
+                "d_steps": d_steps,
+                "modes": f"{np.mean(covered):.1f} (min {min(covered)}, max {max(covered)})",
+                "hq": f"{np.mean(quality):.1%}",
+                "per_seed": ", ".join(per_seed),
+                "seconds": float(np.median(seconds)),
+            }
+        )
+    table = markdown_table(
+        rows,
+        [
+            ("model", "model"),
+            ("g_steps", "generator updates"),
+            ("d_steps", "discriminator updates"),
+            ("modes", "modes covered of 8, mean"),
+            ("hq", "high-quality fraction, mean"),
+            ("per_seed", "per seed: modes (high-quality)"),
+            ("seconds", "median wall s per run"),
+        ],
+    )
+    text = (
+        report.header("GAN mode collapse on the 8-Gaussian ring")
+        + "\n"
+        + f"Same MLP for both (latent 8, 2x128 hidden per player), batch {args.batch} real points per "
+        f"discriminator update, {args.seeds} seeds, scored on 2,000 samples at the end by "
+        "`data.mode_coverage` (high quality: within 3 std = 0.06 of a mode; a mode is covered with at "
+        "least a fifth of its fair share of high-quality samples). Wall times on a shared CPU.\n\n"
+        + table
+        + "\n\n"
+        + "Samples over training (seed 0): "
+        + ", ".join(f"[{os.path.basename(f)}](benchmarks/figures/{os.path.basename(f)})" for f in figures)
+        + "\n"
+    )
     print(text)
     if not args.no_write:
         report.write_section(args.section, text)

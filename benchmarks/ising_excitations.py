@@ -31,12 +31,13 @@ import time
 import numpy as np
 
 from keras_gen import zoo
+from keras_gen.benchmarking.report import BenchmarksFile
 from keras_gen.evaluation.likelihood import free_energy_numpy
 from keras_gen.models.ising import exact_ising_rbm
-from keras_gen.recipes.report import header, write_section
 
 L = 8
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHMARKS = BenchmarksFile(os.path.join(ROOT, "BENCHMARKS.md"))
 EXCITATIONS = {  # name: (flipped sites relative to the origin as (row, column), exact ΔE)
     "single": ([(0, 0)], 8),
     "adjacent pair": ([(0, 0), (0, 1)], 12),
@@ -73,16 +74,28 @@ def bond_weights(model):
     n = L * L
     t = np.asarray(model.temperatures)
     # Hidden unit f*N + 0 sits at site 0; its filter's window holds sites 0 and 1 (f = 0) or 0 and L (f = 1).
-    learned = np.array([[abs(float(layer.kernel.numpy()[site, f * n])) for f, sites in ((0, (0, 1)), (1, (0, L)))
-                         for site in sites] for layer in model.rbm_layers])
+    learned = np.array(
+        [
+            [abs(float(layer.kernel.numpy()[site, f * n])) for f, sites in ((0, (0, 1)), (1, (0, L))) for site in sites]
+            for layer in model.rbm_layers
+        ]
+    )
     exact = 2 * np.arccosh(np.exp(2 / t))
-    lines = ["", "Bond weights of `ising_bond_rbm_L8` (|a| of each filter's two sites) against the exact "
-             "a = 2 arccosh(e^{2/T}):", "", "| T | exact a | right bond | | lower bond | | worst relative |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "Bond weights of `ising_bond_rbm_L8` (|a| of each filter's two sites) against the exact "
+        "a = 2 arccosh(e^{2/T}):",
+        "",
+        "| T | exact a | right bond | | lower bond | | worst relative |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for i, temp in enumerate(t):
         worst = np.max(np.abs(learned[i] / exact[i] - 1))
-        lines.append(f"| {temp:.3f} | {exact[i]:.3f} | " + " | ".join(f"{w:.3f}" for w in learned[i]) +
-                     f" | {100 * worst:.1f}% |")
+        lines.append(
+            f"| {temp:.3f} | {exact[i]:.3f} | "
+            + " | ".join(f"{w:.3f}" for w in learned[i])
+            + f" | {100 * worst:.1f}% |"
+        )
     grid = np.linspace(0.95 * t.min(), 1.02 * t.max(), 200)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.plot(grid, 2 * np.arccosh(np.exp(2 / grid)), "k-", lw=1.2, label="exact $2\\,\\mathrm{arccosh}(e^{2/T})$")
@@ -102,21 +115,28 @@ def bond_weights(model):
 
 def main():
     start = time.perf_counter()
-    models = {label: zoo.load(name) for label, name in (("zoo RBM", "ising_rbm_L8"), ("bond RBM", "ising_bond_rbm_L8"))
-              if name in zoo.list()}
+    models = {
+        label: zoo.load(name)
+        for label, name in (("zoo RBM", "ising_rbm_L8"), ("bond RBM", "ising_bond_rbm_L8"))
+        if name in zoo.list()
+    }
     temperatures = next(iter(models.values())).temperatures
     names = [*EXCITATIONS, "pair binding"]
     exact = {**{n: float(e) for n, (_, e) in EXCITATIONS.items()}, "pair binding": -4.0}
-    lines = [header("What the Ising RBMs learned about excitations (exact free energies)", ROOT),
-             "- T·[F(excited) - F(ground)] of the zoo entries `ising_rbm_L8` (zoo RBM) and `ising_bond_rbm_L8` "
-             "(bond RBM), averaged over both ground "
-             "states and the 64 placements; exact: the Ising energy cost ΔE (Boltzmann weights, no Z)",
-             "- pair binding = adjacent pair - 2 × single: exactly -4 (adjacent flips cluster); 0 means "
-             "the RBM treats flips as independent, which gives chi_indep below Tc",
-             "- `exact RBM` rows: `keras_gen.models.ising.exact_ising_rbm(8, T)` (two bond filters), the check",
-             "", "| T | model | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names),
-             "| any | exact ΔE | " + " | ".join(f"{exact[n]:.0f}" for n in names) + " |"]
-    for i, t in enumerate(temperatures):
+    lines = [
+        BENCHMARKS.header("What the Ising RBMs learned about excitations (exact free energies)"),
+        "- T·[F(excited) - F(ground)] of the zoo entries `ising_rbm_L8` (zoo RBM) and `ising_bond_rbm_L8` "
+        "(bond RBM), averaged over both ground "
+        "states and the 64 placements; exact: the Ising energy cost ΔE (Boltzmann weights, no Z)",
+        "- pair binding = adjacent pair - 2 × single: exactly -4 (adjacent flips cluster); 0 means "
+        "the RBM treats flips as independent, which gives chi_indep below Tc",
+        "- `exact RBM` rows: `keras_gen.models.ising.exact_ising_rbm(8, T)` (two bond filters), the check",
+        "",
+        "| T | model | " + " | ".join(names) + " |",
+        "|---:|---|" + "---:|" * len(names),
+        "| any | exact ΔE | " + " | ".join(f"{exact[n]:.0f}" for n in names) + " |",
+    ]
+    for _i, t in enumerate(temperatures):
         for label, model in models.items():
             learned = excitation_costs(model.rbm_layers[model.index(t)], t)
             lines.append(f"| {t:.3f} | {label} | " + " | ".join(f"{learned[n]:.2f}" for n in names) + " |")
@@ -127,7 +147,7 @@ def main():
     lines.insert(1, f"- wall time: {time.perf_counter() - start:.1f} s")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
-    write_section("ising_excitations", markdown, os.path.join(ROOT, "BENCHMARKS.md"))
+    BENCHMARKS.write_section("ising_excitations", markdown)
 
 
 if __name__ == "__main__":

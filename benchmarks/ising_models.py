@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from keras_gen import zoo
+from keras_gen.benchmarking.report import BenchmarksFile
 from keras_gen.evaluation.ising import (
     COMPARED,
     bernoulli_spins,
@@ -48,10 +49,10 @@ from keras_gen.evaluation.ising import (
 from keras_gen.physics import reference_temperatures, transfer_matrix
 from keras_gen.physics.datasets import load_arrays
 from keras_gen.recipes.ising import RBM_RECIPE, VAE_RECIPE, train_ising_vae
-from keras_gen.recipes.report import header, write_section
 
 L = 8
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHMARKS = BenchmarksFile(os.path.join(ROOT, "BENCHMARKS.md"))
 FIGURES = os.path.join(ROOT, "benchmarks", "figures")
 RECIPE_FILES = {"ising_rbm_L8": "training/ising_rbm.py", "ising_bond_rbm_L8": "training/ising_bond_rbm.py"}
 GAN_RECIPE = {"latent_dim": 16, "hidden": [128, 128], "epochs": 20, "batch_size": 256, "learning_rate": 2e-4}
@@ -94,15 +95,26 @@ def gan_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None, epochs
         if subset is not None and i not in subset:
             continue
         t0 = time.perf_counter()
-        model = make_gan("mlp", (L * L,), latent_dim=r["latent_dim"], data_domain="symmetric",
-                         generator_kwargs={"hidden": r["hidden"]},
-                         discriminator_kwargs={"hidden": r["hidden"], "dropout": 0.0}, seed=seed + i,
-                         name=f"ising_gan_{i}")
-        model.compile(d_optimizer=keras.optimizers.Adam(r["learning_rate"], beta_1=0.5),
-                      g_optimizer=keras.optimizers.Adam(r["learning_rate"], beta_1=0.5))
+        model = make_gan(
+            "mlp",
+            (L * L,),
+            latent_dim=r["latent_dim"],
+            data_domain="symmetric",
+            generator_kwargs={"hidden": r["hidden"]},
+            discriminator_kwargs={"hidden": r["hidden"], "dropout": 0.0},
+            seed=seed + i,
+            name=f"ising_gan_{i}",
+        )
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(r["learning_rate"], beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(r["learning_rate"], beta_1=0.5),
+        )
         pm1 = 2.0 * x[i][:n_train] - 1.0
-        data = (tf.data.Dataset.from_tensor_slices(pm1).shuffle(len(pm1), seed=seed + i)
-                .batch(r["batch_size"], drop_remainder=True))
+        data = (
+            tf.data.Dataset.from_tensor_slices(pm1)
+            .shuffle(len(pm1), seed=seed + i)
+            .batch(r["batch_size"], drop_remainder=True)
+        )
         model.fit(data, epochs=r["epochs"], verbose=0)
         seconds += time.perf_counter() - t0
         means = (model.sample(100_000, seed=seed + 1000 + i) + 1.0) / 2.0
@@ -118,14 +130,25 @@ def _summary(comp):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["rbm", "bond", "vae", "gan"], choices=["rbm", "bond", "vae", "gan"])
+    parser.add_argument(
+        "--families", nargs="+", default=["rbm", "bond", "vae", "gan"], choices=["rbm", "bond", "vae", "gan"]
+    )
     parser.add_argument("--train-rbm", action="store_true", help="retrain the zoo RBMs first (recipes)")
     parser.add_argument("--n-samples", type=int, default=100_000, help="Monte Carlo samples per temperature")
-    parser.add_argument("--n-train", type=int, default=20_000,
-                        help="training samples per temperature for the VAE and GAN (the RBM uses its card's)")
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        default=20_000,
+        help="training samples per temperature for the VAE and GAN (the RBM uses its card's)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="VAE and GAN epochs (default: their recipes')")
-    parser.add_argument("--subset", type=int, nargs="+", default=None,
-                        help="indices (0-10) of the temperatures at which to train the VAE and GAN (default all)")
+    parser.add_argument(
+        "--subset",
+        type=int,
+        nargs="+",
+        default=None,
+        help="indices (0-10) of the temperatures at which to train the VAE and GAN (default all)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     vae_recipe = dict(VAE_RECIPE, **({"epochs": args.epochs} if args.epochs else {}))
@@ -134,11 +157,14 @@ def main(argv=None):
     start = time.perf_counter()
     temperatures = reference_temperatures()
     exact = {n: v for n, v in transfer_matrix(L, temperatures).items() if n in COMPARED}
-    x, _ = load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True,
-                       seed=args.seed)
+    x, _ = load_arrays("train", L=L, temperature=temperatures, n_samples=args.n_samples, flatten=True, seed=args.seed)
     x = x.reshape(len(temperatures), args.n_samples, L * L)
-    rows = {"Monte Carlo data": [("Monte Carlo data", t, compare_with_exact(
-        x[i], t, {n: exact[n][i] for n in exact})) for i, t in enumerate(temperatures)]}
+    rows = {
+        "Monte Carlo data": [
+            ("Monte Carlo data", t, compare_with_exact(x[i], t, {n: exact[n][i] for n in exact}))
+            for i, t in enumerate(temperatures)
+        ]
+    }
     seconds = {}
     if "rbm" in args.families:
         t0 = time.perf_counter()
@@ -146,18 +172,19 @@ def main(argv=None):
         seconds["RBM"] = (train_s, time.perf_counter() - t0)
     if "bond" in args.families:
         t0 = time.perf_counter()
-        rows["bond RBM"], train_s = rbm_rows(temperatures, "ising_bond_rbm_L8", train=args.train_rbm,
-                                             label="bond RBM")
+        rows["bond RBM"], train_s = rbm_rows(temperatures, "ising_bond_rbm_L8", train=args.train_rbm, label="bond RBM")
         seconds["bond RBM"] = (train_s, time.perf_counter() - t0)
     if "vae" in args.families:
         t0 = time.perf_counter()
-        rows["VAE"], train_s = vae_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
-                                         subset=args.subset, epochs=args.epochs)
+        rows["VAE"], train_s = vae_rows(
+            temperatures, x, exact, seed=args.seed, n_train=args.n_train, subset=args.subset, epochs=args.epochs
+        )
         seconds["VAE"] = (train_s, time.perf_counter() - t0)
     if "gan" in args.families:
         t0 = time.perf_counter()
-        rows["GAN"], train_s = gan_rows(temperatures, x, exact, seed=args.seed, n_train=args.n_train,
-                                         subset=args.subset, epochs=args.epochs)
+        rows["GAN"], train_s = gan_rows(
+            temperatures, x, exact, seed=args.seed, n_train=args.n_train, subset=args.subset, epochs=args.epochs
+        )
         seconds["GAN"] = (train_s, time.perf_counter() - t0)
 
     # Families not run this time keep the rows of the last run that measured them.
@@ -173,8 +200,7 @@ def main(argv=None):
         measured_at[label] = now
     for label in ("RBM", "bond RBM", "VAE", "GAN"):
         if label not in rows and label in previous.get("rows", {}):
-            rows[label] = [(label, r["T"], {**{n: r[n] for n in COMPARED}})
-                           for r in previous["rows"][label]]
+            rows[label] = [(label, r["T"], {**{n: r[n] for n in COMPARED}}) for r in previous["rows"][label]]
             seconds[label] = tuple(previous.get("seconds", {}).get(label, (None, 0.0)))
     rows = {label: rows[label] for label in ("Monte Carlo data", "RBM", "bond RBM", "VAE", "GAN") if label in rows}
 
@@ -187,42 +213,68 @@ def main(argv=None):
     figures = plot_observables(points, L, FIGURES, prefix="ising_models")
     wall = time.perf_counter() - start
 
-    lines = [header("Generative models of the 8x8 Ising model vs exact thermodynamics", ROOT),
-             f"- wall time: {wall / 60:.1f} min in total; per family (training s, training + sampling s): " +
-             ", ".join(f"{k} ({'zoo' if v[0] is None else f'{v[0]:.0f}'}, {v[1]:.0f})"
-                       for k, v in seconds.items()),
-             "- data: `keras_gen.data.load_arrays('ising', 'train', L=8, temperature=T, n_samples="
-             f"{args.n_samples}, seed={args.seed})` per temperature (Wolff + Metropolis, decorrelated)",
-             "- exact: `keras_gen.physics.transfer_matrix(8, T)`; errors: jackknife over 20 blocks (chains kept "
-             "whole for the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
-             f"- RBM: zoo `ising_rbm_L8` (64 hidden, {RBM_RECIPE}); bond RBM: zoo "
-             "`ising_bond_rbm_L8` (`training/ising_bond_rbm.py`, chains started ordered); VAE: torus-conv, "
-             f"{vae_recipe}; GAN: MLP, {gan_recipe}",
-             "- measured: " + ", ".join(f"{k} {v}" for k, v in measured_at.items() if k in rows) +
-             " (a family left out of `--families` keeps its last measurement)",
-             "- figures: " + ", ".join(f"`{os.path.relpath(f, ROOT)}`" for f in figures),
-             ""]
+    lines = [
+        BENCHMARKS.header("Generative models of the 8x8 Ising model vs exact thermodynamics"),
+        f"- wall time: {wall / 60:.1f} min in total; per family (training s, training + sampling s): "
+        + ", ".join(f"{k} ({'zoo' if v[0] is None else f'{v[0]:.0f}'}, {v[1]:.0f})" for k, v in seconds.items()),
+        "- data: `keras_gen.data.load_arrays('ising', 'train', L=8, temperature=T, n_samples="
+        f"{args.n_samples}, seed={args.seed})` per temperature (Wolff + Metropolis, decorrelated)",
+        "- exact: `keras_gen.physics.transfer_matrix(8, T)`; errors: jackknife over 20 blocks (chains kept "
+        "whole for the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
+        f"- RBM: zoo `ising_rbm_L8` (64 hidden, {RBM_RECIPE}); bond RBM: zoo "
+        "`ising_bond_rbm_L8` (`training/ising_bond_rbm.py`, chains started ordered); VAE: torus-conv, "
+        f"{vae_recipe}; GAN: MLP, {gan_recipe}",
+        "- measured: "
+        + ", ".join(f"{k} {v}" for k, v in measured_at.items() if k in rows)
+        + " (a family left out of `--families` keeps its last measurement)",
+        "- figures: " + ", ".join(f"`{os.path.relpath(f, ROOT)}`" for f in figures),
+        "",
+    ]
     summary = []
     for label, family_rows in rows.items():
         ok = {n: sum(c[n]["ok"] for _, _, c in family_rows) for n in COMPARED}
         worst = {n: max(abs(c[n]["relative"]) for _, _, c in family_rows) for n in COMPARED}
-        summary.append(f"| {label} | " + " | ".join(f"{ok[n]}/{len(family_rows)} (worst {100 * worst[n]:.1f}%)"
-                                                   for n in COMPARED) + " |")
-    lines += ["Temperatures within target (of those measured), and the largest relative error over T:", "",
-              "| model | E/N | <\\|m\\|> | C | chi |", "|---|---:|---:|---:|---:|", *summary, "",
-              "Exact values:", "",
-              "| T | E/N | <\\|m\\|> | C | chi |", "|---:|---:|---:|---:|---:|"]
+        summary.append(
+            f"| {label} | "
+            + " | ".join(f"{ok[n]}/{len(family_rows)} (worst {100 * worst[n]:.1f}%)" for n in COMPARED)
+            + " |"
+        )
+    lines += [
+        "Temperatures within target (of those measured), and the largest relative error over T:",
+        "",
+        "| model | E/N | <\\|m\\|> | C | chi |",
+        "|---|---:|---:|---:|---:|",
+        *summary,
+        "",
+        "Exact values:",
+        "",
+        "| T | E/N | <\\|m\\|> | C | chi |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for i, t in enumerate(temperatures):
         lines.append(f"| {t:.4f} | " + " | ".join(f"{exact[n][i]:.5f}" for n in COMPARED) + " |")
-    lines += ["", "Per temperature (value ± error, relative deviation from exact):", "",
-              results_table([r for family_rows in rows.values() for r in family_rows])]
+    lines += [
+        "",
+        "Per temperature (value ± error, relative deviation from exact):",
+        "",
+        results_table([r for family_rows in rows.values() for r in family_rows]),
+    ]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
-    write_section("ising_models", markdown, os.path.join(ROOT, "BENCHMARKS.md"))
+    BENCHMARKS.write_section("ising_models", markdown)
     with open(results_path, "w") as f:
-        json.dump({"rows": {label: [{"T": t, **{n: c[n] for n in COMPARED}} for _, t, c in fr]
-                            for label, fr in rows.items()},
-                   "seconds": seconds, "measured_at": measured_at}, f, indent=1, default=float)
+        json.dump(
+            {
+                "rows": {
+                    label: [{"T": t, **{n: c[n] for n in COMPARED}} for _, t, c in fr] for label, fr in rows.items()
+                },
+                "seconds": seconds,
+                "measured_at": measured_at,
+            },
+            f,
+            indent=1,
+            default=float,
+        )
 
 
 if __name__ == "__main__":

@@ -32,11 +32,12 @@ import time
 import numpy as np
 from scipy import stats
 
+from keras_gen.benchmarking.report import BenchmarksFile
 from keras_gen.physics import TC, lattice_magnetization, reference_temperatures, simulate, transfer_matrix
 from keras_gen.physics.observables import observables
-from keras_gen.recipes.report import header, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHMARKS = BenchmarksFile(os.path.join(ROOT, "BENCHMARKS.md"))
 
 NAMES = {
     "energy": "E/N",
@@ -85,7 +86,7 @@ def main(argv=None):
 
     meta = metas[0]
     lines = [
-        header(f"Ising simulator vs exact transfer matrix, L = {args.L} torus", ROOT),
+        BENCHMARKS.header(f"Ising simulator vs exact transfer matrix, L = {args.L} torus"),
         f"- wall time: {wall:.0f} s (simulation {np.median(sim_seconds):.0f} s per seed, median of "
         f"{n_seeds}; transfer matrix {t_exact:.0f} s; the CPU was shared with other jobs)",
         f"- temperatures: np.linspace(1.0, 3.54, 11) with 2.27 replaced by Tc = {TC:.6f}",
@@ -97,15 +98,19 @@ def main(argv=None):
     ]
 
     # 1. Error calibration and per-seed deviations.
-    devs = np.array([[[(obs[s][i][k][0] - exact[k][i]) / obs[s][i][k][1] for k in NAMES]
-                      for i in range(len(T))] for s in range(n_seeds)])  # (seed, T, obs)
+    devs = np.array(
+        [
+            [[(obs[s][i][k][0] - exact[k][i]) / obs[s][i][k][1] for k in NAMES] for i in range(len(T))]
+            for s in range(n_seeds)
+        ]
+    )  # (seed, T, obs)
     values = np.array([[[obs[s][i][k][0] for k in NAMES] for i in range(len(T))] for s in range(n_seeds)])
     errors = np.array([[[obs[s][i][k][1] for k in NAMES] for i in range(len(T))] for s in range(n_seeds)])
     ratio = values.std(axis=0, ddof=1) / errors.mean(axis=0)  # (T, obs)
     t19 = stats.t(19)
     n_dev = devs.size
     lines += [
-        f"**Per-seed deviations** ({n_dev} comparisons): rms {np.sqrt((devs ** 2).mean()):.2f} "
+        f"**Per-seed deviations** ({n_dev} comparisons): rms {np.sqrt((devs**2).mean()):.2f} "
         f"(t19: {np.sqrt(19 / 17):.2f}); beyond 2 σ: {int((np.abs(devs) > 2).sum())} "
         f"(t19 expects {n_dev * 2 * t19.sf(2):.1f}); beyond 3 σ: {int((np.abs(devs) > 3).sum())} "
         f"(expects {n_dev * 2 * t19.sf(3):.1f}). The four observables at one temperature come from the same "
@@ -113,18 +118,21 @@ def main(argv=None):
         "",
         f"**Error calibration**: spread of the {n_seeds} seeds' values / mean jackknife error, per observable "
         f"(median over T; 1 = errors right; with {n_seeds} seeds a single ratio is uncertain by about "
-        f"{100 / np.sqrt(2 * (n_seeds - 1)):.0f}%): " +
-        ", ".join(f"{label} {np.median(ratio[:, j]):.2f}" for j, label in enumerate(NAMES.values())) +
-        f"; over all {ratio.size}: median {np.median(ratio):.2f}, rms {np.sqrt((ratio ** 2).mean()):.2f}.",
+        f"{100 / np.sqrt(2 * (n_seeds - 1)):.0f}%): "
+        + ", ".join(f"{label} {np.median(ratio[:, j]):.2f}" for j, label in enumerate(NAMES.values()))
+        + f"; over all {ratio.size}: median {np.median(ratio):.2f}, rms {np.sqrt((ratio**2).mean()):.2f}.",
         "",
     ]
 
     # 2. Pooled samples: bias.
-    lines += ["**Pooled** (all seeds, "
-              f"{n_seeds * args.n_samples} samples per temperature; jackknife over 20 blocks; P(M) chi-square "
-              "test against the exact magnetization distribution):", "",
-              "| T | observable | simulation (pooled) | exact (L = 8) | deviation (σ) | per-seed deviations (σ) |",
-              "|---:|---|---:|---:|---:|---|"]
+    lines += [
+        "**Pooled** (all seeds, "
+        f"{n_seeds * args.n_samples} samples per temperature; jackknife over 20 blocks; P(M) chi-square "
+        "test against the exact magnetization distribution):",
+        "",
+        "| T | observable | simulation (pooled) | exact (L = 8) | deviation (σ) | per-seed deviations (σ) |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
     pooled_devs, pvals = [], []
     for i, temp in enumerate(T):
         pooled = np.concatenate([spins[i] for spins in runs])
@@ -134,19 +142,20 @@ def main(argv=None):
             dev = (value - exact[key][i]) / error
             pooled_devs.append(dev)
             per_seed = " ".join(f"{d:+.1f}" for d in devs[:, i, j])
-            lines.append(f"| {temp:.4f} | {label} | {value:.5f} ± {error:.5f} | {exact[key][i]:.5f} | "
-                         f"{dev:+.2f} | {per_seed} |")
+            lines.append(
+                f"| {temp:.4f} | {label} | {value:.5f} ± {error:.5f} | {exact[key][i]:.5f} | {dev:+.2f} | {per_seed} |"
+            )
         pvals.append(magnetization_chi2(pooled, exact["magnetization_distribution"][i]))
     pooled_devs = np.array(pooled_devs)
     lines += [
         "",
-        f"Pooled: max |deviation| {np.abs(pooled_devs).max():.2f} σ, rms {np.sqrt((pooled_devs ** 2).mean()):.2f}; "
+        f"Pooled: max |deviation| {np.abs(pooled_devs).max():.2f} σ, rms {np.sqrt((pooled_devs**2).mean()):.2f}; "
         f"{int((np.abs(pooled_devs) > 2).sum())} of {pooled_devs.size} beyond 2 σ "
         f"(t19 expects {pooled_devs.size * 2 * t19.sf(2):.1f}).",
         "",
-        "P(M) chi-square tests (pooled): " + "; ".join(
-            f"T={temp:.3f}: χ²={c:.0f}/{d}, p={p:.2g}" for temp, (c, d, p) in zip(T, pvals)) +
-        f". Smallest p {min(p for _, _, p in pvals):.2g} over {len(T)} tests "
+        "P(M) chi-square tests (pooled): "
+        + "; ".join(f"T={temp:.3f}: χ²={c:.0f}/{d}, p={p:.2g}" for temp, (c, d, p) in zip(T, pvals))
+        + f". Smallest p {min(p for _, _, p in pvals):.2g} over {len(T)} tests "
         f"(Bonferroni threshold for 1%: {0.01 / len(T):.1g}).",
         "",
         f"Simulator diagnostics (seed {args.seeds[0]}; tau in sweeps, from the pilot run; tau of the kept samples "
@@ -164,7 +173,7 @@ def main(argv=None):
         )
     report = "\n".join(lines) + "\n"
     print(report)
-    write_section("ising_reference", report, os.path.join(ROOT, "BENCHMARKS.md"))
+    BENCHMARKS.write_section("ising_reference", report)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,6 @@ def main(argv=None):
 
     import keras
     import sklearn
-    import tensorflow as tf
     from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 
     from keras_gen import data
@@ -72,8 +71,7 @@ def main(argv=None):
     # keras_gen: build, compile (XLA, the default) and warm up off the clock.
     models, compile_seconds = {}, 0.0
     for monitor in (True, False):
-        model = make_rbm("bernoulli", N_VISIBLE, N_HIDDEN, k=1, persistent=True, n_chains=b,
-                         monitor=monitor, seed=0)
+        model = make_rbm("bernoulli", N_VISIBLE, N_HIDDEN, k=1, persistent=True, n_chains=b, monitor=monitor, seed=0)
         model.compile(optimizer=keras.optimizers.SGD(0.1), steps_per_execution=spe)
         t = time.perf_counter()
         model.fit(x[: b * spe * 2], batch_size=b, epochs=1, shuffle=False, verbose=0)
@@ -89,8 +87,7 @@ def main(argv=None):
     seeds = iter(range(args.repeats))  # scikit-learn's random_state: the repetition's index
 
     def run_sklearn():
-        sk = SkBernoulliRBM(n_components=N_HIDDEN, learning_rate=0.1, batch_size=b, n_iter=1,
-                            random_state=next(seeds))
+        sk = SkBernoulliRBM(n_components=N_HIDDEN, learning_rate=0.1, batch_size=b, n_iter=1, random_state=next(seeds))
         t = time.perf_counter()
         sk.fit(x)
         return n / (time.perf_counter() - t)
@@ -102,13 +99,11 @@ def main(argv=None):
         "ceiling": matmul_ceiling,
     }
     results = rotate(runs, args.repeats)
-    keras_rates, lean_rates, sk_rates, ceilings = (
-        results[k] for k in ("keras", "lean", "sklearn", "ceiling"))
+    keras_rates, lean_rates, sk_rates, ceilings = (results[k] for k in ("keras", "lean", "sklearn", "ceiling"))
 
     product = 2 * N_VISIBLE * N_HIDDEN  # FLOPs per example per matrix product
     keras_flops, lean_flops, sk_flops = 7 * product, 6 * product, 5 * product
-    k_rate, l_rate, s_rate, ceiling = (
-        float(np.median(v)) for v in (keras_rates, lean_rates, sk_rates, ceilings))
+    k_rate, l_rate, s_rate, ceiling = (float(np.median(v)) for v in (keras_rates, lean_rates, sk_rates, ceilings))
     k_gflops, l_gflops, s_gflops = k_rate * keras_flops / 1e9, l_rate * lean_flops / 1e9, s_rate * sk_flops / 1e9
 
     report = BenchmarksFile(BENCHMARKS)
@@ -134,7 +129,9 @@ def main(argv=None):
         "",
         "Ratios per repetition (keras_gen default / scikit-learn): "
         + ", ".join(f"{k / s:.2f}x" for k, s in zip(keras_rates, sk_rates))
-        + "; with `monitor=False`: " + ", ".join(f"{k / s:.2f}x" for k, s in zip(lean_rates, sk_rates)) + ".",
+        + "; with `monitor=False`: "
+        + ", ".join(f"{k / s:.2f}x" for k, s in zip(lean_rates, sk_rates))
+        + ".",
         "",
         "What bounds the ratio. Both implementations spend their time in the same "
         "dense B x 784 x 500 products, so samples/s = (achieved GFLOP/s) / (FLOPs per "
@@ -145,17 +142,22 @@ def main(argv=None):
         "previous weights, as the next chain step. At 100% of the matmul ceiling, "
         f"keras_gen with `monitor=False` would reach {bound:.1f}x scikit-learn's "
         f"samples/s in this run (scikit-learn at {100 * s_gflops / ceiling:.0f}% of the ceiling): "
-        + ("the 10x goal is out of reach whatever keras_gen does, short of changing the algorithm. "
-           if bound < 10 else
-           "here the ratio is limited by scikit-learn's low efficiency, not by keras_gen. ")
+        + (
+            "the 10x goal is out of reach whatever keras_gen does, short of changing the algorithm. "
+            if bound < 10
+            else "here the ratio is limited by scikit-learn's low efficiency, not by keras_gen. "
+        )
         + f"The 40%-of-ceiling goal is {'met' if k_gflops / ceiling >= 0.4 else 'not met'} in this run "
         f"({100 * k_gflops / ceiling:.0f}% with the default metrics). "
-        + (f"The load average exceeded the {os.cpu_count()} cores during the run, so all numbers are "
-           "dominated by scheduling and not representative: scikit-learn's multithreaded BLAS "
-           "(spinning worker threads) loses far more than XLA's code when its threads are "
-           "descheduled, which inflates the ratio; rerun on an idle machine for representative "
-           "numbers. "
-           if max(load_before[0], os.getloadavg()[0]) > os.cpu_count() else "")
+        + (
+            f"The load average exceeded the {os.cpu_count()} cores during the run, so all numbers are "
+            "dominated by scheduling and not representative: scikit-learn's multithreaded BLAS "
+            "(spinning worker threads) loses far more than XLA's code when its threads are "
+            "descheduled, which inflates the ratio; rerun on an idle machine for representative "
+            "numbers. "
+            if max(load_before[0], os.getloadavg()[0]) > os.cpu_count()
+            else ""
+        )
         + "The remaining levers are small: scikit-learn's stale-hidden-state trick (6 -> 5 "
         "products, at most 1.2x), larger batches (better GEMM efficiency, a different "
         "configuration) and `steps_per_execution` (already used).",

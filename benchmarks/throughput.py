@@ -90,6 +90,7 @@ def rbm_contenders(scale, spe, strategy):
             t = time.perf_counter()
             model.fit(x, batch_size=batch, epochs=1, shuffle=False, verbose=0)
             return n / (time.perf_counter() - t)
+
         return run
 
     def sklearn():
@@ -112,8 +113,9 @@ def dcgan_contenders(scale, strategy):
     from keras_gen.models import gan
 
     steps = max(2, int(10 * scale))
-    dataset = data.load("mnist", "train", preprocessing="symmetric", batch_size=dt.BATCH, seed=0,
-                        drop_remainder=True).repeat()
+    dataset = data.load(
+        "mnist", "train", preprocessing="symmetric", batch_size=dt.BATCH, seed=0, drop_remainder=True
+    ).repeat()
     tutorial, models = dt.tutorial_trainer()
     one, one_models = dt.keras_gen_trainer()
     with strategy.scope():
@@ -132,6 +134,7 @@ def dcgan_contenders(scale, strategy):
             t = time.perf_counter()
             run(dataset, steps)
             return steps * dt.BATCH / (time.perf_counter() - t)
+
         return go
 
     return {
@@ -156,7 +159,7 @@ def sampling_rates(vae, rbm_model, gan_generator, repeats):
         z = z.astype("float32")
         t = time.perf_counter()
         for start in range(0, len(z), 500):
-            keras.ops.convert_to_numpy(gan_generator(z[start:start + 500], training=False))
+            keras.ops.convert_to_numpy(gan_generator(z[start : start + 500], training=False))
         return len(z) / (time.perf_counter() - t)
 
     def gibbs():
@@ -205,8 +208,9 @@ def main(argv=None):
     for family, entries in contenders.items():
         for key, (_, run, _) in entries.items():
             runs[(family, key)] = run
-    results = rotate(runs, args.repeats,
-                     on_repetition=lambda r, _: print(f"repetition {r + 1}/{args.repeats} done", flush=True))
+    results = rotate(
+        runs, args.repeats, on_repetition=lambda r, _: print(f"repetition {r + 1}/{args.repeats} done", flush=True)
+    )
     ceiling = statistics.median(results["ceiling"])
 
     rows = []
@@ -216,36 +220,65 @@ def main(argv=None):
             rates = results[(family, key)]
             ratios = [a / b for a, b in zip(rates, reference)]
             rate = statistics.median(rates)
-            rows.append({
-                "family": family, "contender": label, "rate": rate,
-                "ratio": "1" if key == "reference" else
-                f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})",
-                "ceiling": f"{100 * rate * flops / 1e9 / ceiling:.0f}%",
-            })
-    table = markdown_table(rows, [("family", "family"), ("contender", "contender"), ("rate", "samples/s"),
-                                  ("ratio", "vs reference (median, range)"), ("ceiling", "of matmul ceiling")])
+            rows.append(
+                {
+                    "family": family,
+                    "contender": label,
+                    "rate": rate,
+                    "ratio": "1"
+                    if key == "reference"
+                    else f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})",
+                    "ceiling": f"{100 * rate * flops / 1e9 / ceiling:.0f}%",
+                }
+            )
+    table = markdown_table(
+        rows,
+        [
+            ("family", "family"),
+            ("contender", "contender"),
+            ("rate", "samples/s"),
+            ("ratio", "vs reference (median, range)"),
+            ("ceiling", "of matmul ceiling"),
+        ],
+    )
     sampling = ""
     if len(samplers) == 3:
         vae_model, rbm_model, (generator, _) = samplers["vae"], samplers["rbm"], samplers["gan"]
         s = sampling_rates(vae_model, rbm_model, generator, args.repeats)
-        sampling = "\n".join([
-            "", "Sampling (one device, medians):", "",
-            markdown_table([
-                {"what": "VAE (conv, latent 2): images generated", "rate": s["vae"], "unit": "images/s"},
-                {"what": "DCGAN generator: images generated", "rate": s["gan"], "unit": "images/s"},
-                {"what": "RBM 784x500: block-Gibbs sweeps x chains (100 chains)", "rate": s["gibbs"],
-                 "unit": "chain-sweeps/s"},
-            ], [("what", "sampler"), ("rate", "rate"), ("unit", "unit")]),
-        ])
-    text = report.header("Throughput suite: each family vs its reference, 1 device and 2 replicas") + "\n".join([
-        f"- load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 shared cores); "
-        f"matmul ceiling {ceiling:.1f} GFLOP/s (median)",
-        f"- {args.repeats} repetitions, rotating order; keras-gen: library defaults (`jit_compile=\"auto\"`: "
-        f"XLA for the RBM, none for the convolutional VAE and DCGAN on a CPU), steps_per_execution={spe} "
-        "(VAE, RBM; 1 under a strategy, keras-team/keras#19246); 2 replicas = MirroredStrategy over the CPU split in 2 logical devices (same 2 "
-        "cores: it measures the cost of distribution, not a speed-up)",
-        "", table, sampling, "",
-    ])
+        sampling = "\n".join(
+            [
+                "",
+                "Sampling (one device, medians):",
+                "",
+                markdown_table(
+                    [
+                        {"what": "VAE (conv, latent 2): images generated", "rate": s["vae"], "unit": "images/s"},
+                        {"what": "DCGAN generator: images generated", "rate": s["gan"], "unit": "images/s"},
+                        {
+                            "what": "RBM 784x500: block-Gibbs sweeps x chains (100 chains)",
+                            "rate": s["gibbs"],
+                            "unit": "chain-sweeps/s",
+                        },
+                    ],
+                    [("what", "sampler"), ("rate", "rate"), ("unit", "unit")],
+                ),
+            ]
+        )
+    text = report.header("Throughput suite: each family vs its reference, 1 device and 2 replicas") + "\n".join(
+        [
+            f"- load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 shared cores); "
+            f"matmul ceiling {ceiling:.1f} GFLOP/s (median)",
+            f'- {args.repeats} repetitions, rotating order; keras-gen: library defaults (`jit_compile="auto"`: '
+            f"XLA for the RBM, none for the convolutional VAE and DCGAN on a CPU), steps_per_execution={spe} "
+            "(VAE, RBM; 1 under a strategy, keras-team/keras#19246); 2 replicas = MirroredStrategy over the CPU "
+            "split in 2 logical devices (same 2 "
+            "cores: it measures the cost of distribution, not a speed-up)",
+            "",
+            table,
+            sampling,
+            "",
+        ]
+    )
     print(text)
     if not args.no_write:
         report.write_section("throughput", text)

@@ -47,8 +47,9 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=12_800, help="images per timed run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps-per-execution", type=int, default=25)
-    parser.add_argument("--extra", action="store_true",
-                        help="also time the levers one at a time (XLA, steps_per_execution=1, bfloat16)")
+    parser.add_argument(
+        "--extra", action="store_true", help="also time the levers one at a time (XLA, steps_per_execution=1, bfloat16)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
 
@@ -96,28 +97,41 @@ def main(argv=None):
     for name in ["reference", *contenders]:
         rate = statistics.median(results[name])
         ratios = [a / b for a, b in zip(results[name], results["reference"])]
-        rows.append({
-            "name": "keras.io example loop (reference)" if name == "reference" else name,
-            "rate": rate,
-            "gflops": rate * flops / 1e9,
-            "ceiling": f"{100 * rate * flops / 1e9 / ceiling:.0f}%",
-            "ratio": f"{rate / ref_rate:.2f}x",
-            "per_rep": ", ".join(f"{r:.2f}" for r in ratios),
-        })
-    text = report.header("VAE training throughput: keras-gen vs the keras.io example loop") + "\n".join([
-        f"- load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (shared CPUs)",
-        f"- task: conv VAE, latent 2, batch {BATCH}, Adam, MNIST; {n} images per timed run, "
-        f"{args.repeats} repetitions in rotating order, medians; keras-gen: library defaults "
-        f"(`jit_compile=\"auto\"`: no XLA for convolutions on a CPU), steps_per_execution={spe}, `keras_gen.data.load(\"mnist\", preprocessing=\"binarized\")`; "
-        "reference: `jit_compile=\"auto\"` (off on CPU), float32 array through `fit`",
-        f"- counted FLOPs per training example: {flops / 1e6:.1f} M; matmul ceiling "
-        f"{ceiling:.1f} GFLOP/s (float32 2048^3 `tf.matmul`, median)",
-        "",
-        markdown_table(rows, [("name", "contender"), ("rate", "samples/s"), ("gflops", "GFLOP/s"),
-                              ("ceiling", "of ceiling"), ("ratio", "vs reference"),
-                              ("per_rep", "ratio per repetition")]),
-        "",
-    ])
+        rows.append(
+            {
+                "name": "keras.io example loop (reference)" if name == "reference" else name,
+                "rate": rate,
+                "gflops": rate * flops / 1e9,
+                "ceiling": f"{100 * rate * flops / 1e9 / ceiling:.0f}%",
+                "ratio": f"{rate / ref_rate:.2f}x",
+                "per_rep": ", ".join(f"{r:.2f}" for r in ratios),
+            }
+        )
+    text = report.header("VAE training throughput: keras-gen vs the keras.io example loop") + "\n".join(
+        [
+            f"- load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (shared CPUs)",
+            f"- task: conv VAE, latent 2, batch {BATCH}, Adam, MNIST; {n} images per timed run, "
+            f"{args.repeats} repetitions in rotating order, medians; keras-gen: library defaults "
+            f'(`jit_compile="auto"`: no XLA for convolutions on a CPU), steps_per_execution={spe}, '
+            f'`keras_gen.data.load("mnist", preprocessing="binarized")`; '
+            'reference: `jit_compile="auto"` (off on CPU), float32 array through `fit`',
+            f"- counted FLOPs per training example: {flops / 1e6:.1f} M; matmul ceiling "
+            f"{ceiling:.1f} GFLOP/s (float32 2048^3 `tf.matmul`, median)",
+            "",
+            markdown_table(
+                rows,
+                [
+                    ("name", "contender"),
+                    ("rate", "samples/s"),
+                    ("gflops", "GFLOP/s"),
+                    ("ceiling", "of ceiling"),
+                    ("ratio", "vs reference"),
+                    ("per_rep", "ratio per repetition"),
+                ],
+            ),
+            "",
+        ]
+    )
     print(text)
     if not args.no_write:
         report.write_section("vae_throughput", text)

@@ -25,15 +25,15 @@ MOVED = {
     "keras_gen.validation": "keras_gen.core.validation",
     "keras_gen.distribute": "keras_gen.core.distribute",
     "keras_gen.samplers": "keras_gen.core.random (seeds, random numbers), keras_gen.sampling.gibbs "
-                          "and keras_gen.sampling.ais",
+    "and keras_gen.sampling.ais",
     "keras_gen.vae": "keras_gen.models.vae",
     "keras_gen.rbm": "keras_gen.models.rbm (and models.dbn, evaluation.likelihood for exact/AIS "
-                     "log-likelihoods, callbacks for FreeEnergyGap and GibbsStepsSchedule)",
+    "log-likelihoods, callbacks for FreeEnergyGap and GibbsStepsSchedule)",
     "keras_gen.gan": "keras_gen.models.gan (and callbacks.IterationHistory)",
     "keras_gen.ising": "keras_gen.physics (modules lattice, monte_carlo, datasets, observables, exact)",
     "keras_gen.ising_models": "keras_gen.models.ising (the models), keras_gen.recipes.ising (training), "
-                              "keras_gen.evaluation.ising (comparison with exact results) and "
-                              "keras_gen.sampling.gibbs.gibbs_chains",
+    "keras_gen.evaluation.ising (comparison with exact results) and "
+    "keras_gen.sampling.gibbs.gibbs_chains",
     "keras_gen.metrics": "keras_gen.evaluation.metrics",
     "keras_gen.trainer": "keras_gen.runs",
 }

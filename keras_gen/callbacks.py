@@ -68,8 +68,18 @@ class FrechetDistance(keras.callbacks.Callback):
     seconds per evaluation on a CPU, little next to an epoch.
     """
 
-    def __init__(self, validation_images, every=5, n_samples=1000, seed=4321, kid=True, classifier=None,
-                 sample_kwargs=None, kid_subsets=10, kid_subset_size=500):
+    def __init__(
+        self,
+        validation_images,
+        every=5,
+        n_samples=1000,
+        seed=4321,
+        kid=True,
+        classifier=None,
+        sample_kwargs=None,
+        kid_subsets=10,
+        kid_subset_size=500,
+    ):
         super().__init__()
         from keras_gen import evaluation
 
@@ -100,13 +110,18 @@ class FrechetDistance(keras.callbacks.Callback):
         from keras_gen.evaluation import metrics
 
         samples = self.model.sample(self.n_samples, seed=self.seed, **self.sample_kwargs)
-        generated = evaluation.ImageSet(evaluation.to_images(samples, getattr(self.model, "data_domain", "unit")),
-                                        self.classifier)
+        generated = evaluation.ImageSet(
+            evaluation.to_images(samples, getattr(self.model, "data_domain", "unit")), self.classifier
+        )
         logs["val_fd"] = metrics.frechet_distance(generated.features, self._reference.features)
         if self.kid:
             logs["val_kid"] = metrics.kernel_inception_distance(
-                generated.features, self._reference.features, subsets=self.kid_subsets,
-                subset_size=self.kid_subset_size, seed=epoch)["kid"]
+                generated.features,
+                self._reference.features,
+                subsets=self.kid_subsets,
+                subset_size=self.kid_subset_size,
+                seed=epoch,
+            )["kid"]
 
 
 # ---------------------------------------------------------------------- RBMs
@@ -136,7 +151,7 @@ class FreeEnergyGap(keras.callbacks.Callback):
             self._fn = tf.function(layer.free_energy, reduce_retracing=True)
         total = 0.0
         for start in range(0, len(x), self.batch_size):
-            total += float(tf.reduce_sum(self._fn(x[start:start + self.batch_size])))
+            total += float(tf.reduce_sum(self._fn(x[start : start + self.batch_size])))
         return total / len(x)
 
     def on_epoch_end(self, epoch, logs=None):

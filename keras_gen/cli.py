@@ -36,14 +36,22 @@ def _vae_setup(dataset, args):
     from keras_gen.models.vae import make_vae
 
     if dataset in data.TOY_DATASETS:
-        model = make_vae("dense", (2,), latent_dim=args.latent_dim or 2, likelihood="gaussian",
-                         encoder_kwargs={"hidden": [128, 128]}, decoder_kwargs={"hidden": [128, 128]},
-                         seed=args.seed, name=f"vae_{dataset}")
+        model = make_vae(
+            "dense",
+            (2,),
+            latent_dim=args.latent_dim or 2,
+            likelihood="gaussian",
+            encoder_kwargs={"hidden": [128, 128]},
+            decoder_kwargs={"hidden": [128, 128]},
+            seed=args.seed,
+            name=f"vae_{dataset}",
+        )
         preprocessing = None
     else:
         # The keras.io convolutional VAE (latent 2 unless told otherwise).
-        model = make_vae("conv", data.data_shape(dataset), latent_dim=args.latent_dim or 2,
-                         seed=args.seed, name=f"vae_{dataset}")
+        model = make_vae(
+            "conv", data.data_shape(dataset), latent_dim=args.latent_dim or 2, seed=args.seed, name=f"vae_{dataset}"
+        )
         preprocessing = "binarized"
     return model, preprocessing, False, {}
 
@@ -58,15 +66,33 @@ def _rbm_setup(dataset, args):
         # Real-valued data: Gaussian visibles, the stable settings of
         # training/grbm_ring8.py (learned log sigma from 0.5, weights at the
         # data scale, PCD-10 so the chains keep up with a multimodal model).
-        model = make_rbm("gaussian", 2, args.hidden or 20, k=args.k or 10, persistent=True, sigma=0.5,
-                         learn_sigma=True, weight_stddev=0.5, seed=args.seed, name=f"rbm_{dataset}")
+        model = make_rbm(
+            "gaussian",
+            2,
+            args.hidden or 20,
+            k=args.k or 10,
+            persistent=True,
+            sigma=0.5,
+            learn_sigma=True,
+            weight_stddev=0.5,
+            seed=args.seed,
+            name=f"rbm_{dataset}",
+        )
         args.optimizer = keras.optimizers.Adam(args.learning_rate or 3e-3)
         # Scatter plots show samples of p(v|h), not the component means.
         return model, None, True, {"gibbs_steps": 1000, "return_probabilities": False}
     # Centered updates (as training/rbm_mnist.py): same model, a far better
     # conditioned gradient (rbm_mnist: -87.7 nats against -95.3 uncentered).
-    model = make_rbm("bernoulli", 784, args.hidden or 500, k=args.k or 1, persistent=True, centering=True,
-                     seed=args.seed, name=f"rbm_{dataset}")
+    model = make_rbm(
+        "bernoulli",
+        784,
+        args.hidden or 500,
+        k=args.k or 1,
+        persistent=True,
+        centering=True,
+        seed=args.seed,
+        name=f"rbm_{dataset}",
+    )
     # Visible biases at the pixel log-odds (Hinton's practical guide): from
     # zero, an adaptive optimizer needs many epochs just to learn the marginals.
     model.initialize_from_data(data.load_arrays(dataset, "train", flatten=True)[0])
@@ -82,29 +108,48 @@ def _gan_setup(dataset, args, game="gan"):
     from keras_gen.models import gan
 
     toy = dataset in data.TOY_DATASETS
-    kwargs = {"gan": gan.standard_compile_kwargs, "dcgan": gan.dcgan_compile_kwargs,
-              "wgan": gan.wgan_compile_kwargs, "wgan_gp": gan.wgan_gp_compile_kwargs}[game]()
+    kwargs = {
+        "gan": gan.standard_compile_kwargs,
+        "dcgan": gan.dcgan_compile_kwargs,
+        "wgan": gan.wgan_compile_kwargs,
+        "wgan_gp": gan.wgan_gp_compile_kwargs,
+    }[game]()
     if args.learning_rate:
         for key in ("d_optimizer", "g_optimizer"):
             kwargs[key].learning_rate = args.learning_rate
     name = f"{game}_{dataset}"
     if toy:
         if game == "dcgan":
-            raise SystemExit("keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist); "
-                             "use gan, wgan or wgan_gp on the 2-D toy data.")
-        model = gan.make_toy_gan(latent_dim=args.latent_dim or 8, seed=args.seed, name=name,
-                                 generator_average=args.generator_average)
+            raise SystemExit(
+                "keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist); "
+                "use gan, wgan or wgan_gp on the 2-D toy data."
+            )
+        model = gan.make_toy_gan(
+            latent_dim=args.latent_dim or 8, seed=args.seed, name=name, generator_average=args.generator_average
+        )
         flatten = True
     elif game == "gan":
         # The course notes' MLP GAN on flattened MNIST in [-1, 1].
-        model = gan.make_gan("mlp", data.data_shape(dataset, flatten=True), latent_dim=args.latent_dim or 20,
-                             generator_average=args.generator_average, seed=args.seed, name=name)
+        model = gan.make_gan(
+            "mlp",
+            data.data_shape(dataset, flatten=True),
+            latent_dim=args.latent_dim or 20,
+            generator_average=args.generator_average,
+            seed=args.seed,
+            name=name,
+        )
         flatten = True
     else:
         # The TensorFlow tutorial's DCGAN; the WGANs use its critic without dropout.
-        model = gan.make_gan("dcgan", data.data_shape(dataset), latent_dim=args.latent_dim or 100, seed=args.seed,
-                             discriminator_kwargs={} if game == "dcgan" else {"dropout": 0.0},
-                             generator_average=args.generator_average, name=name)
+        model = gan.make_gan(
+            "dcgan",
+            data.data_shape(dataset),
+            latent_dim=args.latent_dim or 100,
+            seed=args.seed,
+            discriminator_kwargs={} if game == "dcgan" else {"dropout": 0.0},
+            generator_average=args.generator_average,
+            name=name,
+        )
         flatten = False
     model.compile(**kwargs)
     return model, None if toy else "symmetric", flatten, {}
@@ -145,27 +190,46 @@ def cmd_train(args):
         model, preprocessing, flatten, sample_kwargs = FAMILIES[args.family](args.dataset, args)
         if not model.compiled:  # families with their own compile rules (GANs) arrive compiled
             # A family's setup may choose its own optimizer (args.optimizer); else Adam.
-            model.compile(optimizer=getattr(args, "optimizer", None)
-                          or keras.optimizers.Adam(args.learning_rate or 1e-3))
+            model.compile(
+                optimizer=getattr(args, "optimizer", None) or keras.optimizers.Adam(args.learning_rate or 1e-3)
+            )
     reference = None
     if toy:
         train_ds = data.load(args.dataset, "train", batch_size=batch_size, seed=args.seed)
         val_ds = data.load(args.dataset, "test", batch_size=1000, shuffle=False, seed=args.seed)
         reference = data.toy_2d(args.dataset, 2000, seed=args.seed + 1)
     else:
-        train_ds = data.load(args.dataset, "train", preprocessing=preprocessing, flatten=flatten,
-                             batch_size=batch_size, seed=args.seed)
-        val_ds = data.load(args.dataset, "test", preprocessing=f"{preprocessing}_static"
-                           if preprocessing == "binarized" else preprocessing,
-                           flatten=flatten, batch_size=500, shuffle=False)
+        train_ds = data.load(
+            args.dataset, "train", preprocessing=preprocessing, flatten=flatten, batch_size=batch_size, seed=args.seed
+        )
+        val_ds = data.load(
+            args.dataset,
+            "test",
+            preprocessing=f"{preprocessing}_static" if preprocessing == "binarized" else preprocessing,
+            flatten=flatten,
+            batch_size=500,
+            shuffle=False,
+        )
     steps = args.steps_per_epoch
     if steps:
         train_ds = train_ds.repeat()
-    fit_with_artifacts(model, train_ds, out, epochs=epochs, validation_data=val_ds,
-                       steps_per_epoch=steps, n_samples=1000 if toy else 100,
-                       sample_kwargs=sample_kwargs, reference=reference, verbose=args.verbose)
-    summary = {"model": os.path.join(out, "model.keras"), "samples": os.path.join(out, "samples"),
-               "loss_curves": os.path.join(out, "loss_curves.png")}
+    fit_with_artifacts(
+        model,
+        train_ds,
+        out,
+        epochs=epochs,
+        validation_data=val_ds,
+        steps_per_epoch=steps,
+        n_samples=1000 if toy else 100,
+        sample_kwargs=sample_kwargs,
+        reference=reference,
+        verbose=args.verbose,
+    )
+    summary = {
+        "model": os.path.join(out, "model.keras"),
+        "samples": os.path.join(out, "samples"),
+        "loss_curves": os.path.join(out, "loss_curves.png"),
+    }
     if toy:
         coverage = data.mode_coverage(model.sample(2000, seed=args.seed, **sample_kwargs), args.dataset)
         summary["mode_coverage"] = coverage
@@ -181,7 +245,7 @@ def _strategy(args):
             distribute.split_cpu(args.cpu_devices)
         return distribute.make_strategy(args.strategy)
     except (ValueError, RuntimeError) as err:
-        raise SystemExit(f"keras-gen train --strategy {args.strategy}: {err}")
+        raise SystemExit(f"keras-gen train --strategy {args.strategy}: {err}") from None
 
 
 def _not_a_family(name):
@@ -194,8 +258,10 @@ def _not_a_family(name):
         entry = zoo.card(name)
     except zoo.ZooError:
         return f"keras-gen train: unknown family {name!r}; known: {sorted(FAMILIES)}."
-    return (f"keras-gen train: {name!r} is a zoo entry, trained by its recipe, not by this command; "
-            f"from a source checkout run: {entry.recipe.command}")
+    return (
+        f"keras-gen train: {name!r} is a zoo entry, trained by its recipe, not by this command; "
+        f"from a source checkout run: {entry.recipe.command}"
+    )
 
 
 def load_model(name_or_path):
@@ -210,8 +276,10 @@ def load_model(name_or_path):
             raise SystemExit(f"keras-gen: no model file at {name_or_path!r}.")
         return keras.saving.load_model(name_or_path)
     if zoo.card(name_or_path).family == "classifier":
-        raise SystemExit(f"keras-gen: {name_or_path!r} is the domain classifier of the evaluation harness, "
-                         "not a generative model (load it with keras_gen.evaluation.load_classifier()).")
+        raise SystemExit(
+            f"keras-gen: {name_or_path!r} is the domain classifier of the evaluation harness, "
+            "not a generative model (load it with keras_gen.evaluation.load_classifier())."
+        )
     return zoo.load(name_or_path)
 
 
@@ -248,8 +316,11 @@ def cmd_zoo(args):
             if isinstance(entry, zoo.ZooError):
                 print(f"keras-gen zoo list: skipped: {entry}", file=sys.stderr)
                 continue
-            metrics = ", ".join(f"{k}={v}" for k, v in entry.metrics.items()
-                                if isinstance(v, (int, float)) and not k.endswith(("_sem", "_k")))
+            metrics = ", ".join(
+                f"{k}={v}"
+                for k, v in entry.metrics.items()
+                if isinstance(v, (int, float)) and not k.endswith(("_sem", "_k"))
+            )
             print(f"{name:24s} {entry.family:10s} {metrics}")
     elif args.action == "show":
         print(json.dumps(zoo.card(args.name).to_dict(), indent=2))
@@ -261,8 +332,15 @@ def cmd_ising(args):
     """The physics demo: Ising data, an RBM per temperature, thermodynamics vs exact."""
     from keras_gen.recipes.ising import demo
 
-    result = demo(args.temperatures, L=args.L, n_samples=args.n_samples, epochs=args.epochs,
-                  n_hidden=args.hidden, seed=args.seed, out=args.out)
+    result = demo(
+        args.temperatures,
+        L=args.L,
+        n_samples=args.n_samples,
+        epochs=args.epochs,
+        n_hidden=args.hidden,
+        seed=args.seed,
+        out=args.out,
+    )
     print(result["table"])
     print(f"figures: {', '.join(result['figures'])}")
     print(f"total time: {result['timings']['total_s']:.0f} s")
@@ -275,31 +353,43 @@ def cmd_evaluate(args):
     if args.all:
         from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
 
-        path = evaluate_zoo(args.rows, args.report, samples=args.samples, seed=args.seed,
-                            nll_images=args.nll_images, iwae_k=args.iwae_k)
+        path = evaluate_zoo(
+            args.rows, args.report, samples=args.samples, seed=args.seed, nll_images=args.nll_images, iwae_k=args.iwae_k
+        )
         print(f"wrote section {SECTION!r} of {path} (rows in {args.rows})")
         return
     if not args.model:
         raise SystemExit("keras-gen evaluate: give a zoo name or a .keras file, or --all.")
     model = load_model(args.model)
     try:
-        row = evaluation.evaluate(model, n_samples=args.samples, seed=args.seed, likelihood=not args.no_nll,
-                                  nll_images=args.nll_images, iwae_k=args.iwae_k)
+        row = evaluation.evaluate(
+            model,
+            n_samples=args.samples,
+            seed=args.seed,
+            likelihood=not args.no_nll,
+            nll_images=args.nll_images,
+            iwae_k=args.iwae_k,
+        )
     except evaluation.NotEvaluable as err:
-        raise SystemExit(f"keras-gen evaluate: {err}")
+        raise SystemExit(f"keras-gen evaluate: {err}") from None
     print(json.dumps(row, indent=2, default=float) if args.json else evaluation.format_row(row))
 
 
 # ------------------------------------------------------------------ parser
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-gen", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="keras-gen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a family with fit, leaving checkpoints and sample grids")
-    train.add_argument("family", nargs="?", default="vae",
-                       help="vae (default), rbm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over their "
-                            "5 critic steps); for a zoo name, prints the command that reproduces it")
+    train.add_argument(
+        "family",
+        nargs="?",
+        default="vae",
+        help="vae (default), rbm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over their "
+        "5 critic steps); for a zoo name, prints the command that reproduces it",
+    )
     train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)
@@ -307,19 +397,38 @@ def build_parser():
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--latent-dim", type=int, default=None)
     train.add_argument("--hidden", type=int, default=None, help="hidden units (RBM)")
-    train.add_argument("--k", type=int, default=None,
-                       help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)")
-    train.add_argument("--generator-average", type=float, default=None, metavar="M",
-                       help="GANs: sample from a moving average of the generator's weights (momentum M, e.g. 0.999)")
+    train.add_argument(
+        "--k", type=int, default=None, help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)"
+    )
+    train.add_argument(
+        "--generator-average",
+        type=float,
+        default=None,
+        metavar="M",
+        help="GANs: sample from a moving average of the generator's weights (momentum M, e.g. 0.999)",
+    )
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
-                       help="1: progress bar (default), 2: one line per epoch, 0: silent")
+    train.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=[0, 1, 2],
+        help="1: progress bar (default), 2: one line per epoch, 0: silent",
+    )
     train.add_argument("--out", default=None, help="run folder (default runs/FAMILY_DATASET); rerun to resume")
-    train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker"],
-                       help="tf.distribute strategy: mirrored = this machine's GPUs (or --cpu-devices), "
-                            "multi-worker = the hosts in TF_CONFIG; --batch-size is the global batch")
-    train.add_argument("--cpu-devices", type=int, default=None,
-                       help="split the CPU into N logical devices (mirrored training without GPUs)")
+    train.add_argument(
+        "--strategy",
+        default="default",
+        choices=["default", "mirrored", "multi-worker"],
+        help="tf.distribute strategy: mirrored = this machine's GPUs (or --cpu-devices), "
+        "multi-worker = the hosts in TF_CONFIG; --batch-size is the global batch",
+    )
+    train.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="split the CPU into N logical devices (mirrored training without GPUs)",
+    )
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples and save a grid (PNG)")
@@ -360,11 +469,15 @@ def build_parser():
     evaluate.add_argument("--nll-images", type=int, default=1000, help="test images for the NLL")
     evaluate.add_argument("--iwae-k", type=int, default=1000, help="importance samples for a VAE's NLL bound")
     evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
-    evaluate.add_argument("--rows", default=os.path.join("benchmarks", "evaluate_zoo.json"),
-                          help="with --all: the JSON file keeping every row (default: a checkout's "
-                               "benchmarks/evaluate_zoo.json, run from its root)")
-    evaluate.add_argument("--report", default="BENCHMARKS.md",
-                          help="with --all: the markdown file whose evaluate_zoo section is written")
+    evaluate.add_argument(
+        "--rows",
+        default=os.path.join("benchmarks", "evaluate_zoo.json"),
+        help="with --all: the JSON file keeping every row (default: a checkout's "
+        "benchmarks/evaluate_zoo.json, run from its root)",
+    )
+    evaluate.add_argument(
+        "--report", default="BENCHMARKS.md", help="with --all: the markdown file whose evaluate_zoo section is written"
+    )
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
@@ -379,7 +492,7 @@ def main(argv=None):
     try:
         args.func(args)
     except (zoo.ZooError, zoo.WeightsIntegrityError, DataError, FileExistsError) as err:
-        raise SystemExit(f"keras-gen {args.command}: {err}")
+        raise SystemExit(f"keras-gen {args.command}: {err}") from None
     return 0
 
 

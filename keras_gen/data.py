@@ -100,9 +100,7 @@ def _image_arrays(name, split):
 
 def _binarize_static(images_u8, seed):
     rng = np.random.default_rng(seed)
-    return (rng.random(images_u8.shape, dtype=np.float32) < images_u8 / np.float32(255)).astype(
-        np.float32
-    )
+    return (rng.random(images_u8.shape, dtype=np.float32) < images_u8 / np.float32(255)).astype(np.float32)
 
 
 def _preprocess_numpy(images_u8, preprocessing, seed):
@@ -189,8 +187,16 @@ def load(
     if name == "ising":
         from keras_gen.physics import datasets
 
-        return datasets.load(split, flatten=flatten, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                             with_labels=with_labels, drop_remainder=drop_remainder, **options)
+        return datasets.load(
+            split,
+            flatten=flatten,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            with_labels=with_labels,
+            drop_remainder=drop_remainder,
+            **options,
+        )
     _no_options(name, options)
     if name in TOY_DATASETS:
         x, labels = load_arrays(name, split, seed=seed)
@@ -260,6 +266,4 @@ def _check_name(name):
 
 def _check_preprocessing(preprocessing):
     if preprocessing not in PREPROCESSINGS:
-        raise ValueError(
-            f"Unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSINGS}."
-        )
+        raise ValueError(f"Unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSINGS}.")

@@ -41,7 +41,7 @@ def image_grid(samples, ncols=None, pad=2):
     grid = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad), dtype=np.float32)
     for i in range(n):
         r, c = divmod(i, ncols)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = x[i]
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = x[i]
     return grid
 
 
@@ -116,7 +116,7 @@ def plot_history(history, path, title="Training"):
 def _zoom_past_the_first_epochs(ax, series):
     """Long runs: let the y-range follow the epochs after the first 5%, so the
     first epochs' large losses do not flatten the curve a reader cares about."""
-    tails = [np.asarray(v, dtype=float)[max(1, len(v) // 20):] for v in series if len(v) >= 20]
+    tails = [np.asarray(v, dtype=float)[max(1, len(v) // 20) :] for v in series if len(v) >= 20]
     tails = [t[np.isfinite(t)] for t in tails if np.isfinite(t).any()]
     if not tails:
         return
@@ -149,9 +149,7 @@ def plot_latent_manifold(vae, path, n=20, scale=2.0, dims=(0, 1)):
 
 def plot_latent_clusters(vae, x, labels, path, batch_size=500):
     """Posterior means of x coloured by label; PCA to 2-D when the latent is larger."""
-    means = np.concatenate(
-        [np.asarray(vae.encode(x[i:i + batch_size])[0]) for i in range(0, len(x), batch_size)]
-    )
+    means = np.concatenate([np.asarray(vae.encode(x[i : i + batch_size])[0]) for i in range(0, len(x), batch_size)])
     if means.shape[1] > 2:
         centred = means - means.mean(0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -180,9 +178,14 @@ def plot_gan_iterations(iterations, path, title="GAN training", probabilities=Tr
     right panel marks the 0.5 at which D can no longer tell real from fake.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    panels = ((axes[0], (("g_loss", "generator loss"), ("d_loss", "discriminator loss")), "loss"),
-              (axes[1], (("d_x", "real: D(x)"), ("d_g_z", "fake: D(G(z))")),
-               "probability" if probabilities else "critic value"))
+    panels = (
+        (axes[0], (("g_loss", "generator loss"), ("d_loss", "discriminator loss")), "loss"),
+        (
+            axes[1],
+            (("d_x", "real: D(x)"), ("d_g_z", "fake: D(G(z))")),
+            "probability" if probabilities else "critic value",
+        ),
+    )
     for ax, series, ylabel in panels:
         for (key, label), color in zip(series, ("tab:blue", "tab:orange")):
             values = np.asarray(iterations.get(key, []), dtype=float)
@@ -192,7 +195,7 @@ def plot_gan_iterations(iterations, path, title="GAN training", probabilities=Tr
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
             if len(values) >= window:
                 smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-                ax.plot(steps[window - 1:], smooth, color=color, label=f"{label} ({window}-step mean)")
+                ax.plot(steps[window - 1 :], smooth, color=color, label=f"{label} ({window}-step mean)")
             else:
                 ax.lines[-1].set_label(label)
         if ylabel == "probability":
@@ -214,8 +217,9 @@ def save_image_rows(rows, path, row_labels=None, title=None):
     grids = [image_grid(r, ncols=len(r)) for r in rows]
     width = max(g.shape[1] for g in grids)
     height = sum(g.shape[0] for g in grids)
-    fig, axes = plt.subplots(len(grids), 1, figsize=(width / 40 + 2.2, height / 40 + (0.5 if title else 0.1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(grids), 1, figsize=(width / 40 + 2.2, height / 40 + (0.5 if title else 0.1)), squeeze=False
+    )
     for ax, grid, label in zip(axes[:, 0], grids, row_labels or [None] * len(grids)):
         ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])

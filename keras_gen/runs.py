@@ -11,7 +11,6 @@ import csv
 import os
 import shutil
 import tempfile
-import time
 
 import keras
 import tensorflow as tf
@@ -65,19 +64,30 @@ def fit_with_artifacts(
         initial_epoch, path = last
         model.build_optimizers()
         model.load_weights(path)
-    grid = SampleGrid(os.path.join(out_dir, "samples"), n=n_samples, seed=sample_seed,
-                      reference=reference, sample_kwargs=sample_kwargs)
+    grid = SampleGrid(
+        os.path.join(out_dir, "samples"),
+        n=n_samples,
+        seed=sample_seed,
+        reference=reference,
+        sample_kwargs=sample_kwargs,
+    )
     history_csv = os.path.join(out_dir, "history.csv")
-    backup = (keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True) if chief
-              else WorkerBackupAndRestore(chief_backup, os.path.join(out_dir, "backup")))
+    backup = (
+        keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True)
+        if chief
+        else WorkerBackupAndRestore(chief_backup, os.path.join(out_dir, "backup"))
+    )
     all_callbacks = [
         backup,
         EpochTimer(),
         # User callbacks run before the checkpoint and the CSV log so that
         # metrics they add to `logs` (e.g. a Frechet distance) are recorded.
         *callbacks,
-        AtomicModelCheckpoint(os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.keras"),
-                              keep_last=keep_checkpoints, save_freq="epoch"),
+        AtomicModelCheckpoint(
+            os.path.join(out_dir, "checkpoints", "epoch_{epoch:03d}.keras"),
+            keep_last=keep_checkpoints,
+            save_freq="epoch",
+        ),
         grid,
         keras.callbacks.CSVLogger(history_csv, append=True),
         BackupLast(backup),

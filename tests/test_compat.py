@@ -100,7 +100,11 @@ def test_model_checkpoint_hooks(tmp_path):
     for name in (compat.MODEL_CHECKPOINT_SAVE_METHOD, "_get_file_path", "_should_save_model"):
         assert hasattr(keras.callbacks.ModelCheckpoint, name), name
     assert list(inspect.signature(keras.callbacks.ModelCheckpoint._save_model).parameters) == [
-        "self", "epoch", "batch", "logs"]
+        "self",
+        "epoch",
+        "batch",
+        "logs",
+    ]
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     callback = AtomicModelCheckpoint(str(tmp_path / "m_{epoch:02d}.keras"), monitor="loss", save_best_only=True)

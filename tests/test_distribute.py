@@ -179,8 +179,14 @@ def run_child(code, args, tmp_path, env=None, timeout=300):
     script.write_text(code)
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), timeout
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ), timeout
 
 
 def finish(proc_timeout, out_path):
@@ -190,7 +196,7 @@ def finish(proc_timeout, out_path):
     except subprocess.TimeoutExpired:
         proc.kill()
         output, _ = proc.communicate()
-        raise AssertionError(f"child process timed out:\n{output[-4000:]}")
+        raise AssertionError(f"child process timed out:\n{output[-4000:]}") from None
     assert proc.returncode == 0, output[-4000:]
     with open(out_path) as f:
         return json.load(f)
@@ -278,13 +284,21 @@ def test_two_workers_on_localhost_equal_one_process(tmp_path):
         wdir.mkdir()
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         outs.append(str(wdir / "result.json"))
-        procs.append(run_child(MULTI_WORKER, [outs[-1], str(tmp_path / "run"), *families], wdir,
-                               env={"TF_CONFIG": tf_config}, timeout=900))
+        procs.append(
+            run_child(
+                MULTI_WORKER,
+                [outs[-1], str(tmp_path / "run"), *families],
+                wdir,
+                env={"TF_CONFIG": tf_config},
+                timeout=900,
+            )
+        )
     single_dir = tmp_path / "single"
     single_dir.mkdir()
     single_out = str(single_dir / "result.json")
-    single = run_child(MULTI_WORKER, [single_out, str(single_dir / "run"), *families], single_dir,
-                       env={"TF_CONFIG": ""}, timeout=900)
+    single = run_child(
+        MULTI_WORKER, [single_out, str(single_dir / "run"), *families], single_dir, env={"TF_CONFIG": ""}, timeout=900
+    )
     results = [finish(p, o) for p, o in zip(procs, outs)]
     reference = finish(single, single_out)
 
@@ -306,7 +320,8 @@ def test_two_workers_on_localhost_equal_one_process(tmp_path):
             assert len(f.read().strip().splitlines()) == 3  # header + 2 epochs, written once
     # The non-chief left nothing behind in its own folder either.
     assert sorted(os.listdir(tmp_path / "worker1")) == sorted(
-        ["child.py", "result.json"] + [f"result.json.{f}.npz" for f in families])
+        ["child.py", "result.json"] + [f"result.json.{f}.npz" for f in families]
+    )
 
 
 def test_cli_multi_worker_without_tf_config_is_refused_before_any_work(tmp_path, monkeypatch):

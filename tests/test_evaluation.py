@@ -14,6 +14,7 @@ from scipy import linalg
 
 from keras_gen import evaluation, zoo
 from keras_gen.evaluation import metrics
+
 # By name: the package's `sample_quality` is the function of that name, and
 # `classifier` is the fixture below.
 from keras_gen.evaluation.sample_quality import BLUR_SIGMAS, NOISE_LEVELS, add_noise, blur, corruptions
@@ -41,8 +42,7 @@ def test_frechet_distance_of_samples():
     # E[FD] of two samples of N(0, I): 2d/n from the means plus, to leading
     # order, (d² + d)/(2n) from the covariances.
     bias = 2 * d / n + (d * d + d) / (2 * n)
-    same = [metrics.frechet_distance(rng.standard_normal((n, d)), rng.standard_normal((n, d)))
-            for _ in range(20)]
+    same = [metrics.frechet_distance(rng.standard_normal((n, d)), rng.standard_normal((n, d))) for _ in range(20)]
     assert 0.6 * bias < np.mean(same) < 1.5 * bias
     # A shift of 1 along one axis: FD = 1 + bias, sampling sd ≈ 2 sqrt(2/n) = 0.04.
     shifted = rng.standard_normal((n, d)) + np.eye(d)[0]
@@ -83,8 +83,12 @@ def test_classifier_score_and_class_histogram():
 # ======================================================================== KID
 def test_kid_is_unbiased_for_the_same_distribution_and_positive_for_different():
     rng = np.random.default_rng(2)
-    kids = [metrics.kernel_inception_distance(rng.standard_normal((300, 4)), rng.standard_normal((300, 4)),
-                                              subsets=5, subset_size=300, seed=i)["kid"] for i in range(40)]
+    kids = [
+        metrics.kernel_inception_distance(
+            rng.standard_normal((300, 4)), rng.standard_normal((300, 4)), subsets=5, subset_size=300, seed=i
+        )["kid"]
+        for i in range(40)
+    ]
     sem = np.std(kids, ddof=1) / math.sqrt(len(kids))
     assert abs(np.mean(kids)) < 3 * sem
     # The V-statistic (diagonal kept) on the same data is biased upwards by
@@ -127,7 +131,7 @@ def test_knn_radii():
 def _gaussian_mmd2(d, s, h, shift):
     """Exact MMD² of N(0, s²I) and N(shift, s²I) under exp(-‖x-y‖²/(2h²))."""
     c = (h * h / (h * h + 2 * s * s)) ** (d / 2)
-    return 2 * c * (1 - math.exp(-shift**2 / (2 * (h * h + 2 * s * s)))), c
+    return 2 * c * (1 - math.exp(-(shift**2) / (2 * (h * h + 2 * s * s)))), c
 
 
 def test_gaussian_mmd_matches_the_closed_form():
@@ -184,7 +188,7 @@ MNIST_AVAILABLE = os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", "")
 needs_classifier = pytest.mark.skipif(
     not (evaluation.classifier_available() and MNIST_AVAILABLE),
     reason="needs the domain classifier saved_models/mnist_classifier.weights.h5 (train it with "
-           "training/mnist_classifier.py) and MNIST (TFDS_DATA_DIR with a prepared copy)",
+    "training/mnist_classifier.py) and MNIST (TFDS_DATA_DIR with a prepared copy)",
 )
 
 
@@ -233,30 +237,57 @@ def test_fd_floor_and_corruptions_in_the_right_order(classifier):
     train = evaluation.mnist_set("train", classifier, n=n, seed=0)
     reference = evaluation.ImageSet(test.images[:n], classifier)
     floor = metrics.frechet_distance(train.features, reference.features)
-    fd = {label: metrics.frechet_distance(evaluation.ImageSet(images, classifier).features, reference.features)
-          for label, images in corruptions(train.images, seed=0).items()}
+    fd = {
+        label: metrics.frechet_distance(evaluation.ImageSet(images, classifier).features, reference.features)
+        for label, images in corruptions(train.images, seed=0).items()
+    }
     noise = [fd[f"noise std {s}"] for s in NOISE_LEVELS]
     blurs = [fd[f"blur sigma {s} px"] for s in BLUR_SIGMAS]
     assert noise == sorted(noise) and blurs == sorted(blurs)  # worse with every step
     assert floor < min(noise[0], blurs[0])
     assert noise[-1] > 20 * floor  # heavy noise is far from the digits
+
     # The kernel distance orders the same way, and is ≈ 0 for train vs test.
-    kid = lambda x: metrics.kernel_inception_distance(x.features, reference.features, subsets=10,  # noqa: E731
-                                                      subset_size=1000)
+    def kid(x):
+        return metrics.kernel_inception_distance(
+            x.features,
+            reference.features,
+            subsets=10,  # noqa: E731
+            subset_size=1000,
+        )
+
     kid_floor = kid(train)
-    assert abs(kid_floor["kid"]) < 3 * kid_floor["std"] + 1e-3 * kid(
-        evaluation.ImageSet(add_noise(train.images, 0.6), classifier))["kid"]
+    assert (
+        abs(kid_floor["kid"])
+        < 3 * kid_floor["std"] + 1e-3 * kid(evaluation.ImageSet(add_noise(train.images, 0.6), classifier))["kid"]
+    )
 
 
 @needs_classifier
 def test_evaluate_a_small_model_end_to_end(classifier):
     from keras_gen.models.vae import make_vae
 
-    vae = make_vae("dense", (784,), latent_dim=2, encoder_kwargs={"hidden": [32]},
-                   decoder_kwargs={"hidden": [32]}, seed=0, name="tiny_vae")
+    vae = make_vae(
+        "dense",
+        (784,),
+        latent_dim=2,
+        encoder_kwargs={"hidden": [32]},
+        decoder_kwargs={"hidden": [32]},
+        seed=0,
+        name="tiny_vae",
+    )
     vae.build_for_data()
-    row = evaluation.evaluate(vae, n_samples=300, classifier=classifier, nll_images=40, iwae_k=4,
-                              n_reference=1000, kid_subsets=5, kid_subset_size=200, mmd_samples=300)
+    row = evaluation.evaluate(
+        vae,
+        n_samples=300,
+        classifier=classifier,
+        nll_images=40,
+        iwae_k=4,
+        n_reference=1000,
+        kid_subsets=5,
+        kid_subset_size=200,
+        mmd_samples=300,
+    )
     assert row["model"] == "tiny_vae" and row["family"] == "vae"
     assert row["n_samples"] == 300 and row["n_reference"] == 1000
     for key in ("fd", "score", "kid", "precision", "recall", "mmd", "samples_per_second", "nll", "nll_err"):
@@ -305,15 +336,29 @@ def test_frechet_distance_callback_logs_a_metric_checkpoints_can_monitor(classif
     keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
     x, _ = data.load_arrays("mnist", "train", preprocessing="binarized", flatten=True)
     validation, _ = data.load_arrays("mnist", "test", preprocessing="unit")
-    vae = make_vae("dense", (784,), latent_dim=4, encoder_kwargs={"hidden": [64]},
-                   decoder_kwargs={"hidden": [64]}, seed=0, name="tiny_vae")
+    vae = make_vae(
+        "dense",
+        (784,),
+        latent_dim=4,
+        encoder_kwargs={"hidden": [64]},
+        decoder_kwargs={"hidden": [64]},
+        seed=0,
+        name="tiny_vae",
+    )
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     best = tmp_path / "best.weights.h5"
-    history = vae.fit(x, batch_size=256, epochs=3, verbose=0, callbacks=[
-        FrechetDistance(validation[:500], every=2, n_samples=300, classifier=classifier, kid_subset_size=300),
-        keras.callbacks.ModelCheckpoint(best, monitor="val_fd", mode="min", save_best_only=True,
-                                        save_weights_only=True),
-    ]).history
+    history = vae.fit(
+        x,
+        batch_size=256,
+        epochs=3,
+        verbose=0,
+        callbacks=[
+            FrechetDistance(validation[:500], every=2, n_samples=300, classifier=classifier, kid_subset_size=300),
+            keras.callbacks.ModelCheckpoint(
+                best, monitor="val_fd", mode="min", save_best_only=True, save_weights_only=True
+            ),
+        ],
+    ).history
     # Computed on the first epoch and every second one after: epochs 1 and 2 of 3.
     assert len(history["val_fd"]) == 2 and len(history["val_kid"]) == 2
     assert all(np.isfinite(history["val_fd"])) and best.is_file()

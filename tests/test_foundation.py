@@ -11,7 +11,6 @@ import warnings
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_gen import cli, data, zoo
 from keras_gen.core.files import save_atomically
@@ -22,8 +21,15 @@ needs_mnist = pytest.mark.skipif(not MNIST_AVAILABLE, reason="MNIST needs TFDS_D
 
 
 def tiny_vae(seed=0):
-    return make_vae("dense", (12,), latent_dim=2, seed=seed, encoder_kwargs={"hidden": [8]},
-                    decoder_kwargs={"hidden": [8]}, name="tiny_vae")
+    return make_vae(
+        "dense",
+        (12,),
+        latent_dim=2,
+        seed=seed,
+        encoder_kwargs={"hidden": [8]},
+        decoder_kwargs={"hidden": [8]},
+        name="tiny_vae",
+    )
 
 
 # ------------------------------------------------------------------ data
@@ -52,8 +58,13 @@ def test_toy_pipeline_is_batched_and_reproducible():
 @needs_mnist
 @pytest.mark.parametrize(
     "preprocessing, lo, hi, binary",
-    [("unit", 0, 1, False), ("symmetric", -1, 1, False), ("binarized", 0, 1, True),
-     ("binarized_static", 0, 1, True), ("thresholded", 0, 1, True)],
+    [
+        ("unit", 0, 1, False),
+        ("symmetric", -1, 1, False),
+        ("binarized", 0, 1, True),
+        ("binarized_static", 0, 1, True),
+        ("thresholded", 0, 1, True),
+    ],
 )
 def test_mnist_preprocessings(preprocessing, lo, hi, binary):
     ds = data.load("mnist", "test", preprocessing=preprocessing, batch_size=256, shuffle=False)
@@ -61,8 +72,9 @@ def test_mnist_preprocessings(preprocessing, lo, hi, binary):
     assert x.shape == (256, 28, 28, 1) and x.dtype == np.float32
     assert x.min() == lo and x.max() == hi
     assert np.all((x == 0) | (x == 1)) == binary
-    flat = next(iter(data.load("mnist", "test", preprocessing=preprocessing, flatten=True,
-                               batch_size=8, shuffle=False))).numpy()
+    flat = next(
+        iter(data.load("mnist", "test", preprocessing=preprocessing, flatten=True, batch_size=8, shuffle=False))
+    ).numpy()
     assert flat.shape == (8, 784)
 
 
@@ -75,8 +87,9 @@ def test_dynamic_binarization_is_fresh_each_epoch_and_matches_the_intensities():
     # E[x] = intensity: the mean over 10,000 images agrees within 5 standard errors per pixel.
     se = np.sqrt(np.maximum((intensity * (1 - intensity)).sum(0), 1e-12)) / 10_000
     assert np.all(np.abs(first.mean(0) - intensity.mean(0)) <= 5 * se + 1e-6)
-    again = next(iter(data.load("mnist", "test", preprocessing="binarized", batch_size=10_000,
-                                shuffle=False, seed=1))).numpy()
+    again = next(
+        iter(data.load("mnist", "test", preprocessing="binarized", batch_size=10_000, shuffle=False, seed=1))
+    ).numpy()
     np.testing.assert_array_equal(first, again)  # seeded: reproducible
 
 
@@ -91,11 +104,21 @@ def test_unknown_dataset_and_preprocessing_are_named():
 def tiny_card(sha256, name="tiny", **changes):
     """A schema-1 card of the tiny VAE (JSON object)."""
     card = {
-        "schema_version": zoo.SCHEMA_VERSION, "name": name, "family": "vae", "description": "a tiny VAE",
-        "architecture": {"factory": "vae",
-                         "kwargs": {"architecture": "dense", "input_shape": [12], "latent_dim": 2,
-                                    "encoder_kwargs": {"hidden": [8]}, "decoder_kwargs": {"hidden": [8]},
-                                    "name": name}},
+        "schema_version": zoo.SCHEMA_VERSION,
+        "name": name,
+        "family": "vae",
+        "description": "a tiny VAE",
+        "architecture": {
+            "factory": "vae",
+            "kwargs": {
+                "architecture": "dense",
+                "input_shape": [12],
+                "latent_dim": 2,
+                "encoder_kwargs": {"hidden": [8]},
+                "decoder_kwargs": {"hidden": [8]},
+                "name": name,
+            },
+        },
         "compile": {"optimizer": keras.optimizers.serialize(keras.optimizers.Adam(1e-4))},
         "dataset": {"name": "ring8", "split": "train"},
         "weights": {"file": "tiny.weights.h5", "sha256": sha256},
@@ -192,21 +215,32 @@ MALFORMED = {
     "not an object": ("[1, 2]", "must be a JSON object"),
     "missing field": ({"drop": "weights"}, "missing field weights"),
     "wrong type": ({"metrics": [1.0]}, "metrics must be an object, got list"),
-    "wrong nested type": ({"recipe": {"script": "training/bad.py", "command": 3}},
-                          "recipe.command must be a string, got int"),
-    "unknown factory": ({"architecture": {"factory": "transformer", "kwargs": {}}},
-                        "'transformer' is not a registered model factory"),
-    "unknown kwarg": ({"architecture": {"factory": "vae", "kwargs": {"latent_size": 2}}},
-                      "architecture.kwargs: factory 'vae'.*latent_size"),
+    "wrong nested type": (
+        {"recipe": {"script": "training/bad.py", "command": 3}},
+        "recipe.command must be a string, got int",
+    ),
+    "unknown factory": (
+        {"architecture": {"factory": "transformer", "kwargs": {}}},
+        "'transformer' is not a registered model factory",
+    ),
+    "unknown kwarg": (
+        {"architecture": {"factory": "vae", "kwargs": {"latent_size": 2}}},
+        "architecture.kwargs: factory 'vae'.*latent_size",
+    ),
     "seed on the card": ({"architecture": {"factory": "vae", "kwargs": {"seed": 2}}}, "seed is chosen"),
-    "bad sha256": ({"weights": {"file": "bad.weights.h5", "sha256": "ABC123"}},
-                   "weights.sha256 must be 64 lowercase hex digits"),
-    "weights outside saved_models": ({"weights": {"file": "../x.weights.h5", "sha256": "0" * 64}},
-                                     "weights.file must be a file name"),
+    "bad sha256": (
+        {"weights": {"file": "bad.weights.h5", "sha256": "ABC123"}},
+        "weights.sha256 must be 64 lowercase hex digits",
+    ),
+    "weights outside saved_models": (
+        {"weights": {"file": "../x.weights.h5", "sha256": "0" * 64}},
+        "weights.file must be a file name",
+    ),
     "jit_compile": ({"compile": {"jit_compile": False}}, "compile.jit_compile is not stored"),
-    "optimizer by module path": ({"compile": {"optimizer": {"module": "os", "class_name": "system",
-                                                            "config": {}}}},
-                                 "compile.optimizer must be one of Keras's built-in optimizers"),
+    "optimizer by module path": (
+        {"compile": {"optimizer": {"module": "os", "class_name": "system", "config": {}}}},
+        "compile.optimizer must be one of Keras's built-in optimizers",
+    ),
     "unknown family": ({"family": "transformer"}, "family 'transformer' is not one of"),
     "name differs from file": ({"name": "other"}, "name 'other' differs from the file's name 'bad'"),
     "unknown field": ({"builder": "x"}, "unknown field builder"),
@@ -248,9 +282,14 @@ def test_cli_zoo_list_reports_a_malformed_card_and_lists_the_rest(zoo_home, caps
     assert "skipped" in err and "bad.json" in err and "not valid JSON" in err
 
 
-@pytest.mark.parametrize("version, message", [(2, "schema_version 2 is not supported"),
-                                              (None, "missing field schema_version"),
-                                              ("1", "schema_version '1' is not supported")])
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        (2, "schema_version 2 is not supported"),
+        (None, "missing field schema_version"),
+        ("1", "schema_version '1' is not supported"),
+    ],
+)
 def test_a_card_of_another_schema_version_is_refused(zoo_home, version, message):
     home, _ = zoo_home
     card = json.loads((home / "zoo" / "tiny.json").read_text())
@@ -275,26 +314,41 @@ def tiny_trained_rbm():
     """A tiny PCD RBM after a few updates: weights, seed states, persistent chains and an optimizer state."""
     from keras_gen.models.rbm import make_rbm
 
-    model = make_rbm("bernoulli", 12, 6, k=1, persistent=True, n_chains=8, centering=True, seed=3,
-                     name="tiny_rbm")
+    model = make_rbm("bernoulli", 12, 6, k=1, persistent=True, n_chains=8, centering=True, seed=3, name="tiny_rbm")
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     x = (np.random.default_rng(0).random((64, 12)) < 0.3).astype(np.float32)
     model.fit(x, batch_size=8, epochs=1, verbose=0)
     return model
 
 
-TINY_RBM = {"factory": "rbm", "kwargs": {"visible": "bernoulli", "n_visible": 12, "n_hidden": 6, "k": 1,
-                                         "persistent": True, "n_chains": 8, "centering": True,
-                                         "name": "tiny_rbm"}}
+TINY_RBM = {
+    "factory": "rbm",
+    "kwargs": {
+        "visible": "bernoulli",
+        "n_visible": 12,
+        "n_hidden": 6,
+        "k": 1,
+        "persistent": True,
+        "n_chains": 8,
+        "centering": True,
+        "name": "tiny_rbm",
+    },
+}
 
 
 def publish_tiny(model, home, **changes):
     from keras_gen.zoo.publish import publish
 
-    kwargs = dict(family="rbm", description="a tiny RBM", architecture=TINY_RBM,
-                  dataset={"name": "random", "split": "train"}, metrics={"loss": 0.5},
-                  training={"epochs": 1}, command="python training/tiny_rbm.py",
-                  compile={"optimizer": keras.optimizers.SGD(0.01), "jit_compile": True})
+    kwargs = dict(
+        family="rbm",
+        description="a tiny RBM",
+        architecture=TINY_RBM,
+        dataset={"name": "random", "split": "train"},
+        metrics={"loss": 0.5},
+        training={"epochs": 1},
+        command="python training/tiny_rbm.py",
+        compile={"optimizer": keras.optimizers.SGD(0.01), "jit_compile": True},
+    )
     kwargs.update(changes)
     return publish(model, home, "tiny_rbm", **kwargs)
 
@@ -460,8 +514,13 @@ def test_export_serves_without_keras_gen(tmp_path):
     script = tmp_path / "serve.py"
     script.write_text(SERVE_WITHOUT_KERAS_GEN)
     # A fresh process, started outside the source tree, that never imports keras_gen.
-    result = subprocess.run([sys.executable, str(script), str(export_dir), str(tmp_path)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), str(export_dir), str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     signatures = set(result.stdout.strip().splitlines()[-1].split(","))
     assert {"decode", "encode", "reconstruct", "sample"} <= signatures
@@ -486,10 +545,15 @@ def test_export_never_overwrites_by_accident(tmp_path):
 # ------------------------------------------------------------------ command line
 def test_cli_train_sample_export(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli.main(["train", "vae", "--dataset", "ring8", "--epochs", "2", "--steps-per-epoch", "20",
-              "--out", "run"])
-    for name in ("model.keras", "checkpoints/epoch_002.keras", "samples/epoch_002.png",
-                 "samples/training.gif", "loss_curves.png", "history.csv"):
+    cli.main(["train", "vae", "--dataset", "ring8", "--epochs", "2", "--steps-per-epoch", "20", "--out", "run"])
+    for name in (
+        "model.keras",
+        "checkpoints/epoch_002.keras",
+        "samples/epoch_002.png",
+        "samples/training.gif",
+        "loss_curves.png",
+        "history.csv",
+    ):
         assert (tmp_path / "run" / name).exists(), name
     cli.main(["sample", "run/model.keras", "-n", "50", "--out", "s.png", "--npy", "s.npy"])
     assert np.load("s.npy").shape == (50, 2) and (tmp_path / "s.png").exists()
@@ -518,19 +582,36 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     prefix = tmp_path / "prefix"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--ignore-installed",
-         "--prefix", str(prefix), root],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--ignore-installed",
+            "--prefix",
+            str(prefix),
+            root,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     site = next(prefix.glob("lib/python*/site-packages"))
-    probe = ("import json, keras_gen, keras_gen.zoo as zoo; "
-             "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.names(), "
-             "[str(zoo.verify(n)) for n in zoo.names()]]))")
+    probe = (
+        "import json, keras_gen, keras_gen.zoo as zoo; "
+        "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.names(), "
+        "[str(zoo.verify(n)) for n in zoo.names()]]))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_GEN_HOME", "PYTHONPATH")}
     env["PYTHONPATH"] = str(site)
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=300, cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     module_file, roots, names, verified = json.loads(result.stdout.strip().splitlines()[-1])
     assert module_file.startswith(str(site))  # the installed copy, not this checkout
@@ -541,5 +622,6 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert names == zoo.names()  # every card of the checkout travelled with the install
     assert all(path.startswith(str(prefix)) for path in verified)
     # Only keras_gen is installed as a top-level package.
-    assert sorted(p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info"))
-                  and p.name != "__pycache__") == ["keras_gen"]
+    assert sorted(
+        p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info")) and p.name != "__pycache__"
+    ) == ["keras_gen"]

@@ -11,12 +11,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import Interrupt
 from scipy import stats
 
 from keras_gen import callbacks, runs
 from keras_gen.core.validation import DataError
 from keras_gen.models import gan, gan_networks
-from conftest import Interrupt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,16 +40,20 @@ def test_losses_are_the_games_of_the_notes():
     got = keras.ops.convert_to_numpy(gan.discriminator_loss("non_saturating", logits, logits[::-1]))
     np.testing.assert_allclose(got, -np.log(d_real) - np.log(1 - d_fake), rtol=1e-5)
     # Same discriminator for the minimax game.
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.discriminator_loss("minimax", logits, logits[::-1])),
-                               got, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(gan.discriminator_loss("minimax", logits, logits[::-1])), got, rtol=1e-6
+    )
     fake_p = 1 / (1 + np.exp(-logits))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.generator_loss("minimax", logits)),
-                               np.log(1 - fake_p), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.generator_loss("non_saturating", logits)),
-                               -np.log(fake_p), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(gan.generator_loss("minimax", logits)), np.log(1 - fake_p), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(gan.generator_loss("non_saturating", logits)), -np.log(fake_p), rtol=1e-5, atol=1e-6
+    )
     # Wasserstein: critic values, no sigmoid anywhere.
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.discriminator_loss("wasserstein", logits, 2 * logits)),
-                               logits, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(gan.discriminator_loss("wasserstein", logits, 2 * logits)), logits, rtol=1e-6
+    )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(gan.generator_loss("wasserstein", logits)), -logits)
     # At the equilibrium D = 1/2 the discriminator loss is 2 log 2 and the generator's log 2.
     zero = np.zeros(1, np.float32)
@@ -110,15 +114,25 @@ def test_each_player_moves_its_own_way():
     x = np.ones((256, 12), np.float32)
     keras.utils.set_random_seed(0)
     model = gan.tiny_gan_for_tests(seed=0, dropout=0.0)
-    model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.SGD(0.0), run_eagerly=True, jit_compile=False)
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(1e-2),
+        g_optimizer=keras.optimizers.SGD(0.0),
+        run_eagerly=True,
+        jit_compile=False,
+    )
     h = model.fit(x, batch_size=64, epochs=8, verbose=0, shuffle=False).history
     assert set(h) == {"d_loss", "g_loss", "d_x", "d_g_z"}
     assert h["d_x"][-1] > 0.9 and h["d_g_z"][-1] < 0.1, h
     for loss in gan.LOSSES:
         keras.utils.set_random_seed(0)
         model = gan.tiny_gan_for_tests(seed=0, dropout=0.0)
-        model.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.Adam(1e-2), loss=loss,
-                      run_eagerly=True, jit_compile=False)
+        model.compile(
+            d_optimizer=keras.optimizers.SGD(0.0),
+            g_optimizer=keras.optimizers.Adam(1e-2),
+            loss=loss,
+            run_eagerly=True,
+            jit_compile=False,
+        )
         h = model.fit(x, batch_size=64, epochs=4, verbose=0, shuffle=False).history
         assert h["d_g_z"][-1] > h["d_g_z"][0] + 0.01, (loss, h["d_g_z"])
         # The critic did not move: n_critic and the optimizers did what they were told.
@@ -141,7 +155,7 @@ def test_generator_average_is_the_moving_average_of_every_step(simultaneous):
     x = symmetric_data(256)
     keras.utils.set_random_seed(0)
     model = gan.tiny_gan_for_tests(seed=4, generator_average=0.8)
-    kwargs = ({"simultaneous": True} if simultaneous else {"n_critic": 2})
+    kwargs = {"simultaneous": True} if simultaneous else {"n_critic": 2}
     model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2), **kwargs)
     record = _GeneratorWeights()
     model.fit(x, batch_size=32 if simultaneous else 64, epochs=2, verbose=0, shuffle=False, callbacks=[record])
@@ -187,8 +201,14 @@ def test_mixed_bfloat16_trains_with_float32_losses(game):
 def test_n_critic_steps_split_the_batch_and_count_updates():
     x = symmetric_data(120)
     model = gan.tiny_gan_for_tests(seed=1)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="wasserstein", n_critic=3, clip_value=0.05,
-                  run_eagerly=True, jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="wasserstein",
+        n_critic=3,
+        clip_value=0.05,
+        run_eagerly=True,
+        jit_compile=False,
+    )
     model.fit(x, batch_size=60, epochs=1, verbose=0)
     assert int(model.d_optimizer.iterations.numpy()) == 6 and int(model.optimizer.iterations.numpy()) == 2
     worst = max(float(np.abs(v.numpy()).max()) for v in model.discriminator.trainable_variables)
@@ -245,18 +265,23 @@ def test_keras_round_trip_keeps_both_optimizers_and_continues_bit_for_bit(tmp_pa
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
-
-
 def _train_in(out_dir, x, epochs, interrupt_at=None):
     keras.utils.set_random_seed(0)
     model = gan.tiny_gan_for_tests(seed=11)
     kwargs = gan.wgan_compile_kwargs()
     kwargs.update(n_critic=2, d_optimizer=keras.optimizers.RMSprop(1e-3), g_optimizer=keras.optimizers.RMSprop(1e-3))
     model.compile(**kwargs)
-    callbacks = [callbacks.IterationHistory(os.path.join(out_dir, "iterations.csv"))]
-    callbacks += [Interrupt(interrupt_at)] if interrupt_at else []
-    runs.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
-                               epochs=epochs, n_samples=16, callbacks=callbacks, verbose=0)
+    extra = [callbacks.IterationHistory(os.path.join(out_dir, "iterations.csv"))]
+    extra += [Interrupt(interrupt_at)] if interrupt_at else []
+    runs.fit_with_artifacts(
+        model,
+        tf.data.Dataset.from_tensor_slices(x).batch(64),
+        out_dir,
+        epochs=epochs,
+        n_samples=16,
+        callbacks=extra,
+        verbose=0,
+    )
     return model
 
 
@@ -296,11 +321,14 @@ def test_finished_run_is_continued_not_repeated(tmp_path):
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("bad, message", [
-    (np.full((8, 12), 3.0, np.float32), r"\[-1, 1\]"),
-    (np.zeros((8, 11), np.float32), "shape"),
-    (np.full((8, 12), np.nan, np.float32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.full((8, 12), 3.0, np.float32), r"\[-1, 1\]"),
+        (np.zeros((8, 11), np.float32), "shape"),
+        (np.full((8, 12), np.nan, np.float32), "NaN"),
+    ],
+)
 def test_bad_input_is_refused_before_any_work(tmp_path, bad, message):
     model = gan.tiny_gan_for_tests(seed=0)
     model.compile(optimizer="adam")
@@ -337,11 +365,17 @@ def test_architectures_are_those_of_the_notes_and_the_tutorial():
     assert mlp.generator.layers[-1].activation.__name__ == "tanh"
     dc = gan.make_gan("dcgan", (28, 28, 1), seed=0)
     assert dc.latent_dim == 100
-    convs = [(layer.filters, layer.strides) for layer in dc.generator.layers
-             if isinstance(layer, keras.layers.Conv2DTranspose)]
+    convs = [
+        (layer.filters, layer.strides)
+        for layer in dc.generator.layers
+        if isinstance(layer, keras.layers.Conv2DTranspose)
+    ]
     assert convs == [(128, (1, 1)), (64, (2, 2)), (1, (2, 2))]
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in dc.generator.layers) == 3
-    assert [layer.rate for layer in dc.discriminator.layers if isinstance(layer, gan_networks.CounterDropout)] == [0.3, 0.3]
+    assert [layer.rate for layer in dc.discriminator.layers if isinstance(layer, gan_networks.CounterDropout)] == [
+        0.3,
+        0.3,
+    ]
     # The tutorial's parameter counts: 2,330,944 (generator) and 212,865 (discriminator; its
     # dropout layers add only their two-word seed states, which are not parameters).
     assert dc.generator.count_params() == 2_330_944
@@ -357,8 +391,7 @@ def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
     """The original WGAN's critic: batch normalization after the second convolution.
     Clipping reaches its scale and offset too (every trainable critic weight), and
     a gradient penalty, which needs per-example gradients, is refused by name."""
-    model = gan.make_gan("dcgan", (28, 28, 1), discriminator_kwargs={"dropout": 0.0, "normalization": "batch"},
-                         seed=0)
+    model = gan.make_gan("dcgan", (28, 28, 1), discriminator_kwargs={"dropout": 0.0, "normalization": "batch"}, seed=0)
     norms = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 1 and norms[0].synchronized
     with pytest.raises(ValueError, match="batch normalization"):
@@ -376,8 +409,12 @@ def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
 def test_exported_generator_serves_without_keras_gen(tmp_path):
     model = gan.make_gan("mlp", (784,), noise="uniform", generator_average=0.99, seed=0, name="mlp_gan")
     model.compile(optimizer="adam")
-    model.fit(np.tanh(np.random.default_rng(0).standard_normal((64, 784))).astype("float32"), batch_size=32,
-              epochs=1, verbose=0)  # the average now differs from the generator: the export must serve it
+    model.fit(
+        np.tanh(np.random.default_rng(0).standard_normal((64, 784))).astype("float32"),
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+    )  # the average now differs from the generator: the export must serve it
     model.export_saved_model(str(tmp_path / "export"))
     z = model.draw_latent(3, 9).numpy()
     np.save(tmp_path / "z.npy", z)
@@ -399,8 +436,14 @@ def test_exported_generator_serves_without_keras_gen(tmp_path):
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                            cwd=str(tmp_path), env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "served (3, 784) (4, 784)" in result.stdout
 
@@ -459,8 +502,14 @@ def test_mirrored_two_replicas_equal_one_device(tmp_path):
     global batch, and the losses are scaled for the global batch."""
     out = tmp_path / "result.json"
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run([sys.executable, "-c", MIRRORED, str(out)], capture_output=True, text=True,
-                            cwd=str(tmp_path), env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(out)],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     r = json.loads(out.read_text())
     for game, numbers in r.items():
@@ -475,8 +524,24 @@ def test_cli_trains_a_gan_with_a_generator_average(tmp_path, monkeypatch):
     from keras_gen import cli
 
     monkeypatch.chdir(tmp_path)
-    cli.main(["train", "wgan", "--dataset", "ring8", "--epochs", "1", "--steps-per-epoch", "4",
-              "--generator-average", "0.99", "--verbose", "0", "--out", "run"])
+    cli.main(
+        [
+            "train",
+            "wgan",
+            "--dataset",
+            "ring8",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "4",
+            "--generator-average",
+            "0.99",
+            "--verbose",
+            "0",
+            "--out",
+            "run",
+        ]
+    )
     model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
     assert model.generator_average == 0.99 and model.average_generator is not None
     z = model.draw_latent(6, 0)

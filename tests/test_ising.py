@@ -15,8 +15,15 @@ from keras_gen import physics
 from keras_gen.physics import datasets
 from keras_gen.physics.observables import observables
 
-SCALARS = ("energy", "abs_magnetization", "magnetization_sq", "specific_heat",
-           "susceptibility", "binder_cumulant", "log_z")
+SCALARS = (
+    "energy",
+    "abs_magnetization",
+    "magnetization_sq",
+    "specific_heat",
+    "susceptibility",
+    "binder_cumulant",
+    "log_z",
+)
 
 
 # ---------------------------------------------------------------- exact references
@@ -83,8 +90,9 @@ def test_onsager_known_values():
     assert physics.onsager_magnetization(physics.TC) == 0.0
     assert physics.onsager_magnetization(3.0) == 0.0
     assert physics.onsager_magnetization(1.0) == pytest.approx((1 - math.sinh(2.0) ** -4) ** 0.125)
-    np.testing.assert_allclose(physics.onsager_energy([1.0, 4.0]),
-                               [physics.onsager_energy(1.0), physics.onsager_energy(4.0)])
+    np.testing.assert_allclose(
+        physics.onsager_energy([1.0, 4.0]), [physics.onsager_energy(1.0), physics.onsager_energy(4.0)]
+    )
 
 
 def test_transfer_matrix_L8_against_onsager():
@@ -98,7 +106,7 @@ def test_transfer_matrix_L8_against_onsager():
     e_inf = physics.onsager_energy(T)
     d6, d8 = np.abs(r6["energy"] - e_inf), np.abs(r8["energy"] - e_inf)
     assert d8[0] < 1e-10 and d6[0] / d8[0] > 100  # measured: 1.7e-12, ratio 1000
-    assert d8[1] < 2e-3 and d6[1] / d8[1] > 4     # measured: 1.2e-3, ratio 7.3
+    assert d8[1] < 2e-3 and d6[1] / d8[1] > 4  # measured: 1.2e-3, ratio 7.3
     m_inf = physics.onsager_magnetization(1.0)
     assert abs(r8["abs_magnetization"][0] - m_inf) < 1e-10
 
@@ -141,8 +149,7 @@ def test_simulate_output_and_metadata(l4_run):
 def test_simulate_matches_exact_enumeration(l4_run):
     T, spins, _ = l4_run
     exact = physics.exact_enumeration(4, T)
-    limits = {"energy": 4, "abs_magnetization": 4, "specific_heat": 5, "susceptibility": 5,
-              "binder_cumulant": 5}
+    limits = {"energy": 4, "abs_magnetization": 4, "specific_heat": 5, "susceptibility": 5, "binder_cumulant": 5}
     for i, temp in enumerate(T):
         obs = observables(spins[i], temp)
         for name, k in limits.items():
@@ -332,8 +339,19 @@ def test_dataset_feeds_keras_fit(tmp_path):
     ds = datasets.dataset(4, [2.0, 3.0], 32, seed=1, batch_size=16, **kw)
     x = np.concatenate([b.numpy() for b in ds])
     assert x.shape == (64, 16) and x.dtype == np.float32 and set(np.unique(x)) <= {0.0, 1.0}
-    pm1 = datasets.dataset(4, [2.0, 3.0], 32, seed=1, spins="pm1", flatten=False, shuffle=False,
-                        temperature_index=1, batch_size=32, with_temperature=True, **kw)
+    pm1 = datasets.dataset(
+        4,
+        [2.0, 3.0],
+        32,
+        seed=1,
+        spins="pm1",
+        flatten=False,
+        shuffle=False,
+        temperature_index=1,
+        batch_size=32,
+        with_temperature=True,
+        **kw,
+    )
     xb, tb = next(iter(pm1))
     assert xb.shape == (32, 4, 4, 1) and set(np.unique(xb.numpy())) == {-1.0, 1.0}
     np.testing.assert_allclose(tb.numpy(), 3.0)
@@ -401,11 +419,13 @@ def test_lattice_symmetries_and_augmentation_preserve_the_measure():
     out = np.concatenate([b.numpy() for b in symmetry_augment(batches, 8, seed=3)])
     pm1 = lambda a: (2 * a - 1).reshape(-1, 8, 8)  # noqa: E731
     np.testing.assert_array_equal(physics.lattice_energy(pm1(out)), np.tile(physics.lattice_energy(pm1(v)), 2))
-    np.testing.assert_array_equal(np.abs(physics.lattice_magnetization(pm1(out))),
-                                  np.tile(np.abs(physics.lattice_magnetization(pm1(v))), 2))
+    np.testing.assert_array_equal(
+        np.abs(physics.lattice_magnetization(pm1(out))), np.tile(np.abs(physics.lattice_magnetization(pm1(v))), 2)
+    )
     assert (out != np.tile(v, (2, 1))).any(axis=1).mean() > 0.9  # nearly every configuration moved
-    flipped = (np.sign(physics.lattice_magnetization(pm1(out)))
-               != np.tile(np.sign(physics.lattice_magnetization(pm1(v))), 2))
+    flipped = np.sign(physics.lattice_magnetization(pm1(out))) != np.tile(
+        np.sign(physics.lattice_magnetization(pm1(v))), 2
+    )
     assert 0.3 < flipped.mean() < 0.7  # the global flip, with probability 1/2
     again = np.concatenate([b.numpy() for b in symmetry_augment(batches, 8, seed=3)])
     np.testing.assert_array_equal(out, again)  # seeded: reproducible
@@ -474,9 +494,12 @@ def _rbm_exact_observables(layer, T):
     s = (2 * v - 1).astype(np.int8).reshape(-1, 4, 4)
     e = physics.lattice_energy(s) / 16
     am = np.abs(physics.lattice_magnetization(s)) / 16
-    return {"energy": p @ e, "abs_magnetization": p @ am,
-            "specific_heat": 16 * (p @ e**2 - (p @ e) ** 2) / T**2,
-            "susceptibility": 16 * (p @ am**2 - (p @ am) ** 2) / T}
+    return {
+        "energy": p @ e,
+        "abs_magnetization": p @ am,
+        "specific_heat": 16 * (p @ e**2 - (p @ e) ** 2) / T**2,
+        "susceptibility": 16 * (p @ am**2 - (p @ am) ** 2) / T,
+    }
 
 
 @pytest.mark.parametrize("T", [1.0, physics.TC, 3.5])
@@ -511,24 +534,35 @@ def test_rbm_learns_ising_end_to_end(tmp_path):
     states), which separates two questions. (1) Did the RBM learn the Ising model?
     An untrained RBM has E ~ 0 and |m| ~ 0.2; after this short centered CD-10 run
     (measured: E -6.2%, |m| +0.6% of exact; -10.1% and -0.2% without centering) its
-    exact E must be within 20% and |m| within 3% of the exact Ising values. (2) Do sampled chains measure the RBM correctly? Their
+    exact E must be within 20% and |m| within 3% of the exact Ising values.
+    (2) Do sampled chains measure the RBM correctly? Their
     observables must match the RBM's exact ones within 4 jackknife errors."""
     from keras_gen.evaluation.ising import COMPARED, compare_with_exact, rbm_sampler
     from keras_gen.recipes.ising import train_ising_rbm
     from keras_gen.sampling.gibbs import gibbs_chains
 
     T = 2.5
-    x, _ = datasets.load_arrays("train", L=4, temperature=T, n_samples=4000, flatten=True, seed=0,
-                             cache_dir=tmp_path, n_chains=16, n_equilibrate=100, n_pilot=200)
+    x, _ = datasets.load_arrays(
+        "train",
+        L=4,
+        temperature=T,
+        n_samples=4000,
+        flatten=True,
+        seed=0,
+        cache_dir=tmp_path,
+        n_chains=16,
+        n_equilibrate=100,
+        n_pilot=200,
+    )
     exact = physics.exact_enumeration(4, T)
-    model, _ = train_ising_rbm(x, n_hidden=32, k=10, epochs=10, batch_size=50, learning_rate=0.1,
-                                            persistent=False, seed=0)
+    model, _ = train_ising_rbm(
+        x, n_hidden=32, k=10, epochs=10, batch_size=50, learning_rate=0.1, persistent=False, seed=0
+    )
     learned = _rbm_exact_observables(model.rbm, T)
     assert abs(learned["energy"] / exact["energy"] - 1) < 0.2, learned
     assert abs(learned["abs_magnetization"] / exact["abs_magnetization"] - 1) < 0.03, learned
 
-    chains = gibbs_chains(rbm_sampler(model), n_chains=200, n_keep=40, thin=5,
-                                       n_burn=200, seed=3)
+    chains = gibbs_chains(rbm_sampler(model), n_chains=200, n_keep=40, thin=5, n_burn=200, seed=3)
     assert chains.shape == (200, 40, 16) and set(np.unique(chains)) <= {0.0, 1.0}
     rows = compare_with_exact(chains.reshape(-1, 16), T, exact=learned)
     for name in COMPARED:
@@ -578,8 +612,13 @@ def test_ising_rbms_export_serves_without_keras_gen(tmp_path):
         model.set_rbm(temp, exact_ising_rbm(4, temp))
     model.export_saved_model(str(tmp_path / "export"))
     (tmp_path / "serve.py").write_text(SERVE_ISING_WITHOUT_KERAS_GEN)
-    result = subprocess.run([sys.executable, str(tmp_path / "serve.py"), str(tmp_path / "export"),
-                             str(tmp_path / "spins.npz")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "serve.py"), str(tmp_path / "export"), str(tmp_path / "spins.npz")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     spins = dict(np.load(tmp_path / "spins.npz"))
     assert {"sample_T0p3000", "sample_T2p0000"} <= set(spins)
@@ -625,11 +664,16 @@ def test_zoo_ising_rbms_reproduce_their_card(name):
     protocol = card["metrics"]["evaluation"]
     for temp in (physics.TC, 1.0):
         i = model.index(temp)
-        chains = gibbs_chains(rbm_sampler(model, temp), 300, protocol["n_keep"],
-                                           protocol["thin"], protocol["n_burn"], seed=99 + i)
+        chains = gibbs_chains(
+            rbm_sampler(model, temp), 300, protocol["n_keep"], protocol["thin"], protocol["n_burn"], seed=99 + i
+        )
         rows = compare_with_exact(chains.reshape(-1, 64), temp)
         recorded = card["metrics"]["per_temperature"][f"T={model.temperatures[i]:.4f}"]
         for observable in COMPARED:
             combined = math.hypot(rows[observable]["error"], recorded[observable]["error"])
             assert abs(rows[observable]["value"] - recorded[observable]["value"]) < 4 * combined, (
-                temp, observable, rows[observable], recorded[observable])
+                temp,
+                observable,
+                rows[observable],
+                recorded[observable],
+            )

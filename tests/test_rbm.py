@@ -80,8 +80,7 @@ def test_threefry_known_answers():
     ]
     for ctr, key, expected in cases:
         u = lambda x: tf.constant([x], tf.uint32)  # noqa: E731
-        out = random.threefry2x32(u(ctr[0]), u(ctr[1]), tf.constant(key[0], tf.uint32),
-                                    tf.constant(key[1], tf.uint32))
+        out = random.threefry2x32(u(ctr[0]), u(ctr[1]), tf.constant(key[0], tf.uint32), tf.constant(key[1], tf.uint32))
         assert tuple(int(o[0]) for o in out) == expected
 
 
@@ -142,8 +141,8 @@ def test_gaussian_free_energy_conditionals_and_partition():
     sigma = np.array([0.5, 1.0, 2.0])
     means = layer.visible_mean(hs.astype("float32")).numpy()
     for j in (0, 5, 15):
-        e_v = pairs_energy(layer, vs, hs[j:j + 1])[:, 0]
-        e_mean = pairs_energy(layer, means[j:j + 1], hs[j:j + 1])[0, 0]
+        e_v = pairs_energy(layer, vs, hs[j : j + 1])[:, 0]
+        e_mean = pairs_energy(layer, means[j : j + 1], hs[j : j + 1])[0, 0]
         np.testing.assert_allclose(e_v - e_mean, (((vs - means[j]) / sigma) ** 2 / 2).sum(1), atol=1e-4)
     n = 50_000
     draws = layer.sample_visible(np.repeat(hs[5:6], n, 0).astype("float32"), seed=4).numpy()
@@ -306,7 +305,10 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
 
     def nll(K, b, c):
         Wd, bd, cd = unfold(K, b, c)
-        log_f = lambda v: v @ bd + np.logaddexp(0, cd + v @ Wd).sum(1)
+
+        def log_f(v):
+            return v @ bd + np.logaddexp(0, cd + v @ Wd).sum(1)
+
         return -(np.mean(log_f(data)) - logsumexp(log_f(likelihood.binary_states(n))))
 
     def numeric(i, shape_):
@@ -380,11 +382,13 @@ def test_cd_gradient_points_along_exact_gradient():
     p = layer.numpy_parameters()
     sd = 1 / (1 + np.exp(-(p["c"] + data @ p["W"])))
     sm = 1 / (1 + np.exp(-(p["c"] + vm @ p["W"])))
-    manual = np.concatenate([
-        (-(data.T @ sd) / len(data) + vm.T @ sm / len(vm)).ravel(),
-        -data.mean(0) + vm.mean(0),
-        -sd.mean(0) + sm.mean(0),
-    ])
+    manual = np.concatenate(
+        [
+            (-(data.T @ sd) / len(data) + vm.T @ sm / len(vm)).ravel(),
+            -data.mean(0) + vm.mean(0),
+            -sd.mean(0) + sm.mean(0),
+        ]
+    )
     np.testing.assert_allclose(g_fused, manual, rtol=1e-3, atol=2e-5)
     exact = _exact_nll_gradient(layer, data)
     cosine = g_fused @ exact / (np.linalg.norm(g_fused) * np.linalg.norm(exact))
@@ -530,8 +534,9 @@ def test_gaussian_rbm_default_training_is_stable(settings):
     x_test, _ = data.load_arrays("ring8", "test")
     x, x_test = x[:2000], x_test[:2000]
     if settings == "learned_sigma":
-        model = rbm.make_rbm("gaussian", 2, 8, k=10, persistent=True, sigma=0.5, learn_sigma=True,
-                           weight_stddev=0.5, seed=0)
+        model = rbm.make_rbm(
+            "gaussian", 2, 8, k=10, persistent=True, sigma=0.5, learn_sigma=True, weight_stddev=0.5, seed=0
+        )
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
     else:
         scale = x.std()
@@ -557,10 +562,33 @@ def test_cli_trains_rbm_with_checkpoints_and_samples(tmp_path, monkeypatch):
     from keras_gen import cli
 
     monkeypatch.chdir(tmp_path)
-    cli.main(["train", "rbm", "--dataset", "ring8", "--epochs", "2", "--steps-per-epoch", "5",
-              "--hidden", "6", "--k", "2", "--out", "run", "--verbose", "0"])
-    for name in ("model.keras", "checkpoints/epoch_002.keras", "samples/epoch_002.png", "history.csv",
-                 "loss_curves.png"):
+    cli.main(
+        [
+            "train",
+            "rbm",
+            "--dataset",
+            "ring8",
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "5",
+            "--hidden",
+            "6",
+            "--k",
+            "2",
+            "--out",
+            "run",
+            "--verbose",
+            "0",
+        ]
+    )
+    for name in (
+        "model.keras",
+        "checkpoints/epoch_002.keras",
+        "samples/epoch_002.png",
+        "history.csv",
+        "loss_curves.png",
+    ):
         assert (tmp_path / "run" / name).exists(), name
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     assert isinstance(model.rbm, rbm.GaussianBernoulliRBM) and model.rbm.learn_sigma and model.k == 2
@@ -581,8 +609,17 @@ def test_free_energy_gap_callback(trained):
 def test_config_round_trip_and_make_rbm():
     for kwargs in (
         dict(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=True, monitor=False, seed=3),
-        dict(visible="gaussian", n_visible=5, n_hidden=4, k=3, persistent=False, sigma=0.5,
-             learn_sigma=True, n_chains=7, seed=1),
+        dict(
+            visible="gaussian",
+            n_visible=5,
+            n_hidden=4,
+            k=3,
+            persistent=False,
+            sigma=0.5,
+            learn_sigma=True,
+            n_chains=7,
+            seed=1,
+        ),
     ):
         model = rbm.make_rbm(**kwargs)
         config = model.get_config()
@@ -618,8 +655,13 @@ def serve_in_fresh_process(export_dir, v, tmp_path):
     np.save(tmp_path / "v.npy", np.asarray(v, np.float32))
     script = tmp_path / "serve.py"
     script.write_text(SERVE_WITHOUT_KERAS_GEN)
-    result = subprocess.run([sys.executable, str(script), str(export_dir), str(tmp_path)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), str(export_dir), str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     names = set(result.stdout.strip().splitlines()[-1].split(","))
     return names, {k: np.load(tmp_path / f"{k}.npy") for k in ("free_energy", "hidden", "probabilities", "sample")}
@@ -680,8 +722,8 @@ def test_gibbs_steps_schedule_switches_k_between_epochs():
             model.make_train_function(force=True)
             model.fit(DATA[:200], epochs=1, batch_size=20, shuffle=False, verbose=0)
             return model, None
-        callbacks = [callbacks.GibbsStepsSchedule(schedule)] if schedule else []
-        history = model.fit(DATA[:200], epochs=2, batch_size=20, shuffle=False, verbose=0, callbacks=callbacks)
+        schedules = [callbacks.GibbsStepsSchedule(schedule)] if schedule else []
+        history = model.fit(DATA[:200], epochs=2, batch_size=20, shuffle=False, verbose=0, callbacks=schedules)
         return model, history.history
 
     scheduled, history = run({0: 1, 1: 3})
@@ -699,26 +741,26 @@ def test_gibbs_steps_schedule_switches_k_between_epochs():
 
 # ---------------------------------------------------------------------- DBN
 def test_dbn_greedy_training_and_sampling():
-    dbn = dbn.make_dbn((10, 8, 6), k=1, persistent=True, seed=2)
-    initial = [layer.kernel.numpy().copy() for layer in dbn.rbm_layers]
+    deep = dbn.make_dbn((10, 8, 6), k=1, persistent=True, seed=2)
+    initial = [layer.kernel.numpy().copy() for layer in deep.rbm_layers]
     # XLA is exercised above; here it would only add two compiles.
-    histories = dbn.fit(DATA, epochs=3, batch_size=20, verbose=0, jit_compile=False)
+    histories = deep.fit(DATA, epochs=3, batch_size=20, verbose=0, jit_compile=False)
     assert len(histories) == 2
-    for layer, w0 in zip(dbn.rbm_layers, initial):
+    for layer, w0 in zip(deep.rbm_layers, initial):
         assert np.abs(layer.kernel.numpy() - w0).max() > 1e-3  # every layer trained
     # The second layer learned its input, the data's hidden probabilities: it
     # gives them lower free energy than the features of random inputs.
-    top = dbn.rbm_layers[1]
-    features = dbn.rbm_layers[0].hidden_probabilities(DATA)
-    noise = dbn.rbm_layers[0].hidden_probabilities(prototypes_data(600, 10, flip=0.5, seed=4))
+    top = deep.rbm_layers[1]
+    features = deep.rbm_layers[0].hidden_probabilities(DATA)
+    noise = deep.rbm_layers[0].hidden_probabilities(prototypes_data(600, 10, flip=0.5, seed=4))
     assert float(tf.reduce_mean(top.free_energy(features))) < float(tf.reduce_mean(top.free_energy(noise)))
     assert "reconstruction_error" in histories[1].history
-    samples = dbn.sample(7, seed=1, gibbs_steps=20)
+    samples = deep.sample(7, seed=1, gibbs_steps=20)
     assert samples.shape == (7, 10) and samples.min() >= 0 and samples.max() <= 1
-    binary = dbn.sample(7, seed=1, gibbs_steps=20, return_probabilities=False)
+    binary = deep.sample(7, seed=1, gibbs_steps=20, return_probabilities=False)
     assert set(np.unique(binary)) <= {0.0, 1.0}
-    assert dbn.transform(DATA[:3]).shape == (3, 6)
-    clone = dbn.DBN.from_config(dbn.get_config())
+    assert deep.transform(DATA[:3]).shape == (3, 6)
+    clone = dbn.DBN.from_config(deep.get_config())
     assert [(l.n_visible, l.n_hidden) for l in clone.rbm_layers] == [(10, 8), (8, 6)]
     with pytest.raises(DataError):
-        dbn.fit(DATA * 0.5, verbose=0)
+        deep.fit(DATA * 0.5, verbose=0)

@@ -7,16 +7,24 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import Interrupt
 
 from keras_gen import runs
 from keras_gen.core.validation import DataError
 from keras_gen.models.vae import VAE, Sampling, make_vae
-from conftest import Interrupt
 
 
 def tiny_vae(seed=0, latent_dim=2, dim=12, likelihood="bernoulli"):
-    return make_vae("dense", (dim,), latent_dim=latent_dim, likelihood=likelihood, seed=seed,
-                    encoder_kwargs={"hidden": [16]}, decoder_kwargs={"hidden": [16]}, name="tiny_vae")
+    return make_vae(
+        "dense",
+        (dim,),
+        latent_dim=latent_dim,
+        likelihood=likelihood,
+        seed=seed,
+        encoder_kwargs={"hidden": [16]},
+        decoder_kwargs={"hidden": [16]},
+        name="tiny_vae",
+    )
 
 
 def binary_data(n=256, dim=12, seed=0):
@@ -48,7 +56,7 @@ def test_kl_closed_form_matches_monte_carlo():
     std = np.exp(0.5 * log_var)
     z = mean[None] + std[None] * rng.standard_normal((n, *mean.shape))
     log_q = -0.5 * (((z - mean) / std) ** 2 + log_var + math.log(2 * math.pi)).sum(-1)
-    log_p = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
+    log_p = -0.5 * (z**2 + math.log(2 * math.pi)).sum(-1)
     terms = log_q - log_p
     mc, sem = terms.mean(0), terms.std(0) / math.sqrt(n)
     assert np.all(np.abs(mc - closed) < 4 * sem), (mc, closed, sem)
@@ -74,8 +82,7 @@ def test_iwae_bound_is_below_exact_likelihood_and_tightens_with_k():
     model.fit(x, batch_size=64, epochs=15, verbose=0, shuffle=False)
     xe = x[:64]
     exact = exact_log_likelihood_1d_latent(model, xe)
-    bounds = {k: model.importance_weighted_log_likelihood(xe, k=k, batch_size=64, seed=5)
-              for k in (1, 10, 100, 2000)}
+    bounds = {k: model.importance_weighted_log_likelihood(xe, k=k, batch_size=64, seed=5) for k in (1, 10, 100, 2000)}
     means = {k: float(v.mean()) for k, v in bounds.items()}
     # Monotone in k (in expectation; the gaps here are far above the Monte Carlo noise).
     assert means[1] < means[10] < means[100] <= means[2000] + 1e-3, means
@@ -111,8 +118,9 @@ def test_fit_learns_and_reports_the_three_metrics():
     history = model.fit(x, batch_size=64, epochs=6, verbose=0, validation_data=x[:128])
     h = history.history
     assert {"loss", "reconstruction_loss", "kl_loss", "val_loss"} <= set(h)
-    np.testing.assert_allclose(np.array(h["loss"]), np.array(h["reconstruction_loss"]) + np.array(h["kl_loss"]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        np.array(h["loss"]), np.array(h["reconstruction_loss"]) + np.array(h["kl_loss"]), rtol=1e-5
+    )
     # 12 fair coins cost 12 log 2 = 8.3 nats; the two-prototype structure is far cheaper.
     assert h["loss"][0] > h["loss"][-1]
     assert h["val_loss"][-1] < 0.8 * 12 * math.log(2)
@@ -129,9 +137,11 @@ def test_keras_round_trip_gives_identical_outputs_and_identical_continued_traini
     loaded = keras.saving.load_model(path)
 
     assert isinstance(loaded, VAE) and loaded.likelihood == "bernoulli"
-    for a, b in [(model.reconstruct(x[:8]), loaded.reconstruct(x[:8])),
-                 (model.encode(x[:8])[1], loaded.encode(x[:8])[1]),
-                 (model.sample(5, seed=3), loaded.sample(5, seed=3))]:
+    for a, b in [
+        (model.reconstruct(x[:8]), loaded.reconstruct(x[:8])),
+        (model.encode(x[:8])[1], loaded.encode(x[:8])[1]),
+        (model.sample(5, seed=3), loaded.sample(5, seed=3)),
+    ]:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     # The optimizer state (Adam moments, iteration) and the seed state came along:
     # one more epoch on both gives the same weights, bit for bit.
@@ -143,15 +153,20 @@ def test_keras_round_trip_gives_identical_outputs_and_identical_continued_traini
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
-
-
 def _train_in(out_dir, x, epochs, interrupt_at=None):
     keras.utils.set_random_seed(0)
     model = tiny_vae(seed=11)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     callbacks = [Interrupt(interrupt_at)] if interrupt_at else []
-    runs.fit_with_artifacts(model, tf.data.Dataset.from_tensor_slices(x).batch(64), out_dir,
-                               epochs=epochs, n_samples=16, callbacks=callbacks, verbose=0)
+    runs.fit_with_artifacts(
+        model,
+        tf.data.Dataset.from_tensor_slices(x).batch(64),
+        out_dir,
+        epochs=epochs,
+        n_samples=16,
+        callbacks=callbacks,
+        verbose=0,
+    )
     return model
 
 

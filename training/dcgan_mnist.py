@@ -39,16 +39,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = GanRecipe(
     name="dcgan_mnist",
     description="DCGAN of the TensorFlow tutorial (latent 100) on MNIST in [-1, 1], non-saturating loss.",
-    architecture={"factory": "gan",
-                  "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100,
-                             "noise": "normal", "generator_average": 0.999, "name": "dcgan_mnist"}},
-    compile=lambda: {**gan.dcgan_compile_kwargs(),
-                     "d_optimizer": keras.optimizers.Adam(2e-4, beta_1=0.5),
-                     "g_optimizer": keras.optimizers.Adam(2e-4, beta_1=0.5)},
+    architecture={
+        "factory": "gan",
+        "kwargs": {
+            "architecture": "dcgan",
+            "data_shape": [28, 28, 1],
+            "latent_dim": 100,
+            "noise": "normal",
+            "generator_average": 0.999,
+            "name": "dcgan_mnist",
+        },
+    },
+    compile=lambda: {
+        **gan.dcgan_compile_kwargs(),
+        "d_optimizer": keras.optimizers.Adam(2e-4, beta_1=0.5),
+        "g_optimizer": keras.optimizers.Adam(2e-4, beta_1=0.5),
+    },
     batch_size=64,
     training_note="Adam 2e-4, beta1 0.5 (both players; Radford et al. 2016), batch 64, simultaneous "
-                  "updates (the tutorial's step). The tutorial's Adam 1e-4 at batch 256 makes 4x fewer, "
-                  "smaller updates per epoch: too slow for the CPU budget of this entry.",
+    "updates (the tutorial's step). The tutorial's Adam 1e-4 at batch 256 makes 4x fewer, "
+    "smaller updates per epoch: too slow for the CPU budget of this entry.",
     epochs=50,
 )
 

@@ -69,9 +69,16 @@ def train(args):
     model.compile(optimizer=optimizer(args.epochs, steps))
     model.initialize_from_data(x_train)
     train_ds = data.load("ring8", "train", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
-    fit_with_artifacts(model, train_ds, args.out, epochs=args.epochs, n_samples=2000,
-                       sample_kwargs={"gibbs_steps": 1000, "return_probabilities": False},
-                       reference=data.toy_2d("ring8", 2000, seed=args.seed + 1), verbose=2)
+    fit_with_artifacts(
+        model,
+        train_ds,
+        args.out,
+        epochs=args.epochs,
+        n_samples=2000,
+        sample_kwargs={"gibbs_steps": 1000, "return_probabilities": False},
+        reference=data.toy_2d("ring8", 2000, seed=args.seed + 1),
+        verbose=2,
+    )
     return os.path.join(args.out, "model.keras")
 
 
@@ -81,7 +88,7 @@ def mixture_log_density(x, name="ring8"):
 
     modes, std = data.toy_modes(name)
     d2 = ((np.asarray(x, np.float64)[:, None, :] - modes[None]) ** 2).sum(-1)
-    return logsumexp(-d2 / (2 * std ** 2), axis=1) - np.log(len(modes)) - np.log(2 * np.pi * std ** 2)
+    return logsumexp(-d2 / (2 * std**2), axis=1) - np.log(len(modes)) - np.log(2 * np.pi * std**2)
 
 
 def gaussian_log_density(x, mean, cov):
@@ -137,7 +144,10 @@ def finalize(model_path, args):
     coverage = data.mode_coverage(samples, "ring8", n_sigma=10.0)
     sigma = model.rbm.sigma.numpy().tolist()
     card = publish(
-        model, args.root, NAME, family="rbm",
+        model,
+        args.root,
+        NAME,
+        family="rbm",
         description="Gaussian-Bernoulli RBM, 2 real visibles x 20 hidden, learned sigma, PCD-10, on ring8.",
         architecture=ARCHITECTURE,
         dataset={"name": "ring8", "split": "train", "note": "keras_gen.data.load_arrays('ring8', 'train', seed=0)"},
@@ -174,7 +184,9 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/grbm_ring8")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
+    parser.add_argument(
+        "--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card"
+    )
     args = parser.parse_args(argv)
     path = args.finalize or train(args)
     finalize(path, args)

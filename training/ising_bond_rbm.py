@@ -39,14 +39,24 @@ from keras_gen.recipes.ising_zoo import main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANT = {
     "name": "ising_bond_rbm_L8",
-    "recipe": {"n_hidden": 128, "translation_tied": True, "filter_shape": [(1, 2), (2, 1)], "centering": False,
-               "optimizer": "adam", "learning_rate": 0.01, "epochs": 30, "weight_stddev": 0.1},
+    "recipe": {
+        "n_hidden": 128,
+        "translation_tied": True,
+        "filter_shape": [(1, 2), (2, 1)],
+        "centering": False,
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "epochs": 30,
+        "weight_stddev": 0.1,
+    },
     "ordered_start": True,
     "recipe_file": "training/ising_bond_rbm.py",
-    "description": ("Eleven bond RBMs of the 2-D Ising model on the 8x8 torus, one per temperature: 64 visible "
-                    "units, 128 hidden units on the lattice's bonds (translation-tied filters of 1x2 and 2x1 "
-                    "sites), trained by CD-20. model.sample(n, seed, temperature=T, gibbs_steps=...) draws "
-                    "{0,1} spins from chains started ordered (half all up, half all down)."),
+    "description": (
+        "Eleven bond RBMs of the 2-D Ising model on the 8x8 torus, one per temperature: 64 visible "
+        "units, 128 hidden units on the lattice's bonds (translation-tied filters of 1x2 and 2x1 "
+        "sites), trained by CD-20. model.sample(n, seed, temperature=T, gibbs_steps=...) draws "
+        "{0,1} spins from chains started ordered (half all up, half all down)."
+    ),
 }
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@ VARIANT = {
     "recipe": {},  # overrides of keras_gen.recipes.ising.RBM_RECIPE
     "ordered_start": False,
     "recipe_file": "training/ising_rbm.py",
-    "description": ("Eleven Bernoulli RBMs (64 visible, 64 hidden), one per temperature, of the 2-D Ising "
-                    "model on the 8x8 torus (Torlai & Melko 2016). "
-                    "model.sample(n, seed, temperature=T, gibbs_steps=...) draws {0,1} spins."),
+    "description": (
+        "Eleven Bernoulli RBMs (64 visible, 64 hidden), one per temperature, of the 2-D Ising "
+        "model on the 8x8 torus (Torlai & Melko 2016). "
+        "model.sample(n, seed, temperature=T, gibbs_steps=...) draws {0,1} spins."
+    ),
 }
 """What distinguishes the zoo entry made by this recipe (`training/ising_bond_rbm.py` is another)."""
 

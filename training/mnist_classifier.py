@@ -62,20 +62,28 @@ def train(args):
     keras.utils.set_random_seed(args.seed)
     model = make_mnist_classifier(**ARCHITECTURE["kwargs"])
     model.build_for_data()
-    model.compile(optimizer=optimizer(args.epochs),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  # Keras' own train_step; XLA's CPU convolutions measured 3x slower
-                  # than the default kernels here (540 vs 170 ms per batch of 128).
-                  jit_compile=False)
+    model.compile(
+        optimizer=optimizer(args.epochs),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # Keras' own train_step; XLA's CPU convolutions measured 3x slower
+        # than the default kernels here (540 vs 170 ms per batch of 128).
+        jit_compile=False,
+    )
     train_ds, test_ds = datasets(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    model.fit(train_ds, epochs=args.epochs, validation_data=test_ds, verbose=2, callbacks=[
-        keras.callbacks.BackupAndRestore(os.path.join(args.out, "backup"), double_checkpoint=True),
-        EpochTimer(),
-        AtomicModelCheckpoint(os.path.join(args.out, "checkpoints", "epoch_{epoch:03d}.keras"), keep_last=2),
-        keras.callbacks.CSVLogger(os.path.join(args.out, "history.csv"), append=True),
-    ])
+    model.fit(
+        train_ds,
+        epochs=args.epochs,
+        validation_data=test_ds,
+        verbose=2,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(os.path.join(args.out, "backup"), double_checkpoint=True),
+            EpochTimer(),
+            AtomicModelCheckpoint(os.path.join(args.out, "checkpoints", "epoch_{epoch:03d}.keras"), keep_last=2),
+            keras.callbacks.CSVLogger(os.path.join(args.out, "history.csv"), append=True),
+        ],
+    )
     path = os.path.join(args.out, "model.keras")
     save_atomically(model, path)
     return path
@@ -88,8 +96,10 @@ def finalize(model_path, args):
     accuracy = float((logits.argmax(1) == y_test).mean())
     print(f"test accuracy {accuracy:.4f}")
     if accuracy < TARGET_ACCURACY and not args.force:
-        raise SystemExit(f"test accuracy {accuracy:.4f} < {TARGET_ACCURACY}: not shipping it "
-                         "(train longer, or --force to ship anyway).")
+        raise SystemExit(
+            f"test accuracy {accuracy:.4f} < {TARGET_ACCURACY}: not shipping it "
+            "(train longer, or --force to ship anyway)."
+        )
     history, epochs, seconds = run_history(args.out)
 
     figure_paths = []
@@ -99,19 +109,28 @@ def finalize(model_path, args):
         figure_paths.append(f"zoo/figures/{NAME}_loss.png")
     errors = int((logits.argmax(1) != y_test).sum())
     card = publish(
-        model, args.root, NAME, family="classifier",
+        model,
+        args.root,
+        NAME,
+        family="classifier",
         description="Small CNN classifier of MNIST digits; its 128 penultimate features define the "
-                    "Fréchet distance, KID and precision/recall of keras_gen.evaluation. "
-                    "Not a generative model.",
+        "Fréchet distance, KID and precision/recall of keras_gen.evaluation. "
+        "Not a generative model.",
         architecture=ARCHITECTURE,
-        dataset={"name": "mnist", "preprocessing": "unit", "split": "train",
-                 "note": "random shifts of up to 2 pixels during training"},
+        dataset={
+            "name": "mnist",
+            "preprocessing": "unit",
+            "split": "train",
+            "note": "random shifts of up to 2 pixels during training",
+        },
         compile={"optimizer": keras.optimizers.Adam(1e-4)},
         command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
-        features={"layer": "features", "dim": 128, "activation": "relu",
-                  "input": "28x28x1 intensities in [0, 1]"},
-        metrics={"test_accuracy": round(accuracy, 4), "test_errors": errors,
-                 "test_set": "MNIST test (10,000), intensities in [0, 1]"},
+        features={"layer": "features", "dim": 128, "activation": "relu", "input": "28x28x1 intensities in [0, 1]"},
+        metrics={
+            "test_accuracy": round(accuracy, 4),
+            "test_errors": errors,
+            "test_set": "MNIST test (10,000), intensities in [0, 1]",
+        },
         training={
             "epochs": epochs,
             "batch_size": BATCH_SIZE,

@@ -97,8 +97,11 @@ def scaled_schedule(epochs):
 def optimizer(epochs, steps_per_epoch=STEPS_PER_EPOCH):
     warmup = SCHEDULE["warmup_epochs"] * steps_per_epoch
     lr = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, epochs * steps_per_epoch - warmup), alpha=0.0,
-        warmup_target=SCHEDULE["learning_rate"], warmup_steps=warmup,
+        0.0,
+        decay_steps=max(1, epochs * steps_per_epoch - warmup),
+        alpha=0.0,
+        warmup_target=SCHEDULE["learning_rate"],
+        warmup_steps=warmup,
     )
     opt = keras.optimizers.SGD(lr, momentum=SCHEDULE["momentum"], weight_decay=SCHEDULE["weight_decay"])
     # Decay W only: shrinking the biases would fight the data marginals.
@@ -115,22 +118,39 @@ def train(args):
     x_train, _ = data.load_arrays("mnist", "train", preprocessing="unit", flatten=True)
     # Data-driven visible biases (a resumed run restores its own weights over these).
     model.initialize_from_data(x_train)
-    train_ds = data.load("mnist", "train", preprocessing="binarized", flatten=True,
-                         batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
+    train_ds = data.load(
+        "mnist",
+        "train",
+        preprocessing="binarized",
+        flatten=True,
+        batch_size=BATCH_SIZE,
+        seed=args.seed,
+        drop_remainder=True,
+    )
     if args.steps_per_epoch:
         train_ds = train_ds.repeat()
-    test_ds = data.load("mnist", "test", preprocessing="binarized_static", flatten=True,
-                        batch_size=1000, shuffle=False, seed=TEST_SEED)
+    test_ds = data.load(
+        "mnist", "test", preprocessing="binarized_static", flatten=True, batch_size=1000, shuffle=False, seed=TEST_SEED
+    )
     x_gap_train, _ = data.load_arrays("mnist", "train", preprocessing="binarized", flatten=True, seed=1)
     x_gap_test, _ = data.load_arrays("mnist", "test", preprocessing="binarized", flatten=True, seed=TEST_SEED)
     callbacks = [
         GibbsStepsSchedule(scaled_schedule(args.epochs)),
         FreeEnergyGap(x_gap_train, x_gap_test, n=2000),
     ]
-    fit_with_artifacts(model, train_ds, args.out, epochs=args.epochs, validation_data=test_ds,
-                       steps_per_epoch=args.steps_per_epoch, n_samples=100,
-                       sample_kwargs={"gibbs_steps": 200}, callbacks=callbacks,
-                       verbose=2, keep_checkpoints=3)
+    fit_with_artifacts(
+        model,
+        train_ds,
+        args.out,
+        epochs=args.epochs,
+        validation_data=test_ds,
+        steps_per_epoch=args.steps_per_epoch,
+        n_samples=100,
+        sample_kwargs={"gibbs_steps": 200},
+        callbacks=callbacks,
+        verbose=2,
+        keep_checkpoints=3,
+    )
     return os.path.join(args.out, "model.keras")
 
 
@@ -155,8 +175,11 @@ def filters_figure(model, path, n=100):
     w = np.asarray(model.rbm.kernel.numpy()).T
     n_hidden, w = len(w), w[:n]
     lo, hi = w.min(1, keepdims=True), w.max(1, keepdims=True)
-    plots.save_samples((w - lo) / (hi - lo + 1e-12), path,
-                       title=f"{model.name}: filters (columns of W, the first {len(w)} of {n_hidden})")
+    plots.save_samples(
+        (w - lo) / (hi - lo + 1e-12),
+        path,
+        title=f"{model.name}: filters (columns of W, the first {len(w)} of {n_hidden})",
+    )
 
 
 def finalize(model_path, args, train_seconds=None):
@@ -165,13 +188,27 @@ def finalize(model_path, args, train_seconds=None):
     x_train, _ = data.load_arrays("mnist", "train", preprocessing="binarized", flatten=True, seed=1)
     t0 = time.time()
     # The base-rate model of AIS is fit to the training pixels (as S&M did).
-    ll = log_likelihood(model, x_test, method="ais", n_chains=args.ais_chains, betas=args.ais_betas,
-                        base_data=x_train, seed=args.seed + 17)
+    ll = log_likelihood(
+        model,
+        x_test,
+        method="ais",
+        n_chains=args.ais_chains,
+        betas=args.ais_betas,
+        base_data=x_train,
+        seed=args.seed + 17,
+    )
     ll_train = float(np.mean(-_free_energy(model, x_train[:10_000]) - ll["log_z"]))
     # The pessimistic side on the first RAISE_IMAGES test images (AIS alone
     # can look far better than a sharply peaked model is).
-    reverse = log_likelihood(model, x_test[:RAISE_IMAGES], method="raise", n_samples=1, betas=args.ais_betas,
-                             base_data=x_train, seed=args.seed + 29)
+    reverse = log_likelihood(
+        model,
+        x_test[:RAISE_IMAGES],
+        method="raise",
+        n_samples=1,
+        betas=args.ais_betas,
+        base_data=x_train,
+        seed=args.seed + 29,
+    )
     ll_ais_subset = float(np.mean(ll["log_p"][:RAISE_IMAGES]))
     eval_seconds = time.time() - t0
     history, epochs, recorded_seconds = run_history(args.out)
@@ -180,22 +217,35 @@ def finalize(model_path, args, train_seconds=None):
     figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
     gibbs_length_figure(model, os.path.join(figures, f"{NAME}_gibbs_chains.png"))
-    plots.save_samples(model.sample(100, seed=0, gibbs_steps=1000), os.path.join(figures, f"{NAME}_samples.png"),
-                       title=f"{NAME}: p(v|h) after 1,000 Gibbs sweeps from noise")
+    plots.save_samples(
+        model.sample(100, seed=0, gibbs_steps=1000),
+        os.path.join(figures, f"{NAME}_samples.png"),
+        title=f"{NAME}: p(v|h) after 1,000 Gibbs sweeps from noise",
+    )
     filters_figure(model, os.path.join(figures, f"{NAME}_filters.png"))
-    figure_paths = [f"zoo/figures/{NAME}_gibbs_chains.png", f"zoo/figures/{NAME}_samples.png",
-                    f"zoo/figures/{NAME}_filters.png"]
+    figure_paths = [
+        f"zoo/figures/{NAME}_gibbs_chains.png",
+        f"zoo/figures/{NAME}_samples.png",
+        f"zoo/figures/{NAME}_filters.png",
+    ]
     if history:
         plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
         figure_paths.append(f"zoo/figures/{NAME}_loss.png")
 
     ais = ll["ais"]
     card = publish(
-        model, args.root, NAME, family="rbm",
+        model,
+        args.root,
+        NAME,
+        family="rbm",
         description="Bernoulli RBM, 784 visible x 500 hidden, centered PCD-k, on binarized MNIST.",
         architecture=ARCHITECTURE,
-        dataset={"name": "mnist", "preprocessing": "binarized", "split": "train",
-                 "note": "dynamic binarization during training"},
+        dataset={
+            "name": "mnist",
+            "preprocessing": "binarized",
+            "split": "train",
+            "note": "dynamic binarization during training",
+        },
         compile={"optimizer": keras.optimizers.SGD(0.001, momentum=0.9)},
         command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
         metrics={
@@ -209,16 +259,16 @@ def finalize(model_path, args, train_seconds=None):
             "test_log_likelihood_raise_sem": round(reverse["stderr"], 3),
             "test_log_likelihood_ais_same_images_nats": round(ll_ais_subset, 2),
             "raise_note": "reverse AIS (Burda et al. 2015), one chain per image, same temperatures as AIS: "
-                          "a stochastic lower bound, so AIS (optimistic when its chains miss modes) and "
-                          "RAISE bracket the true value",
+            "a stochastic lower bound, so AIS (optimistic when its chains miss modes) and "
+            "RAISE bracket the true value",
             "log_z": round(ll["log_z"], 3),
             "log_z_stderr": round(ais["stderr"], 4),
             "ais_chains": ais["n_chains"],
             "ais_betas": ais["n_betas"],
             "ais_effective_sample_size": round(ais["effective_sample_size"], 1),
             "test_set": f"MNIST test (10,000), binarized once with seed {TEST_SEED} "
-                        "(keras_gen.data.load_arrays(..., preprocessing='binarized', seed=0)); "
-                        "train: first 10,000 training images binarized with seed 1",
+            "(keras_gen.data.load_arrays(..., preprocessing='binarized', seed=0)); "
+            "train: first 10,000 training images binarized with seed 1",
             "conservative_note": "mean - 3 AIS stderr (log Z + 3 stderr; AIS tends to underestimate log Z)",
             "reference": "Salakhutdinov & Murray 2008: -86.34 nats (CD-25, 500 hidden); target >= -86",
             "units": "nats per image",
@@ -226,11 +276,14 @@ def finalize(model_path, args, train_seconds=None):
         training={
             "epochs": epochs,
             "batch_size": BATCH_SIZE,
-            "schedule": {**SCHEDULE, "epochs": epochs,
-                         "gibbs_steps": {str(k): v for k, v in scaled_schedule(epochs or SCHEDULE["epochs"]).items()}},
+            "schedule": {
+                **SCHEDULE,
+                "epochs": epochs,
+                "gibbs_steps": {str(k): v for k, v in scaled_schedule(epochs or SCHEDULE["epochs"]).items()},
+            },
             "schedule_text": "centered PCD with 100 persistent chains, k Gibbs sweeps per update growing by phase; "
-                             "SGD momentum 0.9, weight decay 2e-4 on W, learning rate warm-up over 1 epoch "
-                             "then cosine decay to 0; visible biases initialised to the pixel log-odds",
+            "SGD momentum 0.9, weight decay 2e-4 on W, learning rate warm-up over 1 epoch "
+            "then cosine decay to 0; visible biases initialised to the pixel log-odds",
             "seconds": None if train_seconds is None else round(train_seconds),
             "seconds_note": "wall time of fit, summed over resumed runs; the 2 CPU cores were shared with other jobs",
             **({"note": args.note} if args.note else {}),
@@ -247,33 +300,35 @@ def write_benchmark_section(card, root=ROOT):
     """The card's likelihood as the `rbm_mnist_likelihood` section of BENCHMARKS.md."""
     benchmarks = BenchmarksFile(Path(root) / "BENCHMARKS.md")
     m, t = card.metrics, card.training
-    text = "\n".join([
-        benchmarks.header("RBM log-likelihood on MNIST (zoo entry rbm_mnist)", command=t["command"]).rstrip("\n"),
-        f"- test set: {m['test_set']}",
-        f"- training: {t['epochs']} epochs, {t['schedule_text']}; {t['seconds']} s of fit time "
-        f"({t['seconds_note']})",
-        "",
-        "| | nats per image |",
-        "|---|---:|",
-        f"| test log-likelihood, AIS ({m['ais_chains']} chains, {m['ais_betas']:,} temperatures) | "
-        f"{m['test_log_likelihood_nats']:.2f} ± {m['test_log_likelihood_ais_stderr']:.2f} (AIS) "
-        f"± {m['test_log_likelihood_data_sem']:.2f} (test-set sem) |",
-        f"| conservative (log Z + 3 AIS stderr) | {m['test_log_likelihood_conservative']:.2f} |",
-        f"| training images (first 10,000) | {m['train_log_likelihood_nats']:.2f} |",
-        f"| first {m['raise_images']:,} test images: AIS | {m['test_log_likelihood_ais_same_images_nats']:.2f} |",
-        f"| first {m['raise_images']:,} test images: reverse AIS (RAISE, conservative) | "
-        f"{m['test_log_likelihood_raise_nats']:.2f} ± {m['test_log_likelihood_raise_sem']:.2f} (sem) |",
-        "| Salakhutdinov & Murray 2008, CD-25, 500 hidden (reference) | -86.34 |",
-        "",
-        f"log Z = {m['log_z']:.2f} ± {m['log_z_stderr']:.2f}; AIS effective sample size "
-        f"{m['ais_effective_sample_size']:.1f} of {m['ais_chains']} chains (few chains carry the "
-        "estimate, so its stderr is itself uncertain; an independent rerun is the better check).",
-    ])
+    text = "\n".join(
+        [
+            benchmarks.header("RBM log-likelihood on MNIST (zoo entry rbm_mnist)", command=t["command"]).rstrip("\n"),
+            f"- test set: {m['test_set']}",
+            f"- training: {t['epochs']} epochs, {t['schedule_text']}; {t['seconds']} s of fit time "
+            f"({t['seconds_note']})",
+            "",
+            "| | nats per image |",
+            "|---|---:|",
+            f"| test log-likelihood, AIS ({m['ais_chains']} chains, {m['ais_betas']:,} temperatures) | "
+            f"{m['test_log_likelihood_nats']:.2f} ± {m['test_log_likelihood_ais_stderr']:.2f} (AIS) "
+            f"± {m['test_log_likelihood_data_sem']:.2f} (test-set sem) |",
+            f"| conservative (log Z + 3 AIS stderr) | {m['test_log_likelihood_conservative']:.2f} |",
+            f"| training images (first 10,000) | {m['train_log_likelihood_nats']:.2f} |",
+            f"| first {m['raise_images']:,} test images: AIS | {m['test_log_likelihood_ais_same_images_nats']:.2f} |",
+            f"| first {m['raise_images']:,} test images: reverse AIS (RAISE, conservative) | "
+            f"{m['test_log_likelihood_raise_nats']:.2f} ± {m['test_log_likelihood_raise_sem']:.2f} (sem) |",
+            "| Salakhutdinov & Murray 2008, CD-25, 500 hidden (reference) | -86.34 |",
+            "",
+            f"log Z = {m['log_z']:.2f} ± {m['log_z_stderr']:.2f}; AIS effective sample size "
+            f"{m['ais_effective_sample_size']:.1f} of {m['ais_chains']} chains (few chains carry the "
+            "estimate, so its stderr is itself uncertain; an independent rerun is the better check).",
+        ]
+    )
     benchmarks.write_section("rbm_mnist_likelihood", text)
 
 
 def _free_energy(model, x, batch_size=1000):
-    return np.concatenate([free_energy_numpy(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return np.concatenate([free_energy_numpy(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def main(argv=None):
@@ -285,9 +340,13 @@ def main(argv=None):
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--ais-chains", type=int, default=AIS_CHAINS)
     parser.add_argument("--ais-betas", type=int, default=AIS_BETAS)
-    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
+    parser.add_argument(
+        "--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card"
+    )
     parser.add_argument("--train-only", action="store_true", help="train (or resume) without finalizing")
-    parser.add_argument("--train-seconds", type=float, default=None, help="with --finalize: the training time to record")
+    parser.add_argument(
+        "--train-seconds", type=float, default=None, help="with --finalize: the training time to record"
+    )
     parser.add_argument("--note", default=None, help="with --finalize: a remark on how the run went, for the card")
     parser.add_argument("--report", action="store_true", help="only rewrite the BENCHMARKS.md section from the card")
     args = parser.parse_args(argv)

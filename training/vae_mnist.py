@@ -44,9 +44,7 @@ STEPS_PER_EPOCH = 60_000 // BATCH_SIZE + 1
 
 
 def optimizer():
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        1e-3, decay_steps=10 * STEPS_PER_EPOCH, decay_rate=0.8
-    )
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=10 * STEPS_PER_EPOCH, decay_rate=0.8)
     return keras.optimizers.Adam(learning_rate=schedule)
 
 
@@ -78,8 +76,11 @@ def finalize(model_path, args, train_seconds=None):
 
     figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
-    plots.save_samples(model.sample(100, seed=0), os.path.join(figures, f"{NAME}_samples.png"),
-                       title="vae_mnist: means of p(x|z), z ~ N(0, I)")
+    plots.save_samples(
+        model.sample(100, seed=0),
+        os.path.join(figures, f"{NAME}_samples.png"),
+        title="vae_mnist: means of p(x|z), z ~ N(0, I)",
+    )
     plots.plot_latent_clusters(model, x_test[:5000], labels[:5000], os.path.join(figures, f"{NAME}_latent.png"))
     figure_paths = [f"zoo/figures/{NAME}_samples.png", f"zoo/figures/{NAME}_latent.png"]
     if history:
@@ -88,11 +89,18 @@ def finalize(model_path, args, train_seconds=None):
 
     sem = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731
     card = publish(
-        model, args.root, NAME, family="vae",
+        model,
+        args.root,
+        NAME,
+        family="vae",
         description="Convolutional VAE, latent 32, Bernoulli decoder, on binarized MNIST.",
         architecture=ARCHITECTURE,
-        dataset={"name": "mnist", "preprocessing": "binarized", "split": "train",
-                 "note": "dynamic binarization during training"},
+        dataset={
+            "name": "mnist",
+            "preprocessing": "binarized",
+            "split": "train",
+            "note": "dynamic binarization during training",
+        },
         compile={"optimizer": keras.optimizers.Adam(1e-4)},
         command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
         metrics={
@@ -104,7 +112,7 @@ def finalize(model_path, args, train_seconds=None):
             "test_negative_elbo_sem": round(sem(elbo), 3),
             "test_negative_elbo_on_iwae_images": round(-float(elbo[subset].mean()), 3),
             "test_set": "MNIST test (10,000), binarized once with seed 0 (keras_gen.data.load_arrays); "
-                        "the IWAE bound on its first test_nll_iwae_images images",
+            "the IWAE bound on its first test_nll_iwae_images images",
             "units": "nats per image",
         },
         training={
@@ -128,9 +136,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL bound")
-    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card")
+    parser.add_argument(
+        "--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card"
+    )
     parser.add_argument("--iwae-images", type=int, default=1000, help="test images for the IWAE bound")
-    parser.add_argument("--train-seconds", type=float, default=None, help="with --finalize: the training time to record")
+    parser.add_argument(
+        "--train-seconds", type=float, default=None, help="with --finalize: the training time to record"
+    )
     args = parser.parse_args(argv)
     if args.finalize:
         finalize(args.finalize, args, args.train_seconds)

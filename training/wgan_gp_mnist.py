@@ -35,15 +35,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = GanRecipe(
     name="wgan_gp_mnist",
     description="WGAN-GP (lambda 10, n_critic 5) with the DCGAN tutorial's generator and a dropout-free "
-                "critic, on MNIST in [-1, 1].",
-    architecture={"factory": "gan",
-                  "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100,
-                             "noise": "normal", "discriminator_kwargs": {"dropout": 0.0},
-                             "generator_average": 0.995, "name": "wgan_gp_mnist"}},
+    "critic, on MNIST in [-1, 1].",
+    architecture={
+        "factory": "gan",
+        "kwargs": {
+            "architecture": "dcgan",
+            "data_shape": [28, 28, 1],
+            "latent_dim": 100,
+            "noise": "normal",
+            "discriminator_kwargs": {"dropout": 0.0},
+            "generator_average": 0.995,
+            "name": "wgan_gp_mnist",
+        },
+    },
     compile=gan.wgan_gp_compile_kwargs,
     batch_size=5 * 64,
     training_note="Adam 1e-4, beta1 0.5, beta2 0.9 (both players), 5 critic updates of 64 real images "
-                  "per generator update, gradient penalty 10",
+    "per generator update, gradient penalty 10",
     epochs=20,
 )
 

@@ -24,14 +24,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = GanRecipe(
     name="wgan_mnist",
     description="WGAN with weight clipping (c 0.01, n_critic 5) with the DCGAN tutorial's generator and a "
-                "dropout-free critic, on MNIST in [-1, 1].",
-    architecture={"factory": "gan",
-                  "kwargs": {"architecture": "dcgan", "data_shape": [28, 28, 1], "latent_dim": 100,
-                             "noise": "normal", "discriminator_kwargs": {"dropout": 0.0}, "name": "wgan_mnist"}},
+    "dropout-free critic, on MNIST in [-1, 1].",
+    architecture={
+        "factory": "gan",
+        "kwargs": {
+            "architecture": "dcgan",
+            "data_shape": [28, 28, 1],
+            "latent_dim": 100,
+            "noise": "normal",
+            "discriminator_kwargs": {"dropout": 0.0},
+            "name": "wgan_mnist",
+        },
+    },
     compile=gan.wgan_compile_kwargs,
     batch_size=5 * 64,
     training_note="RMSprop 5e-5 (both players), 5 critic updates of 64 real images per generator "
-                  "update, critic weights clipped to [-0.01, 0.01]",
+    "update, critic weights clipped to [-0.01, 0.01]",
     epochs=20,
 )
 

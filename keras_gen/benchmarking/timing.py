@@ -24,7 +24,7 @@ def matmul_ceiling(n=2048, reps=3):
         for _ in range(reps):
             t = time.perf_counter()
             f(a, b).numpy()
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
 
@@ -34,7 +34,7 @@ def rotate(runs, repeats, on_repetition=None):
     results = {name: [] for name in runs}
     order = list(runs)
     for r in range(repeats):
-        for name in order[r % len(order):] + order[:r % len(order)]:
+        for name in order[r % len(order) :] + order[: r % len(order)]:
             results[name].append(runs[name]())
         if on_repetition is not None:
             on_repetition(r, results)

@@ -23,8 +23,8 @@ def keras_io_vae(latent_dim=2):
     """The keras.io example's model, written out: sampling layer, encoder,
     decoder with a sigmoid, and a train_step with per-batch mean losses."""
     import keras
-    from keras import layers, ops
     import tensorflow as tf
+    from keras import layers, ops
 
     class Sampling(layers.Layer):
         def __init__(self, **kwargs):
@@ -69,8 +69,9 @@ def keras_io_vae(latent_dim=2):
             with tf.GradientTape() as tape:
                 z_mean, z_log_var, z = self.encoder(data)
                 reconstruction = self.decoder(z)
-                reconstruction_loss = ops.mean(ops.sum(
-                    keras.losses.binary_crossentropy(data, reconstruction), axis=(1, 2)))
+                reconstruction_loss = ops.mean(
+                    ops.sum(keras.losses.binary_crossentropy(data, reconstruction), axis=(1, 2))
+                )
                 kl = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
                 kl_loss = ops.mean(ops.sum(kl, axis=1))
                 total = reconstruction_loss + kl_loss

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-import numpy as np
 import keras
 import tensorflow as tf
 
@@ -59,9 +58,21 @@ def _multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and compat.in_multi_worker_mode(strategy)
 
 
-CONVOLUTIONS = tuple(getattr(keras.layers, name) for name in (
-    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-    "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D"))
+CONVOLUTIONS = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+    )
+)
 
 
 def xla_by_default(model):
@@ -156,8 +167,7 @@ class GenerativeModel(keras.Model):
                 stacklevel=2,
             )
             steps_per_execution = 1
-        return super().compile(*args, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
-                               **kwargs)
+        return super().compile(*args, jit_compile=jit_compile, steps_per_execution=steps_per_execution, **kwargs)
 
     # XLA under tf.distribute. Keras compiles a whole step, strategy.run and
     # all, as one XLA program; with several replicas that program would read
@@ -304,6 +314,9 @@ class GenerativeModel(keras.Model):
         config = dict(config)
         for key in cls.nested_config_keys:
             value = config[key]
-            config[key] = ([keras.saving.deserialize_keras_object(v) for v in value] if isinstance(value, list)
-                           else keras.saving.deserialize_keras_object(value))
+            config[key] = (
+                [keras.saving.deserialize_keras_object(v) for v in value]
+                if isinstance(value, list)
+                else keras.saving.deserialize_keras_object(value)
+            )
         return cls(**config)

@@ -77,8 +77,8 @@ def read_tf_config():
         task_type, task_index = task["type"], int(task["index"])
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(
-            "TF_CONFIG must be JSON like {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
-            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; got {raw!r} ({err})."
+            'TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+            f'"task": {{"type": "worker", "index": 0}}}}; got {raw!r} ({err}).'
         ) from err
     hosts = config["cluster"].get(task_type)
     if not hosts or not 0 <= task_index < len(hosts):
@@ -110,8 +110,8 @@ def make_strategy(name="default", devices=None):
         if read_tf_config() is None:
             raise ValueError(
                 "The multi-worker strategy needs TF_CONFIG: set it on every worker to the same "
-                "cluster ({\"cluster\": {\"worker\": [\"host1:port\", \"host2:port\"]}}) and that "
-                "worker's task ({\"task\": {\"type\": \"worker\", \"index\": i}})."
+                'cluster ({"cluster": {"worker": ["host1:port", "host2:port"]}}) and that '
+                'worker\'s task ({"task": {"type": "worker", "index": i}}).'
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
@@ -166,7 +166,7 @@ def replica_shard(x):
     if rows is None or rows % replicas:
         raise ValueError(f"{rows} rows cannot be split evenly over {replicas} replicas.")
     size = rows // replicas
-    return x[index * size:(index + 1) * size]
+    return x[index * size : (index + 1) * size]
 
 
 def gather_replicas(x):

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_gen.core import compat
 
+
 # ---------------------------------------------------------------------- seeds
 def seed_tensor(seed):
     """A SeedGenerator, int, None or (2,) tensor -> int32 stateless seed (2,).

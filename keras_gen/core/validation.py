@@ -45,9 +45,7 @@ def check_data(data, shape, domain="real", owner="model", max_rows=None):
         if not (x_spec.dtype.is_floating or x_spec.dtype.is_integer or x_spec.dtype == tf.bool):
             raise DataError(f"{owner}: expected numeric data, got dtype {x_spec.dtype.name}.")
         static = tuple(x_spec.shape)
-        if len(static) != len(shape) + 1 or any(
-            s is not None and s != e for s, e in zip(static[1:], shape)
-        ):
+        if len(static) != len(shape) + 1 or any(s is not None and s != e for s, e in zip(static[1:], shape)):
             raise DataError(
                 f"{owner}: expected batches of shape (batch, {_fmt(shape)}), "
                 f"the dataset yields {_fmt_shape(static)}. Batch the dataset "
@@ -70,18 +68,14 @@ def _check_array(x, shape, domain, owner):
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise DataError(f"{owner}: expected numeric data, got dtype {x.dtype}.")
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
-        raise DataError(
-            f"{owner}: expected data of shape (batch, {_fmt(shape)}), got {_fmt_shape(x.shape)}."
-        )
+        raise DataError(f"{owner}: expected data of shape (batch, {_fmt(shape)}), got {_fmt_shape(x.shape)}.")
     if x.shape[0] == 0:
         raise DataError(f"{owner}: the data is empty.")
     if np.issubdtype(x.dtype, np.floating):
         bad = ~np.isfinite(x)
         if bad.any():
             kind = "NaN" if np.isnan(x).any() else "infinite"
-            raise DataError(
-                f"{owner}: data contains {kind} values ({int(bad.sum())} of {x.size} entries)."
-            )
+            raise DataError(f"{owner}: data contains {kind} values ({int(bad.sum())} of {x.size} entries).")
     lo, hi = float(x.min()), float(x.max())
     if domain == "binary":
         if not np.all((x == 0) | (x == 1)):
@@ -93,9 +87,7 @@ def _check_array(x, shape, domain, owner):
     elif domain == "unit":
         if lo < 0 or hi > 1:
             hint = " It looks like raw 0-255 pixels: divide by 255." if hi > 1.5 and hi <= 255 else ""
-            raise DataError(
-                f"{owner}: a Bernoulli likelihood needs data in [0, 1]; got [{lo:g}, {hi:g}].{hint}"
-            )
+            raise DataError(f"{owner}: a Bernoulli likelihood needs data in [0, 1]; got [{lo:g}, {hi:g}].{hint}")
     elif domain == "symmetric":
         if lo < -1 - 1e-6 or hi > 1 + 1e-6:
             raise DataError(

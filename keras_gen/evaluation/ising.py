@@ -44,9 +44,11 @@ def rbm_sampler(model, temperature=None):
     """A `gibbs_chains` sampler of an `RBM` model, or of `IsingRBMs` at `temperature`."""
     if isinstance(model, IsingRBMs):
         return lambda n, seed, gibbs_steps, init: model.generate_samples(
-            n, seed, temperature=temperature, gibbs_steps=gibbs_steps, init=init)
+            n, seed, temperature=temperature, gibbs_steps=gibbs_steps, init=init
+        )
     return lambda n, seed, gibbs_steps, init: model.generate_samples(
-        n, seed, gibbs_steps=gibbs_steps, init=init, return_probabilities=False)
+        n, seed, gibbs_steps=gibbs_steps, init=init, return_probabilities=False
+    )
 
 
 def bernoulli_spins(probabilities, seed=0):
@@ -110,8 +112,13 @@ def measure_ising_rbms(model, temperatures, x=None, protocol=SAMPLING_PROTOCOL):
     for i, temp in enumerate(temperatures):
         ex_i = {n: exact[n][i] for n in COMPARED}
         chains = gibbs_chains(
-            rbm_sampler(model, temp), protocol["n_chains"], protocol["n_keep"],
-            protocol["thin"], protocol["n_burn"], seed=protocol["seed"] + i)  # from the model's `start`
+            rbm_sampler(model, temp),
+            protocol["n_chains"],
+            protocol["n_keep"],
+            protocol["thin"],
+            protocol["n_burn"],
+            seed=protocol["seed"] + i,
+        )  # from the model's `start`
         comp = compare_with_exact(chains.reshape(-1, L * L), temp, exact=ex_i)
         rows.append(("RBM", temp, comp))
         for name in COMPARED:
@@ -120,8 +127,7 @@ def measure_ising_rbms(model, temperatures, x=None, protocol=SAMPLING_PROTOCOL):
             data_comp = compare_with_exact(x[i], temp, exact=ex_i)
             for name in COMPARED:
                 points["Monte Carlo data"][name].append((data_comp[name]["value"], data_comp[name]["error"]))
-        print(f"T = {temp:.4f}: " + ", ".join(f"{n} {100 * comp[n]['relative']:+.2f}%" for n in COMPARED),
-              flush=True)
+        print(f"T = {temp:.4f}: " + ", ".join(f"{n} {100 * comp[n]['relative']:+.2f}%" for n in COMPARED), flush=True)
     if x is None:
         points.pop("Monte Carlo data")
     return rows, points
@@ -129,12 +135,15 @@ def measure_ising_rbms(model, temperatures, x=None, protocol=SAMPLING_PROTOCOL):
 
 def results_table(rows):
     """Markdown table of `compare_with_exact` results: rows of (label, T, comparison)."""
-    head = ("| model | T | E/N (rel.) | <\\|m\\|> (rel.) | C (rel.) | chi (rel.) | all within target |\n"
-            "|---|---:|---:|---:|---:|---:|:---:|")
+    head = (
+        "| model | T | E/N (rel.) | <\\|m\\|> (rel.) | C (rel.) | chi (rel.) | all within target |\n"
+        "|---|---:|---:|---:|---:|---:|:---:|"
+    )
     lines = [head]
     for label, T, comp in rows:
-        cells = [f"{comp[n]['value']:.4f} ± {comp[n]['error']:.4f} ({100 * comp[n]['relative']:+.1f}%)"
-                 for n in COMPARED]
+        cells = [
+            f"{comp[n]['value']:.4f} ± {comp[n]['error']:.4f} ({100 * comp[n]['relative']:+.1f}%)" for n in COMPARED
+        ]
         ok = all(comp[n]["ok"] for n in COMPARED)
         lines.append(f"| {label} | {T:.3f} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
     return "\n".join(lines)
@@ -178,8 +187,15 @@ def plot_observables(points, L, out_dir, prefix="ising", curve=None, title_suffi
         fig, ax = plt.subplots(figsize=(5.5, 4))
         ax.plot(grid, exact[name], "k-", lw=1.2, label=f"exact (L = {L})")
         ax.axvline(TC, color="0.8", lw=0.8, ls="--", zorder=0)
-        ax.annotate("$T_c$", (TC, 0.02), xycoords=("data", "axes fraction"), xytext=(3, 0),
-                    textcoords="offset points", color="0.5", fontsize=8)
+        ax.annotate(
+            "$T_c$",
+            (TC, 0.02),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            color="0.5",
+            fontsize=8,
+        )
         # The axis follows the exact curve: a model far off (a VAE's C can be 100x too
         # large) is drawn as a triangle on the edge instead of squashing the curve flat.
         lo, hi = float(np.min(exact[name])), float(np.max(exact[name]))
@@ -194,13 +210,28 @@ def plot_observables(points, L, out_dir, prefix="ising", curve=None, title_suffi
             # Offsets keep overlapping error bars apart; the true T is the tick.
             shift = (j - (len(points) - 1) / 2) * 0.012
             inside = (vals >= y_lo) & (vals <= y_hi)
-            bars = ax.errorbar(t[inside] + shift, vals[inside], yerr=errs[inside], fmt=styles[j % len(styles)],
-                               ms=4, capsize=2, mfc="none" if j else None, label=label)
+            bars = ax.errorbar(
+                t[inside] + shift,
+                vals[inside],
+                yerr=errs[inside],
+                fmt=styles[j % len(styles)],
+                ms=4,
+                capsize=2,
+                mfc="none" if j else None,
+                label=label,
+            )
             for above, marker in ((True, "^"), (False, "v")):
                 off = (vals > y_hi) if above else (vals < y_lo)
                 if off.any():
-                    ax.plot(t[off] + shift, np.full(off.sum(), y_hi if above else y_lo), marker,
-                            color=bars[0].get_color(), ms=7, clip_on=False, label=f"{label}, off scale")
+                    ax.plot(
+                        t[off] + shift,
+                        np.full(off.sum(), y_hi if above else y_lo),
+                        marker,
+                        color=bars[0].get_color(),
+                        ms=7,
+                        clip_on=False,
+                        label=f"{label}, off scale",
+                    )
         ax.set_ylim(y_lo, y_hi)
         ax.set_xlabel("temperature $T$")
         ax.set_ylabel(OBSERVABLE_LABELS[name][0])

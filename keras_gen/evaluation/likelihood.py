@@ -23,7 +23,7 @@ def free_energy_numpy(layer, v):
 
 def binary_states(n, start=0, stop=None):
     """Rows of all n-bit states (bit j of the row index in column j), float64."""
-    stop = 2 ** n if stop is None else stop
+    stop = 2**n if stop is None else stop
     ints = np.arange(start, stop, dtype=np.int64)
     return ((ints[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(np.float64)
 
@@ -57,8 +57,8 @@ def exact_log_partition(layer, over="auto", max_bits=20, batch_size=1 << 14):
         )
     W, b, c = p["W"], p["b"], p["c"]
     chunks = []
-    for start in range(0, 2 ** n, batch_size):
-        s = binary_states(n, start, min(2 ** n, start + batch_size))
+    for start in range(0, 2**n, batch_size):
+        s = binary_states(n, start, min(2**n, start + batch_size))
         if over == "visible":
             vals = s @ b + np.logaddexp(0.0, c + s @ W).sum(-1)
         elif not gaussian:
@@ -67,7 +67,7 @@ def exact_log_partition(layer, over="auto", max_bits=20, batch_size=1 << 14):
             # ∫ exp(-(v-b)²/(2σ²) + v m/σ²) dv = sqrt(2πσ²) exp(((b+m)² - b²)/(2σ²)), m = W h
             var = p["sigma"] ** 2
             m = s @ W.T
-            vals = s @ c + (0.5 * np.log(2 * np.pi * var) + ((b + m) ** 2 - b ** 2) / (2 * var)).sum(-1)
+            vals = s @ c + (0.5 * np.log(2 * np.pi * var) + ((b + m) ** 2 - b**2) / (2 * var)).sum(-1)
         chunks.append(_logsumexp(vals))
     return float(_logsumexp(np.array(chunks)))
 
@@ -107,8 +107,9 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
     v = np.asarray(v, np.float64)
     if v.ndim != 2 or v.shape[1] != layer.n_visible:
         raise ValueError(f"v must have shape (n, {layer.n_visible}), got {v.shape}.")
-    tractable = (layer.n_hidden if layer.visible_type == "gaussian"
-                 else min(layer.n_visible, layer.n_hidden)) <= max_bits
+    tractable = (
+        layer.n_hidden if layer.visible_type == "gaussian" else min(layer.n_visible, layer.n_hidden)
+    ) <= max_bits
     if method == "auto":
         method = "exact" if tractable else "ais"
     if method == "exact":
@@ -121,9 +122,16 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
     elif method == "raise":
         ais_kwargs.setdefault("base_data", v)
         est = ais.raise_log_likelihood(layer, v, **ais_kwargs)
-        return {"mean": est["mean"], "stderr": est["stderr"], "data_stderr": est["stderr"], "log_z": None,
-                "conservative": est["mean"], "method": method, "log_p": est["log_p"],
-                "raise": {"n_samples": est["n_samples"], "n_betas": est["n_betas"]}}
+        return {
+            "mean": est["mean"],
+            "stderr": est["stderr"],
+            "data_stderr": est["stderr"],
+            "log_z": None,
+            "conservative": est["mean"],
+            "method": method,
+            "log_p": est["log_p"],
+            "raise": {"n_samples": est["n_samples"], "n_betas": est["n_betas"]},
+        }
     else:
         raise ValueError(f"method must be 'auto', 'exact', 'ais' or 'raise', got {method!r}.")
     ll = -free_energy_numpy(layer, v) - log_z
@@ -138,5 +146,3 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
         "log_p": ll,  # per example, as for "raise"
         **extra,
     }
-
-

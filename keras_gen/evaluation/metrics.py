@@ -72,8 +72,9 @@ def frechet_distance_gaussians(mu1, sigma1, mu2, sigma2):
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
-        raise ValueError(f"Inconsistent shapes: means {mu1.shape}, {mu2.shape}; "
-                         f"covariances {sigma1.shape}, {sigma2.shape}.")
+        raise ValueError(
+            f"Inconsistent shapes: means {mu1.shape}, {mu2.shape}; covariances {sigma1.shape}, {sigma2.shape}."
+        )
     root1 = _psd_sqrt(sigma1)
     cross = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
     trace_sqrt = np.sqrt(np.clip(cross, 0, None)).sum()
@@ -112,8 +113,7 @@ def class_histogram(probabilities, n_classes=None):
     labels = p.argmax(1) if p.ndim == 2 else p.astype(np.int64)
     n_classes = n_classes or (p.shape[1] if p.ndim == 2 else int(labels.max()) + 1)
     fractions = np.bincount(labels, minlength=n_classes) / len(labels)
-    return {"fractions": fractions.tolist(),
-            "max_deviation": float(np.max(np.abs(fractions * n_classes - 1.0)))}
+    return {"fractions": fractions.tolist(), "max_deviation": float(np.max(np.abs(fractions * n_classes - 1.0)))}
 
 
 # ------------------------------------------------------------------------- KID
@@ -144,8 +144,12 @@ def kernel_inception_distance(x, y, subsets=100, subset_size=1000, seed=0):
         b = y[rng.choice(len(y), size, replace=False)]
         values.append(_unbiased_mmd2(polynomial_kernel(a, a), polynomial_kernel(b, b), polynomial_kernel(a, b)))
     values = np.asarray(values)
-    return {"kid": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "subsets": int(subsets), "subset_size": size}
+    return {
+        "kid": float(values.mean()),
+        "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        "subsets": int(subsets),
+        "subset_size": size,
+    }
 
 
 # --------------------------------------------------------- precision and recall
@@ -161,9 +165,9 @@ def knn_radii(x, k=3):
         raise ValueError(f"k must be in [1, {len(x) - 1}] for {len(x)} points, got {k}.")
     radii = np.empty(len(x))
     for start in range(0, len(x), CHUNK):
-        d = squared_distances(x[start:start + CHUNK], x)
+        d = squared_distances(x[start : start + CHUNK], x)
         # Column k of the sorted row: column 0 is the point itself (distance 0).
-        radii[start:start + CHUNK] = np.partition(d, k, axis=1)[:, k]
+        radii[start : start + CHUNK] = np.partition(d, k, axis=1)[:, k]
     return radii
 
 
@@ -171,8 +175,8 @@ def manifold_coverage(points, support, support_radii):
     """Fraction of `points` inside at least one ball (support_i, radius_i)."""
     inside = np.zeros(len(points), dtype=bool)
     for start in range(0, len(points), CHUNK):
-        d = squared_distances(points[start:start + CHUNK], support)
-        inside[start:start + CHUNK] = np.any(d <= support_radii[None, :], axis=1)
+        d = squared_distances(points[start : start + CHUNK], support)
+        inside[start : start + CHUNK] = np.any(d <= support_radii[None, :], axis=1)
     return float(inside.mean())
 
 
@@ -200,7 +204,7 @@ def _kernel_sums(x, y, gamma):
     """Σ_ij exp(-gamma ‖x_i - y_j‖²), in blocks."""
     total = 0.0
     for start in range(0, len(x), CHUNK):
-        total += np.exp(-gamma * squared_distances(x[start:start + CHUNK], y)).sum()
+        total += np.exp(-gamma * squared_distances(x[start : start + CHUNK], y)).sum()
     return total
 
 
@@ -230,5 +234,9 @@ def gaussian_mmd(x, y, sigma=1.0, bandwidth=None, unbiased=False):
         mmd2 = (sum_xx - m) / (m * (m - 1)) + (sum_yy - n) / (n * (n - 1)) - 2 * sum_xy / (m * n)
     else:
         mmd2 = sum_xx / m**2 + sum_yy / n**2 - 2 * sum_xy / (m * n)
-    return {"mmd": math.sqrt(max(mmd2, 0.0)), "mmd2": float(mmd2), "bandwidth": math.sqrt(h2),
-            "unbiased": bool(unbiased)}
+    return {
+        "mmd": math.sqrt(max(mmd2, 0.0)),
+        "mmd2": float(mmd2),
+        "bandwidth": math.sqrt(h2),
+        "unbiased": bool(unbiased),
+    }

@@ -21,6 +21,7 @@ from keras_gen import zoo
 from keras_gen.evaluation import metrics
 from keras_gen.models.classifier import CLASSIFIER_NAME, FEATURE_DIM, FEATURE_LAYER, IMAGE_SHAPE
 
+
 class NotEvaluable(ValueError):
     """A model whose samples are not MNIST images (e.g. a 2-D toy model)."""
 
@@ -39,7 +40,6 @@ def classifier_available(name=CLASSIFIER_NAME):
     except (zoo.ZooError, FileNotFoundError):
         return False
     return True
-
 
 
 # ===================================================== images and their features
@@ -65,8 +65,10 @@ def to_images(samples, domain="unit", atol=1e-3):
         raise ValueError("Samples contain NaN or infinite values.")
     low, high = float(x.min()), float(x.max())
     if low < -atol or high > 1 + atol:
-        raise ValueError(f"Samples span [{low:.3g}, {high:.3g}], outside [0, 1] (domain {domain!r}); "
-                         "state the model's data_domain ('symmetric' for [-1, 1]).")
+        raise ValueError(
+            f"Samples span [{low:.3g}, {high:.3g}], outside [0, 1] (domain {domain!r}); "
+            "state the model's data_domain ('symmetric' for [-1, 1])."
+        )
     return np.clip(x, 0.0, 1.0)
 
 
@@ -80,7 +82,7 @@ class ImageSet:
         self._radii = {}
         features, probabilities = [], []
         for start in range(0, len(self.images), batch_size):
-            f, p = classifier.features_and_probabilities(tf.constant(self.images[start:start + batch_size]))
+            f, p = classifier.features_and_probabilities(tf.constant(self.images[start : start + batch_size]))
             features.append(f.numpy())
             probabilities.append(p.numpy())
         self.features = np.concatenate(features).astype(np.float64)
@@ -118,8 +120,7 @@ def mnist_set(split, classifier, n=None, seed=0):
 
 
 # ============================================================== sample quality
-def sample_quality(generated, reference, k=3, kid_subsets=100, kid_subset_size=1000, mmd_samples=2000,
-                   seed=0):
+def sample_quality(generated, reference, k=3, kid_subsets=100, kid_subset_size=1000, mmd_samples=2000, seed=0):
     """Every sample-quality number of `generated` against `reference` (ImageSets).
 
     FD, KID and precision/recall live in the classifier's feature space
@@ -129,24 +130,34 @@ def sample_quality(generated, reference, k=3, kid_subsets=100, kid_subset_size=1
     pixels on the first `mmd_samples` images of each set.
     """
     score = metrics.classifier_score(generated.probabilities)
-    kid = metrics.kernel_inception_distance(generated.features, reference.features, subsets=kid_subsets,
-                                            subset_size=kid_subset_size, seed=seed)
-    pr = metrics.precision_recall(reference.features, generated.features, k=k,
-                                  real_radii=reference.knn_radii(k))
+    kid = metrics.kernel_inception_distance(
+        generated.features, reference.features, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed
+    )
+    pr = metrics.precision_recall(reference.features, generated.features, k=k, real_radii=reference.knn_radii(k))
     histogram = metrics.class_histogram(generated.probabilities)
     m = min(mmd_samples, len(generated), len(reference))
     mmd = metrics.gaussian_mmd(reference.pixels[:m], generated.pixels[:m])
     return {
         "fd": metrics.frechet_distance(generated.features, reference.features),
-        "score": score["score"], "score_std": score["std"],
-        "kid": kid["kid"], "kid_std": kid["std"],
-        "precision": pr["precision"], "recall": pr["recall"],
-        "class_fractions": histogram["fractions"], "class_max_deviation": histogram["max_deviation"],
+        "score": score["score"],
+        "score_std": score["std"],
+        "kid": kid["kid"],
+        "kid_std": kid["std"],
+        "precision": pr["precision"],
+        "recall": pr["recall"],
+        "class_fractions": histogram["fractions"],
+        "class_max_deviation": histogram["max_deviation"],
         "mmd": mmd["mmd"],
-        "n_samples": len(generated), "n_reference": len(reference),
-        "settings": {"feature_layer": f"{CLASSIFIER_NAME}/{FEATURE_LAYER} ({FEATURE_DIM} ReLU units)",
-                     "pr_k": k, "kid_subsets": kid["subsets"], "kid_subset_size": kid["subset_size"],
-                     "mmd_samples": m, "mmd_bandwidth": mmd["bandwidth"]},
+        "n_samples": len(generated),
+        "n_reference": len(reference),
+        "settings": {
+            "feature_layer": f"{CLASSIFIER_NAME}/{FEATURE_LAYER} ({FEATURE_DIM} ReLU units)",
+            "pr_k": k,
+            "kid_subsets": kid["subsets"],
+            "kid_subset_size": kid["subset_size"],
+            "mmd_samples": m,
+            "mmd_bandwidth": mmd["bandwidth"],
+        },
     }
 
 
@@ -184,12 +195,15 @@ def reference_rows(n=10_000, classifier=None, seed=0, **quality_kwargs):
     classifier = classifier or load_classifier()
     test = mnist_set("test", classifier)
     train = mnist_set("train", classifier, n=n, seed=seed)
-    rows = [{"model": f"reference: MNIST train ({len(train):,}) vs test", **sample_quality(train, test, seed=seed,
-                                                                                            **quality_kwargs)}]
+    rows = [
+        {
+            "model": f"reference: MNIST train ({len(train):,}) vs test",
+            **sample_quality(train, test, seed=seed, **quality_kwargs),
+        }
+    ]
     for label, images in corruptions(train.images, seed=seed).items():
         corrupted = ImageSet(images, classifier, label=label)
-        rows.append({"model": f"reference: train, {label}", **sample_quality(corrupted, test, seed=seed,
-                                                                             **quality_kwargs)})
+        rows.append(
+            {"model": f"reference: train, {label}", **sample_quality(corrupted, test, seed=seed, **quality_kwargs)}
+        )
     return rows
-
-

@@ -70,35 +70,48 @@ def mnist_test_nll(model, n_images=1000, iwae_k=1000, ais_chains=100, ais_betas=
     kind = likelihood_kind(model)
     if kind is None:
         return None
-    x, _ = data.load_arrays("mnist", "test", preprocessing="binarized", seed=0,
-                            flatten=tuple(model.data_shape) == (784,))
+    x, _ = data.load_arrays(
+        "mnist", "test", preprocessing="binarized", seed=0, flatten=tuple(model.data_shape) == (784,)
+    )
     x = x[:n_images]
     data_note = f"MNIST test, first {len(x):,} images, binarized once (seed 0)"
     if kind == "iwae":
         log_w = model.importance_weighted_log_likelihood(x, k=iwae_k, batch_size=50, chunk=100, seed=seed)
-        return {"nll": -float(log_w.mean()), "nll_err": float(log_w.std(ddof=1) / math.sqrt(len(log_w))),
-                "nll_method": f"IWAE bound, k={iwae_k} (upper bound on NLL; err = s.e.m. over images)",
-                "nll_data": data_note, "nll_units": "nats per image"}
+        return {
+            "nll": -float(log_w.mean()),
+            "nll_err": float(log_w.std(ddof=1) / math.sqrt(len(log_w))),
+            "nll_method": f"IWAE bound, k={iwae_k} (upper bound on NLL; err = s.e.m. over images)",
+            "nll_data": data_note,
+            "nll_units": "nats per image",
+        }
     result = log_likelihood(model, x, method="ais", n_chains=ais_chains, betas=ais_betas, seed=seed)
     # The pessimistic side on the same images: AIS alone can look far better
     # than the model is when its chains miss modes (seen on sharply peaked PCD models).
     reverse = log_likelihood(model, x, method="raise", n_samples=1, betas=ais_betas, seed=seed + 1)
     n_betas = result["ais"]["n_betas"]
-    return {"nll": -result["mean"], "nll_err": result["stderr"],
-            "nll_data_err": result["data_stderr"],
-            "nll_conservative": -reverse["mean"], "nll_conservative_err": reverse["stderr"],
-            "nll_method": f"AIS, {ais_chains} chains, {n_betas} temperatures "
-                          "(err = s.e. of log Z; AIS tends to underestimate log Z, i.e. the NLL); "
-                          f"reverse AIS (RAISE, {n_betas} temperatures, 1 chain per image) gives the "
-                          "conservative side, nll_conservative",
-            "nll_data": data_note, "nll_units": "nats per image"}
+    return {
+        "nll": -result["mean"],
+        "nll_err": result["stderr"],
+        "nll_data_err": result["data_stderr"],
+        "nll_conservative": -reverse["mean"],
+        "nll_conservative_err": reverse["stderr"],
+        "nll_method": f"AIS, {ais_chains} chains, {n_betas} temperatures "
+        "(err = s.e. of log Z; AIS tends to underestimate log Z, i.e. the NLL); "
+        f"reverse AIS (RAISE, {n_betas} temperatures, 1 chain per image) gives the "
+        "conservative side, nll_conservative",
+        "nll_data": data_note,
+        "nll_units": "nats per image",
+    }
 
 
 # ===================================================================== evaluate
 def describe_sampling(model, kwargs):
     """The sampling settings in use: the given ones over generate_samples' defaults."""
-    settings = {name: p.default for name, p in inspect.signature(model.generate_samples).parameters.items()
-                if p.default is not inspect.Parameter.empty and p.default is not None}
+    settings = {
+        name: p.default
+        for name, p in inspect.signature(model.generate_samples).parameters.items()
+        if p.default is not inspect.Parameter.empty and p.default is not None
+    }
     settings.update(kwargs)
     return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
 
@@ -111,14 +124,26 @@ def generate(model, n, seed=0, batch_size=1000, **kwargs):
     """
     model.sample(min(batch_size, n), seed=seed + 10_000, **kwargs)  # warm-up: traces and compiles
     start = time.perf_counter()
-    parts = [model.sample(min(batch_size, n - i), seed=seed + i // batch_size, **kwargs)
-             for i in range(0, n, batch_size)]
+    parts = [
+        model.sample(min(batch_size, n - i), seed=seed + i // batch_size, **kwargs) for i in range(0, n, batch_size)
+    ]
     seconds = time.perf_counter() - start
     return np.concatenate(parts), n / seconds
 
 
-def evaluate(model_or_name, n_samples=10_000, seed=0, likelihood=True, classifier=None, nll_images=1000,
-             iwae_k=1000, ais_chains=100, ais_betas=None, n_reference=None, **quality_kwargs):
+def evaluate(
+    model_or_name,
+    n_samples=10_000,
+    seed=0,
+    likelihood=True,
+    classifier=None,
+    nll_images=1000,
+    iwae_k=1000,
+    ais_chains=100,
+    ais_betas=None,
+    n_reference=None,
+    **quality_kwargs,
+):
     """One row of the zoo table for a zoo name or a model.
 
     The reference is the MNIST test set (all 10,000 images, or a random
@@ -133,22 +158,28 @@ def evaluate(model_or_name, n_samples=10_000, seed=0, likelihood=True, classifie
         model = model_or_name
     shape = tuple(model.data_shape)
     if shape not in ((784,), IMAGE_SHAPE):
-        raise NotEvaluable(f"{model.name} makes samples of shape {shape}, not MNIST images; "
-                           "the MNIST metrics do not apply (2-D toy models: keras_gen.data.mode_coverage; "
-                           "Ising models: keras_gen.evaluation.ising.compare_with_exact).")
+        raise NotEvaluable(
+            f"{model.name} makes samples of shape {shape}, not MNIST images; "
+            "the MNIST metrics do not apply (2-D toy models: keras_gen.data.mode_coverage; "
+            "Ising models: keras_gen.evaluation.ising.compare_with_exact)."
+        )
     classifier = classifier or load_classifier()
     kwargs = dict((getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}))
     samples, rate = generate(model, n_samples, seed=seed, **kwargs)
-    generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier,
-                         label=model.name)
+    generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier, label=model.name)
     test = mnist_set("test", classifier, n=n_reference, seed=seed)
-    row = {"model": getattr(model, "zoo_card", {}).get("name", model.name), "family": family_of(model),
-           **sample_quality(generated, test, seed=seed, **quality_kwargs),
-           "samples_per_second": rate, "sampling": describe_sampling(model, kwargs)}
+    row = {
+        "model": getattr(model, "zoo_card", {}).get("name", model.name),
+        "family": family_of(model),
+        **sample_quality(generated, test, seed=seed, **quality_kwargs),
+        "samples_per_second": rate,
+        "sampling": describe_sampling(model, kwargs),
+    }
     row.update(targets(row, classifier, seed=seed, n_reference=n_reference))
     if likelihood:
-        nll = mnist_test_nll(model, n_images=nll_images, iwae_k=iwae_k, ais_chains=ais_chains,
-                             ais_betas=ais_betas, seed=seed)
+        nll = mnist_test_nll(
+            model, n_images=nll_images, iwae_k=iwae_k, ais_chains=ais_chains, ais_betas=ais_betas, seed=seed
+        )
         row.update(nll or {"nll": None, "nll_method": "none: no tractable likelihood for this family"})
     return row
 
@@ -161,20 +192,26 @@ def targets(row, classifier, seed=0, n_reference=None):
     train = mnist_set("train", classifier, n=row["n_samples"], seed=seed)
     test_score = metrics.classifier_score(test.probabilities)["score"]
     fd_floor = metrics.frechet_distance(train.features, test.features)
-    checks = {"score_ok": row["score"] >= 0.97 * test_score, "fd_ok": row["fd"] <= 2 * fd_floor,
-              "classes_ok": row["class_max_deviation"] <= 0.3}
+    checks = {
+        "score_ok": row["score"] >= 0.97 * test_score,
+        "fd_ok": row["fd"] <= 2 * fd_floor,
+        "classes_ok": row["class_max_deviation"] <= 0.3,
+    }
     return {"test_score": test_score, "fd_train_test": fd_floor, **checks, "targets_met": all(checks.values())}
 
 
 def format_row(row):
     """One line of text for `keras-gen evaluate NAME`."""
+
     def f(key, fmt):
         return "—" if row.get(key) is None else format(row[key], fmt)
 
     nll = "—" if row.get("nll") is None else f"{row['nll']:.2f} ± {row.get('nll_err', 0):.2f} nats"
-    return (f"{row['model']}: FD {f('fd', '.3g')} (train/test floor {f('fd_train_test', '.3g')}), "
-            f"score {f('score', '.3f')} (test set {f('test_score', '.3f')}), "
-            f"KID {f('kid', '.2e')} ± {f('kid_std', '.1e')}, precision {f('precision', '.3f')}, "
-            f"recall {f('recall', '.3f')}, classes max dev {f('class_max_deviation', '.0%')}, "
-            f"pixel MMD {f('mmd', '.3f')}, NLL {nll}, {f('samples_per_second', ',.0f')} samples/s, "
-            f"n={row.get('n_samples')}; targets {'met' if row.get('targets_met') else 'NOT met'}")
+    return (
+        f"{row['model']}: FD {f('fd', '.3g')} (train/test floor {f('fd_train_test', '.3g')}), "
+        f"score {f('score', '.3f')} (test set {f('test_score', '.3f')}), "
+        f"KID {f('kid', '.2e')} ± {f('kid_std', '.1e')}, precision {f('precision', '.3f')}, "
+        f"recall {f('recall', '.3f')}, classes max dev {f('class_max_deviation', '.0%')}, "
+        f"pixel MMD {f('mmd', '.3f')}, NLL {nll}, {f('samples_per_second', ',.0f')} samples/s, "
+        f"n={row.get('n_samples')}; targets {'met' if row.get('targets_met') else 'NOT met'}"
+    )

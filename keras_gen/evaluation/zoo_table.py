@@ -52,8 +52,7 @@ def stamp(row, command):
     return row
 
 
-def evaluate_entries(names, rows, rows_path, samples=10_000, seed=0, nll_images=1000, iwae_k=1000,
-                     ais_chains=100):
+def evaluate_entries(names, rows, rows_path, samples=10_000, seed=0, nll_images=1000, iwae_k=1000, ais_chains=100):
     """A row for each zoo entry in `names` (stored in `rows_path` as soon as it is measured)."""
     classifier = load_classifier()
     for name in names:
@@ -67,8 +66,15 @@ def evaluate_entries(names, rows, rows_path, samples=10_000, seed=0, nll_images=
             command += f" --nll-images {nll_images}"
         started = time.perf_counter()
         try:
-            row = evaluate(name, n_samples=samples, seed=seed, classifier=classifier, nll_images=nll_images,
-                           iwae_k=iwae_k, ais_chains=ais_chains)
+            row = evaluate(
+                name,
+                n_samples=samples,
+                seed=seed,
+                classifier=classifier,
+                nll_images=nll_images,
+                iwae_k=iwae_k,
+                ais_chains=ais_chains,
+            )
         except NotEvaluable as err:
             row = {"model": name, "family": family, "note": str(err)}
         row["seconds"] = time.perf_counter() - started
@@ -83,8 +89,11 @@ def evaluate_references(rows, rows_path, samples=10_000, seed=0):
     rows[REFERENCE_KEY] = [stamp(r, command) for r in references]
     save_rows(rows, rows_path)
     for r in references:
-        print(f"{r['model']}: FD {r['fd']:.3g}, score {r['score']:.3f}, KID {r['kid']:.2e}, "
-              f"P {r['precision']:.3f}, R {r['recall']:.3f}", flush=True)
+        print(
+            f"{r['model']}: FD {r['fd']:.3g}, score {r['score']:.3f}, KID {r['kid']:.2e}, "
+            f"P {r['precision']:.3f}, R {r['recall']:.3f}",
+            flush=True,
+        )
 
 
 def _pm(value, err, fmt):
@@ -95,8 +104,12 @@ def _pm(value, err, fmt):
 
 def table_row(row):
     if "fd" not in row:
-        return {"model": row["model"], "note": row.get("note"), "date": row.get("date"),
-                "command": f"`{row.get('command')}`"}
+        return {
+            "model": row["model"],
+            "note": row.get("note"),
+            "date": row.get("date"),
+            "command": f"`{row.get('command')}`",
+        }
     nll = None
     if row.get("nll") is not None:
         nll = f"{row['nll']:.2f} ± {row['nll_err']:.2f} ({row['nll_method'].split(' (')[0]})"
@@ -104,8 +117,9 @@ def table_row(row):
             nll += f"; RAISE {row['nll_conservative']:.2f} ± {row['nll_conservative_err']:.2f}"
     targets = None
     if "targets_met" in row:
-        failed = [label for key, label in (("score_ok", "score"), ("fd_ok", "FD"), ("classes_ok", "classes"))
-                  if not row[key]]
+        failed = [
+            label for key, label in (("score_ok", "score"), ("fd_ok", "FD"), ("classes_ok", "classes")) if not row[key]
+        ]
         targets = "met" if not failed else "short: " + ", ".join(failed)
     return {
         "model": row["model"],
@@ -124,10 +138,21 @@ def table_row(row):
     }
 
 
-COLUMNS = [("model", "model"), ("fd", "FD"), ("score", "score"), ("kid", "KID"),
-           ("precision", "precision"), ("recall", "recall"), ("classes", "classes vs uniform"),
-           ("mmd", "pixel MMD"), ("nll", "test NLL, nats"), ("rate", "samples/s"), ("targets", "targets"),
-           ("date", "date"), ("command", "command")]
+COLUMNS = [
+    ("model", "model"),
+    ("fd", "FD"),
+    ("score", "score"),
+    ("kid", "KID"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("classes", "classes vs uniform"),
+    ("mmd", "pixel MMD"),
+    ("nll", "test NLL, nats"),
+    ("rate", "samples/s"),
+    ("targets", "targets"),
+    ("date", "date"),
+    ("command", "command"),
+]
 
 
 def histogram_table(model_rows):
@@ -148,8 +173,13 @@ def write_table(rows, benchmarks_path, samples):
     first = next((r for r in model_rows + references if "settings" in r), None)
     settings = first["settings"] if first else {}
     test = next((r for r in model_rows if "test_score" in r), None)
-    md = [report.header("Zoo evaluation: sample quality and likelihood",
-                        command="keras-gen evaluate --all  (= python benchmarks/evaluate_zoo.py)"), ""]
+    md = [
+        report.header(
+            "Zoo evaluation: sample quality and likelihood",
+            command="keras-gen evaluate --all  (= python benchmarks/evaluate_zoo.py)",
+        ),
+        "",
+    ]
     md.append(
         f"Every MNIST model of the zoo against the 10,000 MNIST test images, with "
         f"{samples:,} generated samples per model (each row's command says what was used). "
@@ -171,10 +201,12 @@ def write_table(rows, benchmarks_path, samples):
     )
     if test:
         md.append("")
-        md.append(f"Targets for the image models: score ≥ 0.97 × the test set's own score "
-                  f"({test['test_score']:.3f}, so ≥ {0.97 * test['test_score']:.3f}), FD ≤ 2 × FD(train, test) "
-                  f"({test['fd_train_test']:.3g}, so ≤ {2 * test['fd_train_test']:.3g}), every class within ±30% "
-                  "of uniform.")
+        md.append(
+            f"Targets for the image models: score ≥ 0.97 × the test set's own score "
+            f"({test['test_score']:.3f}, so ≥ {0.97 * test['test_score']:.3f}), FD ≤ 2 × FD(train, test) "
+            f"({test['fd_train_test']:.3g}, so ≤ {2 * test['fd_train_test']:.3g}), every class within ±30% "
+            "of uniform."
+        )
     md += ["", "### Models", "", markdown_table([table_row(r) for r in model_rows if "fd" in r], COLUMNS)]
     for row in model_rows:
         if row.get("nll_method"):
@@ -184,21 +216,42 @@ def write_table(rows, benchmarks_path, samples):
             md.append(f"- {row['model']}: not in the table: {row['note']}")
     if missing:
         md.append(f"- Not evaluated yet: {', '.join(missing)} (run `python benchmarks/evaluate_zoo.py --missing`).")
-    md += ["", "### Reference rows", "",
-           "MNIST training images against the test set (the floor at this sample count), and training images "
-           "corrupted by Gaussian pixel noise (clipped to [0, 1]) and by Gaussian blur: FD, KID, score, recall "
-           "and pixel MMD get worse step by step. Precision need not: heavily blurred digits collapse into a "
-           "small region of feature space that lies inside the real digits' k-NN balls (a known blind spot of "
-           "precision alone; recall and the class histogram expose it).", "",
-           markdown_table([table_row(r) for r in references],
-                          [c for c in COLUMNS if c[0] not in ("nll", "rate", "targets")])]
-    md += ["", "### Class histograms (% of samples per predicted digit)", "",
-           histogram_table(model_rows + references[:1])]
+    md += [
+        "",
+        "### Reference rows",
+        "",
+        "MNIST training images against the test set (the floor at this sample count), and training images "
+        "corrupted by Gaussian pixel noise (clipped to [0, 1]) and by Gaussian blur: FD, KID, score, recall "
+        "and pixel MMD get worse step by step. Precision need not: heavily blurred digits collapse into a "
+        "small region of feature space that lies inside the real digits' k-NN balls (a known blind spot of "
+        "precision alone; recall and the class histogram expose it).",
+        "",
+        markdown_table(
+            [table_row(r) for r in references], [c for c in COLUMNS if c[0] not in ("nll", "rate", "targets")]
+        ),
+    ]
+    md += [
+        "",
+        "### Class histograms (% of samples per predicted digit)",
+        "",
+        histogram_table(model_rows + references[:1]),
+    ]
     report.write_section(SECTION, "\n".join(md))
 
 
-def evaluate_zoo(rows_path, benchmarks_path, samples=10_000, seed=0, only=None, missing=False, references=True,
-                 nll_images=1000, iwae_k=1000, ais_chains=100, table_only=False):
+def evaluate_zoo(
+    rows_path,
+    benchmarks_path,
+    samples=10_000,
+    seed=0,
+    only=None,
+    missing=False,
+    references=True,
+    nll_images=1000,
+    iwae_k=1000,
+    ais_chains=100,
+    table_only=False,
+):
     """Evaluate the zoo (all entries, `only` these, or the `missing` ones), keep the rows in
     `rows_path`, and write the table as the `evaluate_zoo` section of `benchmarks_path`."""
     rows = load_rows(rows_path)
@@ -210,7 +263,15 @@ def evaluate_zoo(rows_path, benchmarks_path, samples=10_000, seed=0, only=None, 
             names = [n for n in names if n not in rows]
         if (references and not (only or missing)) or REFERENCE_KEY not in rows:
             evaluate_references(rows, rows_path, samples=samples, seed=seed)
-        evaluate_entries(names, rows, rows_path, samples=samples, seed=seed, nll_images=nll_images,
-                         iwae_k=iwae_k, ais_chains=ais_chains)
+        evaluate_entries(
+            names,
+            rows,
+            rows_path,
+            samples=samples,
+            seed=seed,
+            nll_images=nll_images,
+            iwae_k=iwae_k,
+            ais_chains=ais_chains,
+        )
     write_table(rows, benchmarks_path, samples)
     return benchmarks_path

@@ -37,8 +37,12 @@ class DomainClassifier(keras.Model):
         self.dropout = float(dropout)
         blocks = [keras.Input(IMAGE_SHAPE)]
         for f in self.filters:
-            blocks += [layers.Conv2D(f, 5, use_bias=False), layers.BatchNormalization(),
-                       layers.ReLU(), layers.MaxPooling2D()]
+            blocks += [
+                layers.Conv2D(f, 5, use_bias=False),
+                layers.BatchNormalization(),
+                layers.ReLU(),
+                layers.MaxPooling2D(),
+            ]
         blocks += [layers.Flatten(), layers.Dense(self.feature_dim, activation="relu", name=FEATURE_LAYER)]
         self.body = keras.Sequential(blocks, name="body")
         self.head_dropout = layers.Dropout(self.dropout)
@@ -74,8 +78,12 @@ class DomainClassifier(keras.Model):
         return compiled_once(self, "features_and_probabilities", both, jit_compile=False)(x)
 
     def get_config(self):
-        return {"filters": list(self.filters), "feature_dim": self.feature_dim, "dropout": self.dropout,
-                "name": self.name}
+        return {
+            "filters": list(self.filters),
+            "feature_dim": self.feature_dim,
+            "dropout": self.dropout,
+            "name": self.name,
+        }
 
 
 def make_mnist_classifier(filters=(32, 64), feature_dim=FEATURE_DIM, dropout=0.4, name=CLASSIFIER_NAME):

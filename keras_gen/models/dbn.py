@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen.core.base import GenerativeModel, features, register
+from keras_gen.core.base import GenerativeModel, register
 from keras_gen.core.caching import compiled_once
 from keras_gen.core.random import fold_in, seed_tensor
 from keras_gen.models.rbm import RBM, RBM_LAYERS, BernoulliRBM
@@ -60,8 +60,18 @@ class DBN(GenerativeModel):
             x = layer.hidden_probabilities(x)
         return x
 
-    def fit(self, x=None, y=None, epochs=1, batch_size=None, optimizer=None, verbose="auto",
-            validation_data=None, jit_compile=True, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        epochs=1,
+        batch_size=None,
+        optimizer=None,
+        verbose="auto",
+        validation_data=None,
+        jit_compile=True,
+        **kwargs,
+    ):
         """Greedy layer-wise training; returns one History per layer.
 
         `x` is an array (shuffled every epoch, seeded) or a batched
@@ -85,17 +95,25 @@ class DBN(GenerativeModel):
             data = x
         else:
             x = np.asarray(x[0] if isinstance(x, (tuple, list)) else x, np.float32)
-            data = tf.data.Dataset.from_tensor_slices(x).shuffle(
-                len(x), seed=int(seed[0]), reshuffle_each_iteration=True).batch(batch_size or 32)
+            data = (
+                tf.data.Dataset.from_tensor_slices(x)
+                .shuffle(len(x), seed=int(seed[0]), reshuffle_each_iteration=True)
+                .batch(batch_size or 32)
+            )
         val = validation_data
         if val is not None and not isinstance(val, tf.data.Dataset):
             val = tf.data.Dataset.from_tensor_slices(np.asarray(val, np.float32)).batch(batch_size or 32)
         kwargs.setdefault("shuffle", False)  # datasets carry their own order
         histories = []
         for i, (layer, n_epochs) in enumerate(zip(self.rbm_layers, epochs)):
-            model = RBM(layer, k=self.k, persistent=self.persistent,
-                        data_domain=None if i == 0 else "unit",
-                        seed=int(seed[0]) * 7919 + int(seed[1]) + i, name=f"{self.name}_rbm{i}")
+            model = RBM(
+                layer,
+                k=self.k,
+                persistent=self.persistent,
+                data_domain=None if i == 0 else "unit",
+                seed=int(seed[0]) * 7919 + int(seed[1]) + i,
+                name=f"{self.name}_rbm{i}",
+            )
             model.compile(optimizer=keras.optimizers.deserialize(opt_config), jit_compile=jit_compile)
             histories.append(model.fit(data, epochs=n_epochs, verbose=verbose, validation_data=val, **kwargs))
             data = data.map(layer.hidden_probabilities, num_parallel_calls=tf.data.AUTOTUNE)
@@ -148,8 +166,11 @@ class DBN(GenerativeModel):
         return {
             "sample": (
                 sample,
-                [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed"),
-                 tf.TensorSpec([], tf.int32, name="gibbs_steps")],
+                [
+                    tf.TensorSpec([], tf.int32, name="n"),
+                    tf.TensorSpec([], tf.int32, name="seed"),
+                    tf.TensorSpec([], tf.int32, name="gibbs_steps"),
+                ],
             ),
             "transform": (
                 lambda v: {"features": self.transform(v)},
@@ -166,7 +187,6 @@ class DBN(GenerativeModel):
         }
 
 
-
 def make_dbn(sizes=(784, 500, 500, 2000), visible="bernoulli", k=1, persistent=True, seed=None, name="dbn"):
     """A DBN with layer sizes `sizes` (data first), e.g. Hinton et al.'s 784-500-500-2000."""
     sizes = [int(s) for s in sizes]
@@ -177,5 +197,3 @@ def make_dbn(sizes=(784, 500, 500, 2000), visible="bernoulli", k=1, persistent=T
         cls = RBM_LAYERS[visible] if i == 0 else BernoulliRBM
         rbm_layers.append(cls(n_v, n_h, seed=None if seed is None else int(seed) + i, name=f"{name}_layer{i}"))
     return DBN(rbm_layers, k=k, persistent=persistent, seed=seed, name=name)
-
-

@@ -105,14 +105,23 @@ class GAN(GenerativeModel):
 
     nested_config_keys = ("generator", "discriminator")
 
-    def __init__(self, generator, discriminator, noise="normal", data_domain="symmetric", generator_average=None,
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        noise="normal",
+        data_domain="symmetric",
+        generator_average=None,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         if noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {noise!r}.")
         if generator_average is not None and not 0.0 < float(generator_average) < 1.0:
-            raise ValueError(f"generator_average is the momentum of a moving average, in (0, 1); "
-                             f"got {generator_average}.")
+            raise ValueError(
+                f"generator_average is the momentum of a moving average, in (0, 1); got {generator_average}."
+            )
         self.generator = generator
         self.discriminator = discriminator
         self.noise = noise
@@ -121,8 +130,9 @@ class GAN(GenerativeModel):
         self._data_shape = tuple(int(s) for s in discriminator.inputs[0].shape[1:])
         generated = tuple(int(s) for s in generator.outputs[0].shape[1:])
         if generated != self._data_shape:
-            raise ValueError(f"The generator makes samples of shape {generated}, the discriminator "
-                             f"reads {self._data_shape}.")
+            raise ValueError(
+                f"The generator makes samples of shape {generated}, the discriminator reads {self._data_shape}."
+            )
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_x_tracker = keras.metrics.Mean(name="d_x")
@@ -161,9 +171,19 @@ class GAN(GenerativeModel):
         return self
 
     # Compilation: two optimizers and the rules of the game
-    def compile(self, d_optimizer=None, g_optimizer=None, loss="non_saturating", n_critic=1,
-                gradient_penalty=0.0, clip_value=None, simultaneous=False, optimizer=None,
-                jit_compile="auto", **kwargs):
+    def compile(
+        self,
+        d_optimizer=None,
+        g_optimizer=None,
+        loss="non_saturating",
+        n_critic=1,
+        gradient_penalty=0.0,
+        clip_value=None,
+        simultaneous=False,
+        optimizer=None,
+        jit_compile="auto",
+        **kwargs,
+    ):
         """`optimizer=` alone gives both players a copy of the same optimizer."""
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
@@ -173,10 +193,13 @@ class GAN(GenerativeModel):
             raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty}.")
         if clip_value is not None and float(clip_value) <= 0:
             raise ValueError(f"clip_value must be > 0, got {clip_value}.")
-        if float(gradient_penalty) and any(isinstance(layer, layers.BatchNormalization)
-                                           for layer in compat.flatten_layers(self.discriminator)):
-            raise ValueError("The gradient penalty needs per-example critic gradients; this critic has batch "
-                             "normalization, which mixes the examples of a batch.")
+        if float(gradient_penalty) and any(
+            isinstance(layer, layers.BatchNormalization) for layer in compat.flatten_layers(self.discriminator)
+        ):
+            raise ValueError(
+                "The gradient penalty needs per-example critic gradients; this critic has batch "
+                "normalization, which mixes the examples of a batch."
+            )
         if simultaneous and int(n_critic) != 1:
             raise ValueError("simultaneous updates need n_critic = 1.")
         if optimizer is not None:
@@ -252,12 +275,12 @@ class GAN(GenerativeModel):
         usable = (ops.shape(x)[0] // self.n_critic) * self.n_critic
         x = x[:usable]
         for i in range(self.n_critic):
-            d_grads = self.replica_compiled(self.critic_gradients)(x[i::self.n_critic])
+            d_grads = self.replica_compiled(self.critic_gradients)(x[i :: self.n_critic])
             # Sums the replicas' gradients under tf.distribute (outside XLA).
             self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
             if self.clip_value is not None:
                 self.clip_critic_weights()
-        g_grads = self.replica_compiled(self.generator_gradients)(x[0::self.n_critic])
+        g_grads = self.replica_compiled(self.generator_gradients)(x[0 :: self.n_critic])
         self.optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self.update_average_generator()
         return {m.name: m.result() for m in self.metrics}
@@ -321,8 +344,10 @@ class GAN(GenerativeModel):
             d_mean, g_mean = replica_mean(d_loss), replica_mean(g_loss)
         self._update_discriminator_metrics(d_loss, real_out, fake_out)
         self.g_loss_tracker.update_state(g_loss)
-        return (d_tape.gradient(d_mean, self.discriminator.trainable_weights),
-                g_tape.gradient(g_mean, self.generator.trainable_weights))
+        return (
+            d_tape.gradient(d_mean, self.discriminator.trainable_weights),
+            g_tape.gradient(g_mean, self.generator.trainable_weights),
+        )
 
     def clip_critic_weights(self):
         """Clip every critic weight to [-c, c] (the WGAN's Lipschitz constraint)."""
@@ -446,14 +471,22 @@ class GAN(GenerativeModel):
         }
 
 
-
 # -------------------------------------------------------------- configurations
 ARCHITECTURES = ("mlp", "dcgan")
 
 
-def make_gan(architecture="dcgan", data_shape=(28, 28, 1), latent_dim=None, noise="normal",
-             data_domain="symmetric", generator_kwargs=None, discriminator_kwargs=None, generator_average=None,
-             seed=None, name="gan"):
+def make_gan(
+    architecture="dcgan",
+    data_shape=(28, 28, 1),
+    latent_dim=None,
+    noise="normal",
+    data_domain="symmetric",
+    generator_kwargs=None,
+    discriminator_kwargs=None,
+    generator_average=None,
+    seed=None,
+    name="gan",
+):
     """Build a GAN from a named architecture.
 
     * "mlp": the course notes' MNIST GAN (latent 20, one hidden layer of 100,
@@ -478,50 +511,87 @@ def make_gan(architecture="dcgan", data_shape=(28, 28, 1), latent_dim=None, nois
         discriminator = build_dcgan_discriminator(data_shape, seed=seed, **discriminator_kwargs)
     else:
         raise ValueError(f"Unknown GAN architecture {architecture!r}; expected one of {ARCHITECTURES}.")
-    return GAN(generator, discriminator, noise=noise, data_domain=data_domain, generator_average=generator_average,
-               seed=seed, name=name)
+    return GAN(
+        generator,
+        discriminator,
+        noise=noise,
+        data_domain=data_domain,
+        generator_average=generator_average,
+        seed=seed,
+        name=name,
+    )
 
 
 def make_toy_gan(latent_dim=8, hidden=(128, 128), generator_average=None, seed=None, name="toy_gan"):
     """An MLP GAN for 2-D toy data (real-valued, linear output, no dropout):
     the models of the mode-collapse experiment."""
-    return make_gan("mlp", (2,), latent_dim=latent_dim, data_domain="real",
-                    generator_kwargs={"hidden": list(hidden), "output_activation": None},
-                    discriminator_kwargs={"hidden": list(hidden), "dropout": 0.0},
-                    generator_average=generator_average, seed=seed, name=name)
+    return make_gan(
+        "mlp",
+        (2,),
+        latent_dim=latent_dim,
+        data_domain="real",
+        generator_kwargs={"hidden": list(hidden), "output_activation": None},
+        discriminator_kwargs={"hidden": list(hidden), "dropout": 0.0},
+        generator_average=generator_average,
+        seed=seed,
+        name=name,
+    )
 
 
 # The zoo's training rules, as compile arguments (optimizers built fresh each call).
 def standard_compile_kwargs(learning_rate=1e-3):
     """The course notes' MNIST GAN: Adam (Keras defaults) for both players, non-saturating loss."""
-    return {"d_optimizer": keras.optimizers.Adam(learning_rate), "g_optimizer": keras.optimizers.Adam(learning_rate),
-            "loss": "non_saturating"}
+    return {
+        "d_optimizer": keras.optimizers.Adam(learning_rate),
+        "g_optimizer": keras.optimizers.Adam(learning_rate),
+        "loss": "non_saturating",
+    }
 
 
 def dcgan_compile_kwargs():
     """The TensorFlow tutorial: Adam 1e-4 for both, simultaneous updates."""
-    return {"d_optimizer": keras.optimizers.Adam(1e-4), "g_optimizer": keras.optimizers.Adam(1e-4),
-            "loss": "non_saturating", "simultaneous": True}
+    return {
+        "d_optimizer": keras.optimizers.Adam(1e-4),
+        "g_optimizer": keras.optimizers.Adam(1e-4),
+        "loss": "non_saturating",
+        "simultaneous": True,
+    }
 
 
 def wgan_compile_kwargs():
     """Arjovsky et al. (2017): RMSprop 5e-5, n_critic 5, clipping at 0.01."""
-    return {"d_optimizer": keras.optimizers.RMSprop(5e-5), "g_optimizer": keras.optimizers.RMSprop(5e-5),
-            "loss": "wasserstein", "n_critic": 5, "clip_value": 0.01}
+    return {
+        "d_optimizer": keras.optimizers.RMSprop(5e-5),
+        "g_optimizer": keras.optimizers.RMSprop(5e-5),
+        "loss": "wasserstein",
+        "n_critic": 5,
+        "clip_value": 0.01,
+    }
 
 
 def wgan_gp_compile_kwargs(learning_rate=1e-4):
     """Gulrajani et al. (2017): Adam (1e-4, beta1 0.5, beta2 0.9), n_critic 5, lambda 10."""
-    return {"d_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9),
-            "g_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9),
-            "loss": "wasserstein", "n_critic": 5, "gradient_penalty": 10.0}
+    return {
+        "d_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9),
+        "g_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9),
+        "loss": "wasserstein",
+        "n_critic": 5,
+        "gradient_penalty": 10.0,
+    }
 
 
 def tiny_gan_for_tests(data_dim=12, seed=0, latent_dim=4, hidden=16, dropout=0.25, generator_average=None):
     """A two-layer MLP GAN on flat data in [-1, 1]: small enough for tests and examples."""
-    return make_gan("mlp", (data_dim,), latent_dim=latent_dim, generator_kwargs={"hidden": [hidden]},
-                    discriminator_kwargs={"hidden": [hidden], "dropout": dropout},
-                    generator_average=generator_average, seed=seed, name="tiny_gan")
+    return make_gan(
+        "mlp",
+        (data_dim,),
+        latent_dim=latent_dim,
+        generator_kwargs={"hidden": [hidden]},
+        discriminator_kwargs={"hidden": [hidden], "dropout": dropout},
+        generator_average=generator_average,
+        seed=seed,
+        name="tiny_gan",
+    )
 
 
 def _update_variables(variables, update, *sources):
@@ -541,10 +611,6 @@ def _update_variables(variables, update, *sources):
 def _copy_optimizer(optimizer):
     optimizer = keras.optimizers.get(optimizer)
     return optimizer.__class__.from_config(optimizer.get_config())
-
-
-def features(data):
-    return data[0] if isinstance(data, (tuple, list)) else data
 
 
 def _as_tuple(v):

@@ -11,6 +11,7 @@ from keras_gen.core.base import register
 from keras_gen.core.distribute import replica_uniform
 from keras_gen.core.random import seed_tensor
 
+
 # --------------------------------------------------------------------- layers
 @register
 class CounterDropout(layers.Layer):
@@ -94,8 +95,7 @@ def build_dcgan_generator(latent_dim=100, output_shape=(28, 28, 1), filters=(256
     return keras.Model(inputs, x, name="generator")
 
 
-def build_dcgan_discriminator(input_shape=(28, 28, 1), filters=(64, 128), dropout=0.3, normalization=None,
-                              seed=None):
+def build_dcgan_discriminator(input_shape=(28, 28, 1), filters=(64, 128), dropout=0.3, normalization=None, seed=None):
     """The TensorFlow DCGAN tutorial's discriminator: 5x5 stride-2
     convolutions 64 and 128 with LeakyReLU and dropout 0.3, one logit.
 

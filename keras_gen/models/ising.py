@@ -152,8 +152,7 @@ class IsingRBMs(GenerativeModel):
         self.L = check_lattice_size(L)
         self.n_hidden = int(n_hidden)
         self.rbm_layers = [
-            BernoulliRBM(self.L * self.L, self.n_hidden, seed=None if seed is None else int(seed) + i,
-                         name=f"rbm_T{i}")
+            BernoulliRBM(self.L * self.L, self.n_hidden, seed=None if seed is None else int(seed) + i, name=f"rbm_T{i}")
             for i in range(len(t))
         ]
         self.built = True
@@ -171,8 +170,9 @@ class IsingRBMs(GenerativeModel):
         t = np.asarray(self.temperatures)
         match = np.flatnonzero(np.abs(t - float(temperature)) <= 1e-6 * t)
         if match.size != 1:
-            raise ValueError(f"No RBM for T = {temperature}; this model has T in "
-                             f"{[round(v, 6) for v in self.temperatures]}.")
+            raise ValueError(
+                f"No RBM for T = {temperature}; this model has T in {[round(v, 6) for v in self.temperatures]}."
+            )
         return int(match[0])
 
     def set_rbm(self, temperature, rbm_model):
@@ -180,10 +180,13 @@ class IsingRBMs(GenerativeModel):
         layer = getattr(rbm_model, "rbm", rbm_model)
         target = self.rbm_layers[self.index(temperature)]
         if (layer.n_visible, layer.n_hidden) != (target.n_visible, target.n_hidden):
-            raise ValueError(f"RBM of shape {(layer.n_visible, layer.n_hidden)} does not fit "
-                             f"{(target.n_visible, target.n_hidden)}.")
-        for dst, src in zip((target.kernel, target.visible_bias, target.hidden_bias),
-                            (layer.kernel, layer.visible_bias, layer.hidden_bias)):
+            raise ValueError(
+                f"RBM of shape {(layer.n_visible, layer.n_hidden)} does not fit {(target.n_visible, target.n_hidden)}."
+            )
+        for dst, src in zip(
+            (target.kernel, target.visible_bias, target.hidden_bias),
+            (layer.kernel, layer.visible_bias, layer.hidden_bias),
+        ):
             dst.assign(src)
 
     def call(self, x, training=False):
@@ -191,8 +194,9 @@ class IsingRBMs(GenerativeModel):
         return tf.stack([layer.hidden_probabilities(x) for layer in self.rbm_layers], axis=1)
 
     def train_step(self, data):
-        raise NotImplementedError("Train one RBM per temperature with keras_gen.recipes.ising.train_ising_rbm, "
-                                  "then set_rbm.")
+        raise NotImplementedError(
+            "Train one RBM per temperature with keras_gen.recipes.ising.train_ising_rbm, then set_rbm."
+        )
 
     def _run(self, i):
         cache = self.__dict__.setdefault("_gibbs_fns", {})
@@ -224,8 +228,11 @@ class IsingRBMs(GenerativeModel):
         return self._run(i)(v, tf.constant(max(int(gibbs_steps), 1), tf.int32), fold_in(seed, 2))
 
     def serving_endpoints(self):
-        n_spec = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed"),
-                  tf.TensorSpec([], tf.int32, name="gibbs_steps")]
+        n_spec = [
+            tf.TensorSpec([], tf.int32, name="n"),
+            tf.TensorSpec([], tf.int32, name="seed"),
+            tf.TensorSpec([], tf.int32, name="gibbs_steps"),
+        ]
 
         def sampler_of(layer):  # binds the layer without an extra argument in the signature
             def sample(n, seed, gibbs_steps):
@@ -238,12 +245,19 @@ class IsingRBMs(GenerativeModel):
 
             return sample
 
-        return {f"sample_T{temp:.4f}".replace(".", "p"): (sampler_of(layer), n_spec)
-                for temp, layer in zip(self.temperatures, self.rbm_layers)}
+        return {
+            f"sample_T{temp:.4f}".replace(".", "p"): (sampler_of(layer), n_spec)
+            for temp, layer in zip(self.temperatures, self.rbm_layers)
+        }
 
     def get_config(self):
-        return {**super().get_config(), "temperatures": self.temperatures, "L": self.L,
-                "n_hidden": self.n_hidden, "start": self.start}
+        return {
+            **super().get_config(),
+            "temperatures": self.temperatures,
+            "L": self.L,
+            "n_hidden": self.n_hidden,
+            "start": self.start,
+        }
 
 
 def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
@@ -266,8 +280,18 @@ def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
     if not t > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
     a = 2.0 * math.acosh(math.exp(2.0 / t))
-    model = make_rbm("bernoulli", L * L, 2 * L * L, k=1, persistent=False, monitor=False,
-                     periodic_lattice=(L, L), filter_shape=[(1, 2), (2, 1)], seed=seed, name=name)
+    model = make_rbm(
+        "bernoulli",
+        L * L,
+        2 * L * L,
+        k=1,
+        persistent=False,
+        monitor=False,
+        periodic_lattice=(L, L),
+        filter_shape=[(1, 2), (2, 1)],
+        seed=seed,
+        name=name,
+    )
     n = L * L
     kernel = np.zeros((2, n), np.float32)  # K[f, displacement], displacements row-major
     kernel[0, [0, 1]] = a  # filter 0: the bond to the right neighbour (axis 1)

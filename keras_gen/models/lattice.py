@@ -35,10 +35,14 @@ class LatticeTranslations:
         shape = tuple(int(n) for n in shape)
         n_sites = int(np.prod(shape))
         if not shape or min(shape) < 1 or n_sites != n_visible:
-            raise ValueError(f"periodic_lattice {shape} has {n_sites} sites, but the RBM has {n_visible} visible units.")
+            raise ValueError(
+                f"periodic_lattice {shape} has {n_sites} sites, but the RBM has {n_visible} visible units."
+            )
         if n_hidden % n_sites:
-            raise ValueError(f"With periodic_lattice {shape}, n_hidden must be a multiple of {n_sites} "
-                             f"(n_filters x sites), got {n_hidden}.")
+            raise ValueError(
+                f"With periodic_lattice {shape}, n_hidden must be a multiple of {n_sites} "
+                f"(n_filters x sites), got {n_hidden}."
+            )
         self.shape, self.n_sites, self.n_filters = shape, n_sites, n_hidden // n_sites
         coords = np.stack(np.unravel_index(np.arange(n_sites), shape), axis=-1)
         displacement = (coords[:, None, :] - coords[None, :, :]) % np.asarray(shape)
@@ -51,8 +55,9 @@ class LatticeTranslations:
             raise ValueError(f"filter_shape lists {len(windows)} shapes for {self.n_filters} filters.")
         for window in windows:
             if len(window) != len(shape) or any(not 1 <= w <= n for w, n in zip(window, shape)):
-                raise ValueError(f"filter_shape must have one size in [1, n] per lattice axis {shape}, "
-                                 f"got {filter_shape}.")
+                raise ValueError(
+                    f"filter_shape must have one size in [1, n] per lattice axis {shape}, got {filter_shape}."
+                )
         self.filter_shape = windows
         # window_mask[d, f]: displacement d (coordinates coords[d]) lies in filter f's window.
         self.window_mask = np.stack([np.all(coords < np.asarray(w), axis=-1) for w in windows], 1).astype(np.float32)
@@ -75,5 +80,3 @@ class LatticeTranslations:
     def tie_hidden(self, c):
         c = tf.reshape(c, (self.n_filters, self.n_sites))
         return tf.reshape(tf.broadcast_to(tf.reduce_mean(c, axis=1, keepdims=True), tf.shape(c)), (-1,))
-
-

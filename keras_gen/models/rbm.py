@@ -54,8 +54,16 @@ from keras_gen.models.lattice import LatticeTranslations, shape_or_shapes
 from keras_gen.models.rbm_layers import RBM_LAYERS, BernoulliRBM, GaussianBernoulliRBM, RBMLayer
 from keras_gen.sampling.gibbs import block_gibbs
 
-__all__ = ["RBM", "RBM_LAYERS", "BernoulliRBM", "GaussianBernoulliRBM", "RBMLayer", "as_rbm_layer", "make_rbm",
-           "pseudo_log_likelihood"]
+__all__ = [
+    "RBM",
+    "RBM_LAYERS",
+    "BernoulliRBM",
+    "GaussianBernoulliRBM",
+    "RBMLayer",
+    "as_rbm_layer",
+    "make_rbm",
+    "pseudo_log_likelihood",
+]
 
 DEFAULT_N_CHAINS = 100  # PCD chains when the batch size is unknown at build time
 
@@ -67,7 +75,6 @@ def as_rbm_layer(obj):
     if isinstance(obj, RBM):
         return obj.rbm
     raise TypeError(f"Expected an RBM model or layer, got {type(obj).__name__}.")
-
 
 
 # ====================================================================== model
@@ -121,8 +128,20 @@ class RBM(GenerativeModel):
 
     nested_config_keys = ("layer",)
 
-    def __init__(self, layer, k=1, persistent=False, n_chains=None, data_domain=None, monitor=True, centering=False,
-                 periodic_lattice=None, filter_shape=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        layer,
+        k=1,
+        persistent=False,
+        n_chains=None,
+        data_domain=None,
+        monitor=True,
+        centering=False,
+        periodic_lattice=None,
+        filter_shape=None,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(layer, RBMLayer):
             raise TypeError(f"RBM needs a BernoulliRBM or GaussianBernoulliRBM layer, got {type(layer).__name__}.")
@@ -154,17 +173,25 @@ class RBM(GenerativeModel):
             # μ the data's pixel means (`set_offsets_from_data`), λ a running
             # mean of p(h | v_data) ("mean": averaged over replicas).
             self.visible_offset = self.add_weight(
-                name="visible_offset", shape=(layer.n_visible,), initializer=keras.initializers.Constant(0.5),
-                trainable=False)
+                name="visible_offset",
+                shape=(layer.n_visible,),
+                initializer=keras.initializers.Constant(0.5),
+                trainable=False,
+            )
             self.hidden_offset = self.add_weight(
-                name="hidden_offset", shape=(layer.n_hidden,), initializer=keras.initializers.Constant(0.5),
-                trainable=False, aggregation="mean")
+                name="hidden_offset",
+                shape=(layer.n_hidden,),
+                initializer=keras.initializers.Constant(0.5),
+                trainable=False,
+                aggregation="mean",
+            )
         self.periodic_lattice = None if periodic_lattice is None else tuple(int(n) for n in periodic_lattice)
         self.filter_shape = shape_or_shapes(filter_shape)
         self.translations = None
         if self.periodic_lattice is not None:
-            self.translations = LatticeTranslations(self.periodic_lattice, layer.n_visible, layer.n_hidden,
-                                                    self.filter_shape)
+            self.translations = LatticeTranslations(
+                self.periodic_lattice, layer.n_visible, layer.n_hidden, self.filter_shape
+            )
             self.tie_parameters()  # the random initial W becomes translation invariant
         elif self.filter_shape is not None:
             raise ValueError("filter_shape needs periodic_lattice: a filter is placed on the lattice's sites.")
@@ -200,6 +227,7 @@ class RBM(GenerativeModel):
 
     def _make_chains(self, n):
         self.n_chains = int(n)
+
         def init(shape, dtype=None):
             # Run eagerly by Keras (init scope), even when build is traced.
             return tf.cast(self.rbm.random_visible(shape[0], seed_tensor(self.seed_generator)), dtype)
@@ -284,8 +312,11 @@ class RBM(GenerativeModel):
         t, layer = self.translations, self.rbm
         index = {id(w): i for i, w in enumerate(self.trainable_weights)}
         grads = list(grads)
-        for weight, tie in ((layer.kernel, t.tie_kernel), (layer.visible_bias, t.tie_visible),
-                            (layer.hidden_bias, t.tie_hidden)):
+        for weight, tie in (
+            (layer.kernel, t.tie_kernel),
+            (layer.visible_bias, t.tie_visible),
+            (layer.hidden_bias, t.tie_hidden),
+        ):
             grads[index[id(weight)]] = tie(grads[index[id(weight)]])
         return grads
 
@@ -295,8 +326,10 @@ class RBM(GenerativeModel):
             raise ValueError("This RBM was built with centering=False: it has no offsets.")
         x = np.asarray(x, np.float32).reshape(-1, self.rbm.n_visible)
         self.visible_offset.assign(x.mean(0))
-        hidden = [keras.ops.convert_to_numpy(self.rbm.hidden_probabilities(x[i:i + batch_size])).sum(0)
-                  for i in range(0, len(x), batch_size)]
+        hidden = [
+            keras.ops.convert_to_numpy(self.rbm.hidden_probabilities(x[i : i + batch_size])).sum(0)
+            for i in range(0, len(x), batch_size)
+        ]
         self.hidden_offset.assign(np.sum(hidden, axis=0) / len(x))
 
     def center_gradients(self, grads):
@@ -417,12 +450,14 @@ class RBM(GenerativeModel):
         return {
             "sample": (
                 sample,
-                [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed"),
-                 tf.TensorSpec([], tf.int32, name="gibbs_steps")],
+                [
+                    tf.TensorSpec([], tf.int32, name="n"),
+                    tf.TensorSpec([], tf.int32, name="seed"),
+                    tf.TensorSpec([], tf.int32, name="gibbs_steps"),
+                ],
             ),
             "free_energy": (lambda v: {"free_energy": self.rbm.free_energy(v)}, x_spec),
-            "hidden_probabilities": (
-                lambda v: {"hidden_probabilities": self.rbm.hidden_probabilities(v)}, x_spec),
+            "hidden_probabilities": (lambda v: {"hidden_probabilities": self.rbm.hidden_probabilities(v)}, x_spec),
         }
 
     def get_config(self):
@@ -440,10 +475,24 @@ class RBM(GenerativeModel):
         }
 
 
-
-def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=True, n_chains=None,
-             sigma=1.0, learn_sigma=False, weight_stddev=0.01, data_domain=None, monitor=True, centering=False,
-             periodic_lattice=None, filter_shape=None, seed=None, name="rbm"):
+def make_rbm(
+    visible="bernoulli",
+    n_visible=784,
+    n_hidden=500,
+    k=1,
+    persistent=True,
+    n_chains=None,
+    sigma=1.0,
+    learn_sigma=False,
+    weight_stddev=0.01,
+    data_domain=None,
+    monitor=True,
+    centering=False,
+    periodic_lattice=None,
+    filter_shape=None,
+    seed=None,
+    name="rbm",
+):
     """Build an `RBM` model from plain values (for the zoo and the CLI).
 
     `make_rbm("bernoulli", 784, 500, k=1, persistent=True, seed=0)` is the
@@ -455,9 +504,19 @@ def make_rbm(visible="bernoulli", n_visible=784, n_hidden=500, k=1, persistent=T
     if visible == "gaussian":
         kwargs.update(sigma=sigma, learn_sigma=learn_sigma)
     layer = RBM_LAYERS[visible](n_visible, n_hidden, **kwargs)
-    return RBM(layer, k=k, persistent=persistent, n_chains=n_chains, data_domain=data_domain, monitor=monitor,
-               centering=centering, periodic_lattice=periodic_lattice, filter_shape=filter_shape, seed=seed,
-               name=name)
+    return RBM(
+        layer,
+        k=k,
+        persistent=persistent,
+        n_chains=n_chains,
+        data_domain=data_domain,
+        monitor=monitor,
+        centering=centering,
+        periodic_lattice=periodic_lattice,
+        filter_shape=filter_shape,
+        seed=seed,
+        name=name,
+    )
 
 
 def pseudo_log_likelihood(layer, v, seed, x=None):
@@ -480,10 +539,6 @@ def pseudo_log_likelihood(layer, v, seed, x=None):
     b_i = tf.gather(layer.visible_bias, idx)
     delta_f = -sign * b_i - tf.reduce_sum(tf.nn.softplus(x_flip) - tf.nn.softplus(x), axis=-1)
     return layer.n_visible * tf.math.log_sigmoid(delta_f)
-
-
-def features(data):
-    return data[0] if isinstance(data, (tuple, list)) else data
 
 
 def _first_batch_size(x, batch_size=None):

@@ -233,7 +233,8 @@ class BernoulliRBM(RBMLayer):
         # f_β(h) = exp(β c·h) Π_i (1 + exp(y_i)), y = b_A + β u, u = b + W h - b_A.
         u = self.visible_activation(h) - base_bias
         return (beta - beta_prev) * tf.linalg.matvec(self._cast(h), self.hidden_bias) + tf.reduce_sum(
-            softplus_difference(base_bias + beta * u, (beta - beta_prev) * u), axis=-1)
+            softplus_difference(base_bias + beta * u, (beta - beta_prev) * u), axis=-1
+        )
 
 
 @register
@@ -250,8 +251,7 @@ class GaussianBernoulliRBM(RBMLayer):
 
     visible_type = "gaussian"
 
-    def __init__(self, n_visible, n_hidden, sigma=1.0, learn_sigma=False, weight_stddev=0.01,
-                 seed=None, **kwargs):
+    def __init__(self, n_visible, n_hidden, sigma=1.0, learn_sigma=False, weight_stddev=0.01, seed=None, **kwargs):
         super().__init__(n_visible, n_hidden, weight_stddev=weight_stddev, seed=seed, **kwargs)
         sigma = np.broadcast_to(np.asarray(sigma, np.float64), (self.n_visible,))
         if np.any(sigma <= 0):
@@ -274,9 +274,7 @@ class GaussianBernoulliRBM(RBMLayer):
 
     def visible_energy(self, v):
         v = self._cast(v)
-        return tf.reduce_sum(
-            tf.square(v - self.visible_bias) * (0.5 * tf.exp(-2.0 * self.log_sigma)), axis=-1
-        )
+        return tf.reduce_sum(tf.square(v - self.visible_bias) * (0.5 * tf.exp(-2.0 * self.log_sigma)), axis=-1)
 
     def visible_mean(self, h):
         return tf.matmul(self._cast(h), self.kernel, transpose_b=True) + self.visible_bias
@@ -333,5 +331,3 @@ class GaussianBernoulliRBM(RBMLayer):
 
 
 RBM_LAYERS = {"bernoulli": BernoulliRBM, "gaussian": GaussianBernoulliRBM}
-
-

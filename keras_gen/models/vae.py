@@ -235,8 +235,11 @@ class VAE(GenerativeModel):
         shape = [None, *self._data_shape]
         return {
             "sample": (
-                lambda n, seed: {"x": self.decode(tf.random.stateless_normal(
-                    tf.stack([n, self.latent_dim]), seed=tf.stack([seed, 0])))},
+                lambda n, seed: {
+                    "x": self.decode(
+                        tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=tf.stack([seed, 0]))
+                    )
+                },
                 [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed")],
             ),
             "encode": (
@@ -266,7 +269,7 @@ class VAE(GenerativeModel):
         fn = self._iwae_fn(k, chunk)
         out = []
         for start in range(0, len(x), batch_size):
-            xb = tf.constant(x[start:start + batch_size])
+            xb = tf.constant(x[start : start + batch_size])
             s = tf.constant([seed, start], dtype=tf.int32)
             out.append(fn(xb, s).numpy())
         return np.concatenate(out)
@@ -294,7 +297,8 @@ class VAE(GenerativeModel):
                 return i + 1, log_w.write(i, log_px_z + log_pz - log_qz)
 
             _, log_w = tf.while_loop(
-                lambda i, _: i < n_chunks, body,
+                lambda i, _: i < n_chunks,
+                body,
                 (tf.constant(0), tf.TensorArray(tf.float32, size=n_chunks)),
             )
             log_w = tf.reshape(log_w.stack(), [-1, b])[:k]
@@ -312,9 +316,17 @@ class VAE(GenerativeModel):
         }
 
 
-
-def make_vae(architecture="conv", input_shape=(28, 28, 1), latent_dim=2, likelihood="bernoulli",
-             beta=1.0, seed=None, encoder_kwargs=None, decoder_kwargs=None, name="vae"):
+def make_vae(
+    architecture="conv",
+    input_shape=(28, 28, 1),
+    latent_dim=2,
+    likelihood="bernoulli",
+    beta=1.0,
+    seed=None,
+    encoder_kwargs=None,
+    decoder_kwargs=None,
+    name="vae",
+):
     """Build a VAE from a named architecture ("conv" or "dense") and sizes.
 
     `make_vae("conv", (28, 28, 1), latent_dim=2)` is the keras.io conv VAE.
@@ -332,10 +344,6 @@ def make_vae(architecture="conv", input_shape=(28, 28, 1), latent_dim=2, likelih
     else:
         raise ValueError(f"Unknown VAE architecture {architecture!r}; expected 'conv' or 'dense'.")
     return VAE(encoder, decoder, likelihood=likelihood, beta=beta, seed=seed, name=name)
-
-
-def features(data):
-    return data[0] if isinstance(data, (tuple, list)) else data
 
 
 def _as_tuple(v):

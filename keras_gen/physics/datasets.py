@@ -127,8 +127,7 @@ def dataset(
     x = x.reshape(len(x), L * L) if flatten else x[..., None]
     ds = tf.data.Dataset.from_tensor_slices((x, t_lab) if with_temperature else x)
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed if shuffle_seed is None else shuffle_seed,
-                        reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(x), seed=seed if shuffle_seed is None else shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
@@ -145,8 +144,17 @@ def _split_seed(split, seed):
     return 1000 * int(seed) + SPLIT_SEED_OFFSETS[split]
 
 
-def load_arrays(split="train", L=8, temperature=TC, n_samples=10_000, spins="binary", flatten=True, seed=0,
-                cache_dir=None, **simulate_kwargs):
+def load_arrays(
+    split="train",
+    L=8,
+    temperature=TC,
+    n_samples=10_000,
+    spins="binary",
+    flatten=True,
+    seed=0,
+    cache_dir=None,
+    **simulate_kwargs,
+):
     """The named ``"ising"`` dataset as numpy: ``(x float32, T float32)``, the way
     ``keras_gen.data.load_arrays("ising", ...)`` returns it.
 
@@ -156,8 +164,9 @@ def load_arrays(split="train", L=8, temperature=TC, n_samples=10_000, spins="bin
     """
     if spins not in ("binary", "pm1"):
         raise ValueError(f"spins must be 'binary' or 'pm1', got {spins!r}.")
-    data, meta = load_or_simulate(L, temperature, n_samples, _split_seed(split, seed), cache_dir=cache_dir,
-                                  **simulate_kwargs)
+    data, meta = load_or_simulate(
+        L, temperature, n_samples, _split_seed(split, seed), cache_dir=cache_dir, **simulate_kwargs
+    )
     x = data.reshape(-1, L, L).astype(np.float32)
     if spins == "binary":
         x = 0.5 * (x + 1.0)
@@ -166,8 +175,21 @@ def load_arrays(split="train", L=8, temperature=TC, n_samples=10_000, spins="bin
     return x, t
 
 
-def load(split="train", L=8, temperature=TC, n_samples=10_000, spins="binary", flatten=True, batch_size=128,
-         shuffle=True, seed=0, with_labels=False, drop_remainder=False, cache_dir=None, **simulate_kwargs):
+def load(
+    split="train",
+    L=8,
+    temperature=TC,
+    n_samples=10_000,
+    spins="binary",
+    flatten=True,
+    batch_size=128,
+    shuffle=True,
+    seed=0,
+    with_labels=False,
+    drop_remainder=False,
+    cache_dir=None,
+    **simulate_kwargs,
+):
     """The named ``"ising"`` dataset as a batched ``tf.data.Dataset``: what
     ``keras_gen.data.load("ising", split, L=8, temperature=T, spins="binary")`` returns.
 
@@ -176,6 +198,18 @@ def load(split="train", L=8, temperature=TC, n_samples=10_000, spins="binary", f
     ``with_labels=True`` yields ``(x, T)`` pairs, the temperature as the label.
     Shuffling is seeded by ``seed`` and reshuffles every epoch.
     """
-    return dataset(L, temperature, n_samples, seed=_split_seed(split, seed), spins=spins, flatten=flatten,
-                   batch_size=batch_size, shuffle=shuffle, shuffle_seed=seed, with_temperature=with_labels,
-                   drop_remainder=drop_remainder, cache_dir=cache_dir, **simulate_kwargs)
+    return dataset(
+        L,
+        temperature,
+        n_samples,
+        seed=_split_seed(split, seed),
+        spins=spins,
+        flatten=flatten,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        shuffle_seed=seed,
+        with_temperature=with_labels,
+        drop_remainder=drop_remainder,
+        cache_dir=cache_dir,
+        **simulate_kwargs,
+    )

@@ -148,8 +148,18 @@ def transfer_matrix(L, T):
     n_rep = len(reps)
     by_up = [np.flatnonzero(n_up == u) for u in range(L + 1)]
 
-    out = {k: np.empty(len(t)) for k in ("energy", "abs_magnetization", "magnetization_sq",
-                                         "specific_heat", "susceptibility", "binder_cumulant", "log_z")}
+    out = {
+        k: np.empty(len(t))
+        for k in (
+            "energy",
+            "abs_magnetization",
+            "magnetization_sq",
+            "specific_heat",
+            "susceptibility",
+            "binder_cumulant",
+            "log_z",
+        )
+    }
     out["magnetization_distribution"] = np.empty((len(t), N + 1))
     M_values = 2.0 * np.arange(N + 1) - N
     for i, temp in enumerate(t):

@@ -80,8 +80,7 @@ def correlation_function(spins):
     s = np.asarray(spins, dtype=np.float64)
     L = s.shape[-1]
     out = [
-        0.5 * (s * np.roll(s, -r, axis=-1) + s * np.roll(s, -r, axis=-2)).mean(axis=(-2, -1))
-        for r in range(L // 2 + 1)
+        0.5 * (s * np.roll(s, -r, axis=-1) + s * np.roll(s, -r, axis=-2)).mean(axis=(-2, -1)) for r in range(L // 2 + 1)
     ]
     return np.stack(out, axis=-1)
 
@@ -90,9 +89,7 @@ def correlation_function(spins):
 def neighbours(L):
     """Flat indices of the right, left, down, up neighbours of every site, shape (L*L, 4)."""
     i, j = np.divmod(np.arange(L * L), L)
-    return np.stack(
-        [i * L + (j + 1) % L, i * L + (j - 1) % L, ((i + 1) % L) * L + j, ((i - 1) % L) * L + j], axis=1
-    )
+    return np.stack([i * L + (j + 1) % L, i * L + (j - 1) % L, ((i + 1) % L) * L + j, ((i - 1) % L) * L + j], axis=1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -113,8 +110,7 @@ def lattice_symmetries(L):
         g = grid.T if flip else grid
         for r in range(4):
             point_group.append(np.rot90(g, r))
-    perms = [np.roll(g, (dy, dx), axis=(0, 1)).reshape(-1) for g in point_group
-             for dy in range(L) for dx in range(L)]
+    perms = [np.roll(g, (dy, dx), axis=(0, 1)).reshape(-1) for g in point_group for dy in range(L) for dx in range(L)]
     return np.stack(perms).astype(np.int32)
 
 

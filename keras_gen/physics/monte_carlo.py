@@ -38,17 +38,14 @@ def _check_lattices(spins, temperatures):
     t = as_temperatures(temperatures)
     if t.shape != (spins.shape[0],):
         raise ValueError(
-            f"Need one temperature per leading entry of spins: {spins.shape[0]} lattices' "
-            f"temperatures, got {t.shape}."
+            f"Need one temperature per leading entry of spins: {spins.shape[0]} lattices' temperatures, got {t.shape}."
         )
     return t
 
 
 def random_lattices(n_temperatures, n_chains, L, rng):
     """Independent uniformly random ±1 lattices, int8 of shape ``(n_temperatures, n_chains, L, L)``."""
-    return (2 * rng.integers(0, 2, size=(n_temperatures, n_chains, L, L), dtype=np.int8) - 1).astype(
-        np.int8
-    )
+    return (2 * rng.integers(0, 2, size=(n_temperatures, n_chains, L, L), dtype=np.int8) - 1).astype(np.int8)
 
 
 def metropolis_sweep(spins, temperatures, rng, n_sweeps=1):

@@ -15,8 +15,8 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -59,8 +59,15 @@ def continue_from(model, name, out):
     record = os.path.join(out, "continued_from.json")
     if not os.path.exists(record):
         previous = zoo.card(name)
-        write_json(record, {"name": name, "weights_sha256": previous.weights.sha256,
-                            "recipe_command": previous.recipe.command, "training": previous.training})
+        write_json(
+            record,
+            {
+                "name": name,
+                "weights_sha256": previous.weights.sha256,
+                "recipe_command": previous.recipe.command,
+                "training": previous.training,
+            },
+        )
     previous = zoo.load(name)
     model.generator.set_weights(previous.generator.get_weights())
     model.discriminator.set_weights(previous.discriminator.get_weights())
@@ -73,13 +80,21 @@ def train(recipe, args):
     model = build(recipe, args.seed)
     if args.continue_from:
         continue_from(model, args.continue_from, args.out)
-    train_ds = data.load("mnist", "train", preprocessing="symmetric", batch_size=recipe.batch_size,
-                         seed=args.seed, drop_remainder=True)
+    train_ds = data.load(
+        "mnist", "train", preprocessing="symmetric", batch_size=recipe.batch_size, seed=args.seed, drop_remainder=True
+    )
     steps = args.steps_per_epoch
     if steps:
         train_ds = train_ds.repeat()
-    fit_with_artifacts(model, train_ds, args.out, epochs=args.epochs or recipe.epochs, steps_per_epoch=steps,
-                       callbacks=[IterationHistory(os.path.join(args.out, "iterations.csv"))], verbose=2)
+    fit_with_artifacts(
+        model,
+        train_ds,
+        args.out,
+        epochs=args.epochs or recipe.epochs,
+        steps_per_epoch=steps,
+        callbacks=[IterationHistory(os.path.join(args.out, "iterations.csv"))],
+        verbose=2,
+    )
     return os.path.join(args.out, "model.keras")
 
 
@@ -88,29 +103,41 @@ def figures(model, name, out, title, root, epochs=None):
     directory = os.path.join(root, "zoo", "figures")
     os.makedirs(directory, exist_ok=True)
     paths = {}
-    paths["samples"] = plots.save_samples(model.sample(100, seed=0), os.path.join(directory, f"{name}_samples.png"),
-                                          title=f"{title}: 100 samples (seed 0)")
+    paths["samples"] = plots.save_samples(
+        model.sample(100, seed=0),
+        os.path.join(directory, f"{name}_samples.png"),
+        title=f"{title}: 100 samples (seed 0)",
+    )
     iterations = os.path.join(out, "iterations.csv")
     if os.path.exists(iterations):
         steps = read_iterations(iterations)
         if epochs:
             steps = {k: v[steps["epoch"] <= epochs] for k, v in steps.items()}
         paths["training"] = plots.plot_gan_iterations(
-            steps, os.path.join(directory, f"{name}_training.png"), title=title,
-            probabilities=model.loss_name != "wasserstein")
+            steps,
+            os.path.join(directory, f"{name}_training.png"),
+            title=title,
+            probabilities=model.loss_name != "wasserstein",
+        )
     rows, labels = [], []
     z = keras.ops.convert_to_numpy(model.draw_latent(12, 7))
     for i in range(0, 12, 2):
         rows.append(model.interpolate(z[i], z[i + 1], steps=10))
         labels.append(f"z{i} → z{i + 1}")
-    paths["interpolation"] = plots.save_image_rows(rows, os.path.join(directory, f"{name}_interpolation.png"),
-                                                   row_labels=labels, title=f"{title}: latent interpolation")
+    paths["interpolation"] = plots.save_image_rows(
+        rows,
+        os.path.join(directory, f"{name}_interpolation.png"),
+        row_labels=labels,
+        title=f"{title}: latent interpolation",
+    )
     settings = [(0, 1), (1, 1), (5, 1), (-5, 1), (1, 5), (1, 10)]
     rows = [model.explore_latent(m, s, n=12, seed=3) for m, s in settings]
     paths["exploration"] = plots.save_image_rows(
-        rows, os.path.join(directory, f"{name}_exploration.png"),
+        rows,
+        os.path.join(directory, f"{name}_exploration.png"),
         row_labels=[f"means ×{m}, widths ×{s}" for m, s in settings],
-        title=f"{title}: z_j ~ N(m·r_j, s·|r_j|), r = linspace(-1, 1)")
+        title=f"{title}: z_j ~ N(m·r_j, s·|r_j|), r = linspace(-1, 1)",
+    )
     return {k: os.path.relpath(v, root) for k, v in paths.items()}
 
 
@@ -121,8 +148,11 @@ def quality(model):
     if not evaluation.classifier_available():
         return {"note": "sample-quality metrics pending: the domain classifier is not in the zoo yet"}
     row = evaluation.evaluate(model, likelihood=False)
-    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()
-            if isinstance(v, (int, float, str, bool, list)) or v is None}
+    return {
+        k: (round(v, 5) if isinstance(v, float) else v)
+        for k, v in row.items()
+        if isinstance(v, (int, float, str, bool, list)) or v is None
+    }
 
 
 def grid_classes(model):
@@ -160,12 +190,15 @@ def finalize(recipe, model_path, args, train_seconds=None):
         train_seconds = float(np.nansum(history["epoch_seconds"]))
     t0 = time.time()
     paths = figures(model, name, args.out, name, root=args.root, epochs=epochs_seen or None)
-    last = {k: round(float(v[-1]), 4) for k, v in history.items()
-            if k in ("d_loss", "g_loss", "d_x", "d_g_z", "gradient_penalty")}
+    last = {
+        k: round(float(v[-1]), 4)
+        for k, v in history.items()
+        if k in ("d_loss", "g_loss", "d_x", "d_g_z", "gradient_penalty")
+    }
     metrics = {
         "final_epoch_means": last,
         "final_epoch_note": "means over the last epoch's steps; d_x and d_g_z are mean D(x) and D(G(z)) "
-                            + ("(critic values)" if model.loss_name == "wasserstein" else "(probabilities)"),
+        + ("(critic values)" if model.loss_name == "wasserstein" else "(probabilities)"),
         "grid_class_counts": grid_classes(model),
         "sample_quality": quality(model),
     }
@@ -184,16 +217,28 @@ def finalize(recipe, model_path, args, train_seconds=None):
             previous = json.load(f)
         training["continued_from"] = previous
         before = previous["training"].get("total") or previous["training"]  # the earlier stages, summed
-        training["total"] = {k: before[k] + training[k] for k in ("epochs", "generator_steps", "seconds")
-                             if training[k] is not None and before.get(k) is not None}
+        training["total"] = {
+            k: before[k] + training[k]
+            for k in ("epochs", "generator_steps", "seconds")
+            if training[k] is not None and before.get(k) is not None
+        }
     training["evaluation_seconds"] = round(time.time() - t0)
     card = publish(
-        model, args.root, name, family="gan", description=recipe.description,
-        architecture=recipe.architecture, compile=model.get_compile_config(),
+        model,
+        args.root,
+        name,
+        family="gan",
+        description=recipe.description,
+        architecture=recipe.architecture,
+        compile=model.get_compile_config(),
         dataset={"name": "mnist", "preprocessing": "symmetric", "split": "train"},
-        metrics=metrics, training=training, figures=sorted(paths.values()), script=recipe.script,
-        command=reproducing_command(recipe, training["epochs"] or args.epochs or recipe.epochs, args.out,
-                                    previous, args.steps_per_epoch),
+        metrics=metrics,
+        training=training,
+        figures=sorted(paths.values()),
+        script=recipe.script,
+        command=reproducing_command(
+            recipe, training["epochs"] or args.epochs or recipe.epochs, args.out, previous, args.steps_per_epoch
+        ),
     )
     print(metrics)
     return card
@@ -209,9 +254,12 @@ def main(recipe, root, argv=None, doc=None):
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; write the card for this model")
     parser.add_argument("--root", default=root, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--train-seconds", type=float, default=None, help="with --finalize: the training time")
-    parser.add_argument("--continue-from", metavar="ZOO_NAME",
-                        help="start from this zoo entry's weights (optimizers afresh); its card's training "
-                             "record goes into the new card")
+    parser.add_argument(
+        "--continue-from",
+        metavar="ZOO_NAME",
+        help="start from this zoo entry's weights (optimizers afresh); its card's training "
+        "record goes into the new card",
+    )
     args = parser.parse_args(argv)
     path = args.finalize or train(recipe, args)
     return finalize(recipe, path, args, args.train_seconds)

@@ -59,9 +59,26 @@ RBM_RECIPE = {
 }
 
 
-def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, learning_rate=None, momentum=None,
-                    final_learning_rate_fraction=None, persistent=None, weight_stddev=None, optimizer=None, augment=None,
-                    centering=None, translation_tied=None, filter_shape=None, seed=0, verbose=0, name="ising_rbm"):
+def train_ising_rbm(
+    x,
+    n_hidden=None,
+    k=None,
+    epochs=None,
+    batch_size=None,
+    learning_rate=None,
+    momentum=None,
+    final_learning_rate_fraction=None,
+    persistent=None,
+    weight_stddev=None,
+    optimizer=None,
+    augment=None,
+    centering=None,
+    translation_tied=None,
+    filter_shape=None,
+    seed=0,
+    verbose=0,
+    name="ising_rbm",
+):
     """A Bernoulli RBM (`make_rbm`) fitted to {0, 1} spins `x` of shape (n, L*L) by CD-k or PCD-k.
 
     The recipe (`RBM_RECIPE`) is centered CD-20: the centered gradient
@@ -81,28 +98,49 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
     Returns `(model, history)`.
     """
     r = dict(RBM_RECIPE)
-    for key, value in dict(n_hidden=n_hidden, k=k, epochs=epochs, batch_size=batch_size,
-                           learning_rate=learning_rate, momentum=momentum,
-                           final_learning_rate_fraction=final_learning_rate_fraction,
-                           persistent=persistent, weight_stddev=weight_stddev, optimizer=optimizer,
-                           augment=augment, centering=centering, translation_tied=translation_tied,
-                           filter_shape=filter_shape).items():
+    for key, value in dict(
+        n_hidden=n_hidden,
+        k=k,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        final_learning_rate_fraction=final_learning_rate_fraction,
+        persistent=persistent,
+        weight_stddev=weight_stddev,
+        optimizer=optimizer,
+        augment=augment,
+        centering=centering,
+        translation_tied=translation_tied,
+        filter_shape=filter_shape,
+    ).items():
         if value is not None:
             r[key] = value
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or x.shape[0] < r["batch_size"]:
         raise ValueError(f"x must be (n >= batch_size, L*L) spins, got shape {x.shape}.")
     L = math.isqrt(x.shape[1])
-    model = make_rbm("bernoulli", x.shape[1], int(r["n_hidden"]), k=int(r["k"]), persistent=bool(r["persistent"]),
-                     n_chains=int(r["batch_size"]) if r["persistent"] else None, monitor=False,
-                     weight_stddev=float(r["weight_stddev"]), centering=bool(r["centering"]),
-                     periodic_lattice=(L, L) if r["translation_tied"] else None,
-                     filter_shape=r["filter_shape"] if r["translation_tied"] else None, seed=seed, name=name)
+    model = make_rbm(
+        "bernoulli",
+        x.shape[1],
+        int(r["n_hidden"]),
+        k=int(r["k"]),
+        persistent=bool(r["persistent"]),
+        n_chains=int(r["batch_size"]) if r["persistent"] else None,
+        monitor=False,
+        weight_stddev=float(r["weight_stddev"]),
+        centering=bool(r["centering"]),
+        periodic_lattice=(L, L) if r["translation_tied"] else None,
+        filter_shape=r["filter_shape"] if r["translation_tied"] else None,
+        seed=seed,
+        name=name,
+    )
     model.validate_data(x)  # before any work: {0, 1} values of the right width
     model.initialize_from_data(x)
     steps = len(x) // int(r["batch_size"])
     schedule = keras.optimizers.schedules.CosineDecay(
-        float(r["learning_rate"]), int(r["epochs"]) * steps, alpha=float(r["final_learning_rate_fraction"]))
+        float(r["learning_rate"]), int(r["epochs"]) * steps, alpha=float(r["final_learning_rate_fraction"])
+    )
     if r["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=float(r["momentum"]))
     elif r["optimizer"] == "adam":
@@ -110,8 +148,12 @@ def train_ising_rbm(x, n_hidden=None, k=None, epochs=None, batch_size=None, lear
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {r['optimizer']!r}.")
     model.compile(optimizer=optimizer, steps_per_execution=min(steps, 200))
-    data = (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(int(r["batch_size"]), drop_remainder=True).repeat())
+    data = (
+        tf.data.Dataset.from_tensor_slices(x)
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(int(r["batch_size"]), drop_remainder=True)
+        .repeat()
+    )
     if r["augment"]:
         data = symmetry_augment(data, L, seed)
     history = model.fit(data, epochs=int(r["epochs"]), steps_per_epoch=steps, verbose=verbose)
@@ -145,25 +187,44 @@ def symmetry_augment(batches, L, seed=0):
 
 
 # ====================================================================== VAE
-VAE_RECIPE = {"latent_dim": 4, "encoder_filters": (16, 32), "decoder_filters": (16, 16), "hidden": 64,
-              "epochs": 20, "batch_size": 256, "learning_rate": 1e-3}
+VAE_RECIPE = {
+    "latent_dim": 4,
+    "encoder_filters": (16, 32),
+    "decoder_filters": (16, 16),
+    "hidden": 64,
+    "epochs": 20,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+}
 
 
-def train_ising_vae(x, L=8, latent_dim=None, epochs=None, batch_size=None, learning_rate=None, seed=0,
-                    verbose=0, name="ising_vae"):
+def train_ising_vae(
+    x, L=8, latent_dim=None, epochs=None, batch_size=None, learning_rate=None, seed=0, verbose=0, name="ising_vae"
+):
     """`make_ising_vae` fitted to {0, 1} spins `x` (n, L*L) with Adam. Returns (model, history)."""
     r = dict(VAE_RECIPE)
-    for key, value in dict(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-                           learning_rate=learning_rate).items():
+    for key, value in dict(
+        latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
+    ).items():
         if value is not None:
             r[key] = value
     x = np.asarray(x, np.float32).reshape(-1, L, L, 1)
-    model = make_ising_vae(L, int(r["latent_dim"]), seed=seed, name=name, encoder_filters=r["encoder_filters"],
-                           decoder_filters=r["decoder_filters"], hidden=int(r["hidden"]))
+    model = make_ising_vae(
+        L,
+        int(r["latent_dim"]),
+        seed=seed,
+        name=name,
+        encoder_filters=r["encoder_filters"],
+        decoder_filters=r["decoder_filters"],
+        hidden=int(r["hidden"]),
+    )
     model.validate_data(x)
     model.compile(optimizer=keras.optimizers.Adam(float(r["learning_rate"])))
-    data = (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(int(r["batch_size"])))
+    data = (
+        tf.data.Dataset.from_tensor_slices(x)
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(int(r["batch_size"]))
+    )
     history = model.fit(data, epochs=int(r["epochs"]), verbose=verbose)
     return model, history
 
@@ -172,8 +233,21 @@ def train_ising_vae(x, L=8, latent_dim=None, epochs=None, batch_size=None, learn
 DEMO_TEMPERATURES = (1.5, TC, 3.0)
 
 
-def demo(temperatures=DEMO_TEMPERATURES, L=8, n_samples=20_000, epochs=50, n_hidden=64, k=20, seed=0,
-         out="runs/ising", n_chains=500, n_keep=40, thin=10, n_burn=1000, log=print):
+def demo(
+    temperatures=DEMO_TEMPERATURES,
+    L=8,
+    n_samples=20_000,
+    epochs=50,
+    n_hidden=64,
+    k=20,
+    seed=0,
+    out="runs/ising",
+    n_chains=500,
+    n_keep=40,
+    thin=10,
+    n_burn=1000,
+    log=print,
+):
     """Simulate the Ising model at a few temperatures, train an RBM on each,
     and compare the RBMs' thermodynamics with the exact L x L values.
 
@@ -185,8 +259,10 @@ def demo(temperatures=DEMO_TEMPERATURES, L=8, n_samples=20_000, epochs=50, n_hid
     L = check_lattice_size(L, 2, 10)
     os.makedirs(out, exist_ok=True)
     timings = {}
-    log(f"Simulating the {L}x{L} Ising model at T = {', '.join(f'{v:.3f}' for v in t)} "
-        f"({n_samples} samples each; cached under {default_cache_dir()})...")
+    log(
+        f"Simulating the {L}x{L} Ising model at T = {', '.join(f'{v:.3f}' for v in t)} "
+        f"({n_samples} samples each; cached under {default_cache_dir()})..."
+    )
     x, _ = load_arrays("train", L=L, temperature=t, n_samples=n_samples, flatten=True, seed=seed)
     x = x.reshape(len(t), n_samples, L * L)
     timings["simulation_s"] = time.perf_counter() - start
@@ -196,8 +272,7 @@ def demo(temperatures=DEMO_TEMPERATURES, L=8, n_samples=20_000, epochs=50, n_hid
         mc_points[name], rbm_points[name] = [], []
     for i, temp in enumerate(t):
         t0 = time.perf_counter()
-        model, _ = train_ising_rbm(x[i], n_hidden=n_hidden, k=k, epochs=epochs, seed=seed + i,
-                                   name=f"ising_rbm_{i}")
+        model, _ = train_ising_rbm(x[i], n_hidden=n_hidden, k=k, epochs=epochs, seed=seed + i, name=f"ising_rbm_{i}")
         t1 = time.perf_counter()
         chains = gibbs_chains(rbm_sampler(model), n_chains, n_keep, thin, n_burn, seed=seed + 100 + i)
         ex_i = {n: exact[n][i] for n in COMPARED}
@@ -208,16 +283,32 @@ def demo(temperatures=DEMO_TEMPERATURES, L=8, n_samples=20_000, epochs=50, n_hid
             mc_points[name].append((data_comp[name]["value"], data_comp[name]["error"]))
             rbm_points[name].append((comp[name]["value"], comp[name]["error"]))
         timings[f"T={temp:.3f}"] = {"train_s": t1 - t0, "sample_s": time.perf_counter() - t1}
-        log(f"T = {temp:.3f}: trained in {t1 - t0:.0f} s, sampled in {time.perf_counter() - t1:.0f} s; " +
-            ", ".join(f"{n} {comp[n]['value']:.4f} ± {comp[n]['error']:.4f} (exact {comp[n]['exact']:.4f}, "
-                      f"{100 * comp[n]['relative']:+.1f}%)" for n in COMPARED))
-    figures = plot_observables({"Monte Carlo data": mc_points, f"RBM ({n_hidden} hidden)": rbm_points}, L, out,
-                               prefix="ising_rbm")
+        log(
+            f"T = {temp:.3f}: trained in {t1 - t0:.0f} s, sampled in {time.perf_counter() - t1:.0f} s; "
+            + ", ".join(
+                f"{n} {comp[n]['value']:.4f} ± {comp[n]['error']:.4f} (exact {comp[n]['exact']:.4f}, "
+                f"{100 * comp[n]['relative']:+.1f}%)"
+                for n in COMPARED
+            )
+        )
+    figures = plot_observables(
+        {"Monte Carlo data": mc_points, f"RBM ({n_hidden} hidden)": rbm_points}, L, out, prefix="ising_rbm"
+    )
     timings["total_s"] = time.perf_counter() - start
     table = results_table(rows)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"temperatures": t.tolist(), "L": L, "timings": timings,
-                   "rows": [{"model": label, "T": temp, **{n: {k_: v for k_, v in c[n].items()}
-                                                             for n in COMPARED}}
-                            for label, temp, c in rows]}, f, indent=1, default=float)
+        json.dump(
+            {
+                "temperatures": t.tolist(),
+                "L": L,
+                "timings": timings,
+                "rows": [
+                    {"model": label, "T": temp, **{n: {k_: v for k_, v in c[n].items()} for n in COMPARED}}
+                    for label, temp, c in rows
+                ],
+            },
+            f,
+            indent=1,
+            default=float,
+        )
     return {"rows": rows, "figures": figures, "table": table, "timings": timings}

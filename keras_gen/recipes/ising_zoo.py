@@ -22,11 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 from keras_gen import zoo
-from keras_gen.core.files import save_atomically
+from keras_gen.core.files import save_atomically, write_json
 from keras_gen.evaluation.ising import (
     COMPARED,
     SAMPLING_PROTOCOL,
@@ -39,7 +38,7 @@ from keras_gen.models.rbm import make_rbm
 from keras_gen.physics.datasets import load_arrays
 from keras_gen.physics.lattice import reference_temperatures
 from keras_gen.recipes.ising import RBM_RECIPE, train_ising_rbm
-from keras_gen.zoo.publish import machine_description, now_iso, write_card
+from keras_gen.zoo.publish import publish
 
 L = 8
 """The zoo entries' lattice is 8 x 8."""
@@ -47,15 +46,20 @@ L = 8
 
 def architecture(temperatures, n_hidden, variant):
     """The card's `architecture`: the builder and its arguments."""
-    kwargs = {"temperatures": [float(t) for t in temperatures], "L": L, "n_hidden": int(n_hidden),
-              "name": variant["name"]}
+    kwargs = {
+        "temperatures": [float(t) for t in temperatures],
+        "L": L,
+        "n_hidden": int(n_hidden),
+        "name": variant["name"],
+    }
     if variant["ordered_start"]:
         kwargs["start"] = "ordered"
-    return {"builder": "keras_gen.models.ising.make_ising_rbms", "kwargs": kwargs}
+    return {"factory": "ising_rbms", "kwargs": kwargs}
 
 
-def train_ising_rbms(variant, temperatures, out, n_samples=100_000, hidden=None, epochs=None, seed=0,
-                     temperature_indices=None):
+def train_ising_rbms(
+    variant, temperatures, out, n_samples=100_000, hidden=None, epochs=None, seed=0, temperature_indices=None
+):
     """Train (or reuse, from `out`) one RBM per temperature; returns the `IsingRBMs` model,
     the training seconds per temperature and the Monte Carlo data, (n_T, n_samples, L*L).
 
@@ -65,8 +69,9 @@ def train_ising_rbms(variant, temperatures, out, n_samples=100_000, hidden=None,
     os.makedirs(out, exist_ok=True)
     x, _ = load_arrays("train", L=L, temperature=temperatures, n_samples=n_samples, flatten=True, seed=seed)
     x = x.reshape(len(temperatures), n_samples, L * L)
-    ensemble = make_ising_rbms(temperatures, L=L, n_hidden=hidden, seed=seed,
-                               start="ordered" if variant["ordered_start"] else "random")
+    ensemble = make_ising_rbms(
+        temperatures, L=L, n_hidden=hidden, seed=seed, start="ordered" if variant["ordered_start"] else "random"
+    )
     ensemble.build_for_data()
     seconds = {}
     for i, temp in enumerate(temperatures):
@@ -94,14 +99,25 @@ def train_ising_rbms(variant, temperatures, out, n_samples=100_000, hidden=None,
             for dst, src in zip(plain.rbm.weights, model.rbm.weights):
                 dst.assign(src)
             save_atomically(plain, path, weights_only=True)
-            write_card(path.replace(".weights.h5", ".json"), {"T": float(temp), "train_seconds": seconds[f"{temp:.4f}"]})
+            write_json(
+                path.replace(".weights.h5", ".json"), {"T": float(temp), "train_seconds": seconds[f"{temp:.4f}"]}
+            )
             print(f"T = {temp:.4f}: trained in {seconds[f'{temp:.4f}']:.0f} s", flush=True)
         ensemble.set_rbm(temp, model)
     return ensemble, seconds, x
 
 
-def make_zoo_entry(variant, root, epochs=None, hidden=None, n_samples=100_000, out=None, seed=0,
-                   evaluate_only=False, temperature_indices=None):
+def make_zoo_entry(
+    variant,
+    root,
+    epochs=None,
+    hidden=None,
+    n_samples=100_000,
+    out=None,
+    seed=0,
+    evaluate_only=False,
+    temperature_indices=None,
+):
     """Train the entry of `variant`, measure it, and write it under `root` (the repository):
     weights to `saved_models/`, figures to `zoo/figures/`, the card to `zoo/`.
 
@@ -119,8 +135,16 @@ def make_zoo_entry(variant, root, epochs=None, hidden=None, n_samples=100_000, o
     if evaluate_only:
         ensemble, seconds, x = zoo.load(name), {}, None
     else:
-        ensemble, seconds, x = train_ising_rbms(variant, temperatures, out, n_samples=n_samples, hidden=hidden,
-                                                epochs=epochs, seed=seed, temperature_indices=temperature_indices)
+        ensemble, seconds, x = train_ising_rbms(
+            variant,
+            temperatures,
+            out,
+            n_samples=n_samples,
+            hidden=hidden,
+            epochs=epochs,
+            seed=seed,
+            temperature_indices=temperature_indices,
+        )
         if temperature_indices is not None:
             return None
     t_eval = time.perf_counter()
@@ -131,48 +155,58 @@ def make_zoo_entry(variant, root, epochs=None, hidden=None, n_samples=100_000, o
     if evaluate_only:
         return rows
 
-    weights = os.path.join(root, "saved_models", f"{name}.weights.h5")
-    save_atomically(ensemble, weights, weights_only=True)
     metrics = {}
     for _, temp, comp in rows:
         metrics[f"T={temp:.4f}"] = {
-            n: {"value": round(comp[n]["value"], 5), "error": round(comp[n]["error"], 5),
-                "exact": round(comp[n]["exact"], 5), "relative": round(comp[n]["relative"], 5)}
-            for n in COMPARED}
+            n: {
+                "value": round(comp[n]["value"], 5),
+                "error": round(comp[n]["error"], 5),
+                "exact": round(comp[n]["exact"], 5),
+                "relative": round(comp[n]["relative"], 5),
+            }
+            for n in COMPARED
+        }
     n_ok = sum(all(c[n]["ok"] for n in COMPARED) for _, _, c in rows)
-    card = {
-        "name": name,
-        "family": "rbm",
-        "description": variant["description"],
-        "architecture": architecture(temperatures, hidden, variant),
-        "dataset": {"name": "ising", "L": L, "temperatures": [float(t) for t in temperatures],
-                    "n_samples": n_samples, "split": "train", "seed": seed,
-                    "load": f"keras_gen.data.load_arrays('ising', 'train', L={L}, temperature=T, "
-                            f"n_samples={n_samples}, seed={seed}, flatten=True)"},
-        "recipe": variant["recipe_file"],
-        "weights": {"file": f"{name}.weights.h5", "sha256": zoo.sha256(weights)},
-        "metrics": {
+    publish(
+        ensemble,
+        root,
+        name,
+        family="rbm",
+        description=variant["description"],
+        architecture=architecture(temperatures, hidden, variant),
+        dataset={
+            "name": "ising",
+            "L": L,
+            "temperatures": [float(t) for t in temperatures],
+            "n_samples": n_samples,
+            "split": "train",
+            "seed": seed,
+            "load": f"keras_gen.data.load_arrays('ising', 'train', L={L}, temperature=T, "
+            f"n_samples={n_samples}, seed={seed}, flatten=True)",
+        },
+        metrics={
             "temperatures_within_target": n_ok,
             "targets": "relative error vs exact: E and |m| within 1%, C and chi within 5%",
-            "evaluation": dict(SAMPLING_PROTOCOL, ordered_start=variant["ordered_start"],
-                               note="keras_gen.sampling.gibbs.gibbs_chains at temperature index i with seed + i "
-                                    "(ordered_start: half the chains from all up, half from all down); "
-                                    "keras_gen.physics.observables.observables with 20 jackknife blocks"),
+            "evaluation": dict(
+                SAMPLING_PROTOCOL,
+                ordered_start=variant["ordered_start"],
+                note="keras_gen.sampling.gibbs.gibbs_chains at temperature index i with seed + i "
+                "(ordered_start: half the chains from all up, half from all down); "
+                "keras_gen.physics.observables.observables with 20 jackknife blocks",
+            ),
             "per_temperature": metrics,
         },
-        "training": {
+        training={
             "recipe": dict(recipe, n_hidden=hidden, **({"epochs": epochs} if epochs else {})),
             "seconds_per_temperature": {k: round(v) for k, v in seconds.items()},
             "seconds": round(sum(seconds.values())) if seconds else None,
             "evaluation_seconds": round(eval_seconds),
             "seconds_note": "the CPU was shared with other jobs",
-            "machine": machine_description(),
-            "date": now_iso(),
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         },
-        "figures": [os.path.relpath(f, root) for f in figures],
-    }
-    write_card(os.path.join(root, "zoo", f"{name}.json"), card)
+        command=f"python {variant['recipe_file']}",
+        script=variant["recipe_file"],
+        figures=[os.path.relpath(f, root) for f in figures],
+    )
     print(json.dumps({"temperatures_within_target": n_ok, "wall_s": round(time.perf_counter() - start)}))
     return rows
 
@@ -187,10 +221,23 @@ def main(variant, root, argv=None, doc=None):
     parser.add_argument("--out", default=os.path.join("runs", variant["name"]))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate-only", action="store_true", help="measure the saved zoo weights again")
-    parser.add_argument("--temperature-indices", type=int, nargs="+", default=None,
-                        help="only train these temperatures (0-10) into --out and stop; run again without "
-                             "it to evaluate all and write the card (lets several processes share the work)")
+    parser.add_argument(
+        "--temperature-indices",
+        type=int,
+        nargs="+",
+        default=None,
+        help="only train these temperatures (0-10) into --out and stop; run again without "
+        "it to evaluate all and write the card (lets several processes share the work)",
+    )
     args = parser.parse_args(argv)
-    return make_zoo_entry(variant, root, epochs=args.epochs, hidden=args.hidden, n_samples=args.n_samples,
-                          out=args.out, seed=args.seed, evaluate_only=args.evaluate_only,
-                          temperature_indices=args.temperature_indices)
+    return make_zoo_entry(
+        variant,
+        root,
+        epochs=args.epochs,
+        hidden=args.hidden,
+        n_samples=args.n_samples,
+        out=args.out,
+        seed=args.seed,
+        evaluate_only=args.evaluate_only,
+        temperature_indices=args.temperature_indices,
+    )

@@ -61,11 +61,13 @@ def ais_betas(n_low=500, n_mid=4000, n_high=10000, low=0.5, mid=0.9):
     at β = 0 (the base model) and ending at β = 1 (the RBM)."""
     if min(n_low, n_mid, n_high) < 1:
         raise ValueError("Every segment of the beta schedule needs at least one point.")
-    betas = np.concatenate([
-        np.linspace(0.0, low, n_low, endpoint=False),
-        np.linspace(low, mid, n_mid, endpoint=False),
-        np.linspace(mid, 1.0, n_high),
-    ])
+    betas = np.concatenate(
+        [
+            np.linspace(0.0, low, n_low, endpoint=False),
+            np.linspace(low, mid, n_mid, endpoint=False),
+            np.linspace(mid, 1.0, n_high),
+        ]
+    )
     return betas
 
 
@@ -88,8 +90,7 @@ def _as_betas(betas):
     return betas
 
 
-def ais_log_partition(layer, n_chains=100, betas=None, base_data=None, seed=0,
-                      jit_compile=True, return_weights=False):
+def ais_log_partition(layer, n_chains=100, betas=None, base_data=None, seed=0, jit_compile=True, return_weights=False):
     """Estimate log Z of an RBM layer by annealed importance sampling.
 
     Args:
@@ -158,7 +159,7 @@ def summarize_log_weights(log_w, log_z_base=0.0, n_betas=None, return_weights=Fa
         "log_z_base": float(log_z_base),
         "n_chains": n,
         "n_betas": n_betas,
-        "effective_sample_size": float(np.sum(r) ** 2 / np.sum(r ** 2)),
+        "effective_sample_size": float(np.sum(r) ** 2 / np.sum(r**2)),
     }
     if return_weights:
         out["log_weights"] = log_w
@@ -210,8 +211,7 @@ def _ais_runner(layer, jit_compile):
 
 
 # ---------------------------------------------------------------- reverse AIS
-def raise_log_likelihood(layer, v, n_samples=1, betas=None, base_data=None, seed=0, batch_size=500,
-                         jit_compile=True):
+def raise_log_likelihood(layer, v, n_samples=1, betas=None, base_data=None, seed=0, batch_size=500, jit_compile=True):
     """Per-example log p(v) by reverse annealed importance sampling (RAISE).
 
     Burda, Grosse & Salakhutdinov, "Accurate and conservative estimates of MRF
@@ -250,9 +250,17 @@ def raise_log_likelihood(layer, v, n_samples=1, betas=None, base_data=None, seed
     key = seed_tensor(seed)
     chunks = []
     for b, start in enumerate(range(0, len(x), int(batch_size))):
-        rows = np.repeat(x[start:start + int(batch_size)], n_samples, axis=0)
-        log_w = run(tf.constant(rows, dtype=dtype), tf.constant(betas, dtype=dtype),
-                    tf.constant(base_bias, dtype=dtype), fold_in(key, b)).numpy().reshape(-1, n_samples)
+        rows = np.repeat(x[start : start + int(batch_size)], n_samples, axis=0)
+        log_w = (
+            run(
+                tf.constant(rows, dtype=dtype),
+                tf.constant(betas, dtype=dtype),
+                tf.constant(base_bias, dtype=dtype),
+                fold_in(key, b),
+            )
+            .numpy()
+            .reshape(-1, n_samples)
+        )
         chunks.append(_log_mean_exp(log_w, axis=1) - log_z_base)
     log_p = np.concatenate(chunks)
     if not np.all(np.isfinite(log_p)):

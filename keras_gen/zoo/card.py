@@ -44,8 +44,20 @@ SCHEMA_VERSION = 1
 FAMILIES = ("vae", "rbm", "dbn", "gan", "classifier")
 # Built-in Keras optimizers whose configs hold plain numbers; a card's
 # optimizer is rebuilt from this list by name, never from a module path.
-OPTIMIZERS = ("Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "Nadam",
-              "RMSprop", "SGD")
+OPTIMIZERS = (
+    "Adadelta",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Ftrl",
+    "Lamb",
+    "Lion",
+    "Nadam",
+    "RMSprop",
+    "SGD",
+)
 SHA256 = re.compile(r"[0-9a-f]{64}")
 SCALARS = (str, int, float, bool, type(None))
 
@@ -101,9 +113,13 @@ class ZooCard:
 
     def to_dict(self):
         """The card's JSON object, fields in schema order."""
-        out = {"schema_version": self.schema_version, "name": self.name, "family": self.family,
-               "description": self.description,
-               "architecture": {"factory": self.architecture.factory, "kwargs": self.architecture.kwargs}}
+        out = {
+            "schema_version": self.schema_version,
+            "name": self.name,
+            "family": self.family,
+            "description": self.description,
+            "architecture": {"factory": self.architecture.factory, "kwargs": self.architecture.kwargs},
+        }
         if self.compile:
             out["compile"] = self.compile
         if self.sample_kwargs:
@@ -166,16 +182,27 @@ class _Reader:
 
     def scalars(self, obj, where):
         for key, value in obj.items():
-            if not isinstance(value, SCALARS) and not (isinstance(value, list)
-                                                        and all(isinstance(v, SCALARS) for v in value)):
+            if not isinstance(value, SCALARS) and not (
+                isinstance(value, list) and all(isinstance(v, SCALARS) for v in value)
+            ):
                 self.fail(f"{where}.{key} must be a plain value, got {type(value).__name__}")
 
     def optimizer(self, value, where):
-        self.fields(value, {"module": (str, True), "class_name": (str, True), "config": (dict, True),
-                            "registered_name": (type(None), False)}, f"{where}.")
+        self.fields(
+            value,
+            {
+                "module": (str, True),
+                "class_name": (str, True),
+                "config": (dict, True),
+                "registered_name": (type(None), False),
+            },
+            f"{where}.",
+        )
         if value["module"] != "keras.optimizers" or value["class_name"] not in OPTIMIZERS:
-            self.fail(f"{where} must be one of Keras's built-in optimizers ({', '.join(OPTIMIZERS)}), "
-                      f"got {value['module']}.{value['class_name']}")
+            self.fail(
+                f"{where} must be one of Keras's built-in optimizers ({', '.join(OPTIMIZERS)}), "
+                f"got {value['module']}.{value['class_name']}"
+            )
         self.scalars(value["config"], f"{where}.config")
 
     def compile(self, spec):
@@ -204,8 +231,10 @@ class _Reader:
 
         arch = self.fields(data["architecture"], {"factory": (str, True), "kwargs": (dict, True)}, "architecture.")
         if arch["factory"] not in registry.FACTORIES:
-            self.fail(f"architecture.factory {arch['factory']!r} is not a registered model factory "
-                      f"(known: {', '.join(sorted(registry.FACTORIES))})")
+            self.fail(
+                f"architecture.factory {arch['factory']!r} is not a registered model factory "
+                f"(known: {', '.join(sorted(registry.FACTORIES))})"
+            )
         try:
             registry.check_kwargs(arch["factory"], arch["kwargs"])
         except TypeError as err:
@@ -213,26 +242,41 @@ class _Reader:
         self.compile(data.get("compile", {}))
         self.scalars(data.get("sample_kwargs", {}), "sample_kwargs")
 
-        self.fields(data["dataset"], {"name": (str, True), "split": (str, True)} |
-                    {k: (object, False) for k in data["dataset"] if k not in ("name", "split")}, "dataset.")
+        self.fields(
+            data["dataset"],
+            {"name": (str, True), "split": (str, True)}
+            | {k: (object, False) for k in data["dataset"] if k not in ("name", "split")},
+            "dataset.",
+        )
         weights = self.fields(data["weights"], {"file": (str, True), "sha256": (str, True)}, "weights.")
         if "/" in weights["file"] or "\\" in weights["file"] or not weights["file"].endswith(".weights.h5"):
             self.fail(f"weights.file must be a file name ending in .weights.h5, got {weights['file']!r}")
         if not SHA256.fullmatch(weights["sha256"]):
             self.fail(f"weights.sha256 must be 64 lowercase hex digits, got {weights['sha256']!r}")
         recipe = self.fields(data["recipe"], {"script": (str, True), "command": (str, True)}, "recipe.")
-        self.fields(data["training"], {"machine": (str, True), "date": (str, True), "command": (str, True)} |
-                    {k: (object, False) for k in data["training"] if k not in ("machine", "date", "command")},
-                    "training.")
+        self.fields(
+            data["training"],
+            {"machine": (str, True), "date": (str, True), "command": (str, True)}
+            | {k: (object, False) for k in data["training"] if k not in ("machine", "date", "command")},
+            "training.",
+        )
         for i, figure in enumerate(data["figures"]):
             self.typed(figure, str, f"figures[{i}]")
         return ZooCard(
-            name=data["name"], family=data["family"], description=data["description"],
-            architecture=Architecture(arch["factory"], arch["kwargs"]), dataset=data["dataset"],
-            weights=Weights(weights["file"], weights["sha256"]), recipe=Recipe(recipe["script"], recipe["command"]),
-            metrics=data["metrics"], training=data["training"], figures=list(data["figures"]),
-            compile=data.get("compile", {}), sample_kwargs=data.get("sample_kwargs", {}),
-            features=data.get("features"), schema_version=version,
+            name=data["name"],
+            family=data["family"],
+            description=data["description"],
+            architecture=Architecture(arch["factory"], arch["kwargs"]),
+            dataset=data["dataset"],
+            weights=Weights(weights["file"], weights["sha256"]),
+            recipe=Recipe(recipe["script"], recipe["command"]),
+            metrics=data["metrics"],
+            training=data["training"],
+            figures=list(data["figures"]),
+            compile=data.get("compile", {}),
+            sample_kwargs=data.get("sample_kwargs", {}),
+            features=data.get("features"),
+            schema_version=version,
         )
 
 
@@ -259,5 +303,7 @@ def compile_kwargs(card):
     import keras
 
     # deserialize edits the config it is given (class_name to lower case): give it a copy.
-    return {key: keras.optimizers.deserialize(copy.deepcopy(value)) if isinstance(value, dict) else value
-            for key, value in card.compile.items()}
+    return {
+        key: keras.optimizers.deserialize(copy.deepcopy(value)) if isinstance(value, dict) else value
+        for key, value in card.compile.items()
+    }

@@ -38,8 +38,10 @@ def machine_description():
                     break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}"
+    )
 
 
 def now_iso():
@@ -80,12 +82,15 @@ def save_zoo_weights(model, architecture, path):
     model.build_for_data()
     source, target = model.variables, copy.variables
     if len(source) != len(target):
-        raise ValueError(f"The card's architecture makes {len(target)} variables; the model to publish has "
-                         f"{len(source)}.")
+        raise ValueError(
+            f"The card's architecture makes {len(target)} variables; the model to publish has {len(source)}."
+        )
     for s, t in zip(source, target):
         if tuple(s.shape) != tuple(t.shape) or s.dtype != t.dtype:
-            raise ValueError(f"The card's architecture does not describe this model: variable {t.path} is "
-                             f"{t.dtype}{tuple(t.shape)}, the model's {s.path} is {s.dtype}{tuple(s.shape)}.")
+            raise ValueError(
+                f"The card's architecture does not describe this model: variable {t.path} is "
+                f"{t.dtype}{tuple(t.shape)}, the model's {s.path} is {s.dtype}{tuple(s.shape)}."
+            )
         t.assign(s)
     return save_atomically(copy, path)
 
@@ -103,8 +108,24 @@ def _plain_compile(compile):
     return out
 
 
-def publish(model, root, name, *, family, description, architecture, dataset, metrics, training, command,
-            script=None, compile=None, sample_kwargs=None, features=None, figures=()):
+def publish(
+    model,
+    root,
+    name,
+    *,
+    family,
+    description,
+    architecture,
+    dataset,
+    metrics,
+    training,
+    command,
+    script=None,
+    compile=None,
+    sample_kwargs=None,
+    features=None,
+    figures=(),
+):
     """Write zoo entry `name` under `root` (its `zoo/` and `saved_models/`); return its card.
 
     * `architecture`: {"factory": registry key, "kwargs": {...}} making `model`;
@@ -131,13 +152,20 @@ def publish(model, root, name, *, family, description, architecture, dataset, me
     record.setdefault("date", now_iso())
     record.setdefault("command", command_line())
     draft = {
-        "schema_version": SCHEMA_VERSION, "name": name, "family": family, "description": description,
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "family": family,
+        "description": description,
         "architecture": {"factory": architecture["factory"], "kwargs": dict(architecture["kwargs"])},
-        "compile": _plain_compile(compile), "sample_kwargs": dict(sample_kwargs or {}), "dataset": dataset,
+        "compile": _plain_compile(compile),
+        "sample_kwargs": dict(sample_kwargs or {}),
+        "dataset": dataset,
         "weights": {"file": weights_path.name, "sha256": PENDING_SHA256},
         "recipe": {"script": script or f"training/{name}.py", "command": command},
         **({"features": features} if features is not None else {}),
-        "metrics": metrics, "training": record, "figures": list(figures),
+        "metrics": metrics,
+        "training": record,
+        "figures": list(figures),
     }
     card = from_dict(draft, source=card_path)
     try:
