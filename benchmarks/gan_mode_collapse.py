@@ -1,7 +1,7 @@
 """Mode collapse on the 8-Gaussian ring: the standard GAN against the WGAN-GP.
 
 The experiment note 004 shows only as figures, made reproducible. Both
-models are the same MLP GAN for 2-D data (`keras_gen.gan.make_toy_gan`:
+models are the same MLP GAN for 2-D data (`keras_gen.models.gan.make_toy_gan`:
 latent 8, two hidden layers of 128 LeakyReLU units for each player) trained
 on the embedded ring (`keras_gen.data`, radius 2, std 0.02) with the same
 budget: the same number of generator updates, each seeing `--batch` real

@@ -140,7 +140,7 @@ def main():
         for label, model in models.items():
             learned = excitation_costs(model.rbm_layers[model.index(t)], t)
             lines.append(f"| {t:.3f} | {label} | " + " | ".join(f"{learned[n]:.2f}" for n in names) + " |")
-        reference = excitation_costs(exact_ising_rbm(L, t).rbm, t)
+        reference = excitation_costs(exact_ising_rbm(L, t).layer, t)
         lines.append(f"| {t:.3f} | exact RBM | " + " | ".join(f"{reference[n]:.2f}" for n in names) + " |")
     if "bond RBM" in models:
         lines += bond_weights(models["bond RBM"])

@@ -125,7 +125,7 @@ def _gan_setup(dataset, args, game="gan"):
                 "use gan, wgan or wgan_gp on the 2-D toy data."
             )
         model = gan.make_toy_gan(
-            latent_dim=args.latent_dim or 8, seed=args.seed, name=name, generator_average=args.generator_average
+            latent_dim=args.latent_dim or 8, seed=args.seed, name=name, ema_momentum=args.ema_momentum
         )
         flatten = True
     elif game == "gan":
@@ -134,7 +134,7 @@ def _gan_setup(dataset, args, game="gan"):
             "mlp",
             data.data_shape(dataset, flatten=True),
             latent_dim=args.latent_dim or 20,
-            generator_average=args.generator_average,
+            ema_momentum=args.ema_momentum,
             seed=args.seed,
             name=name,
         )
@@ -147,7 +147,7 @@ def _gan_setup(dataset, args, game="gan"):
             latent_dim=args.latent_dim or 100,
             seed=args.seed,
             discriminator_kwargs={} if game == "dcgan" else {"dropout": 0.0},
-            generator_average=args.generator_average,
+            ema_momentum=args.ema_momentum,
             name=name,
         )
         flatten = False
@@ -401,7 +401,7 @@ def build_parser():
         "--k", type=int, default=None, help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)"
     )
     train.add_argument(
-        "--generator-average",
+        "--ema-momentum",
         type=float,
         default=None,
         metavar="M",

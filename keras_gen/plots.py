@@ -125,28 +125,6 @@ def _zoom_past_the_first_epochs(ax, series):
     ax.set_ylim(lo - pad, hi + pad)
 
 
-def plot_latent_manifold(vae, path, n=20, scale=2.0, dims=(0, 1)):
-    """Decoded images over a grid of two latent coordinates (others at 0):
-    the 2-D latent manifold of the keras.io example."""
-    z = np.zeros((n * n, vae.latent_dim), dtype=np.float32)
-    grid = np.linspace(-scale, scale, n)
-    for i, yi in enumerate(grid[::-1]):
-        for j, xj in enumerate(grid):
-            z[i * n + j, dims[0]] = xj
-            z[i * n + j, dims[1]] = yi
-    images = np.asarray(vae.decode(z))
-    tile = image_grid(images, ncols=n, pad=0)
-    fig, ax = plt.subplots(figsize=(8, 8))
-    ax.imshow(tile, cmap="gray_r", extent=(-scale, scale, -scale, scale))
-    ax.set_xlabel(f"z[{dims[0]}]")
-    ax.set_ylabel(f"z[{dims[1]}]")
-    ax.set_title("Latent manifold")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def plot_latent_clusters(vae, x, labels, path, batch_size=500):
     """Posterior means of x coloured by label; PCA to 2-D when the latent is larger."""
     means = np.concatenate([np.asarray(vae.encode(x[i : i + batch_size])[0]) for i in range(0, len(x), batch_size)])
@@ -174,7 +152,7 @@ def plot_gan_iterations(iterations, path, title="GAN training", probabilities=Tr
     faint with a moving average over `window` iterations on top.
 
     `iterations` maps "d_loss", "g_loss", "d_x", "d_g_z" to per-iteration
-    values (`keras_gen.gan.IterationHistory`). With `probabilities`, the
+    values (`keras_gen.callbacks.IterationHistory`). With `probabilities`, the
     right panel marks the 0.5 at which D can no longer tell real from fake.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))

@@ -78,7 +78,7 @@ COMMON = textwrap.dedent(
 
     def compile(model, family, jit):
         import keras
-        rules = {"gan-wgan-gp": {"loss": "wasserstein", "n_critic": 2, "gradient_penalty": 10.0}}
+        rules = {"gan-wgan-gp": {"objective": "wasserstein", "n_critic": 2, "gradient_penalty": 10.0}}
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5), jit_compile=jit,
                       **rules.get(family, {}))
 

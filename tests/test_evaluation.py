@@ -306,7 +306,7 @@ def test_rbm_test_likelihood_reports_ais_and_reverse_ais():
 
     model = make_rbm("bernoulli", 784, 8, seed=0, name="tiny_rbm")
     rng = np.random.default_rng(0)
-    model.rbm.kernel.assign(rng.normal(0, 0.05, (784, 8)).astype("float32"))
+    model.layer.kernel.assign(rng.normal(0, 0.05, (784, 8)).astype("float32"))
     try:
         nll = evaluation.mnist_test_nll(model, n_images=20, ais_chains=200, ais_betas=500)
     except Exception as err:  # no MNIST on this machine

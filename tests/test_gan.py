@@ -123,13 +123,15 @@ def test_each_player_moves_its_own_way():
     h = model.fit(x, batch_size=64, epochs=8, verbose=0, shuffle=False).history
     assert set(h) == {"d_loss", "g_loss", "d_x", "d_g_z"}
     assert h["d_x"][-1] > 0.9 and h["d_g_z"][-1] < 0.1, h
-    for loss in gan.LOSSES:
+    with pytest.raises(TypeError, match="objective="):
+        gan.tiny_gan_for_tests(seed=0).compile(optimizer="adam", loss="wasserstein")
+    for loss in gan.OBJECTIVES:
         keras.utils.set_random_seed(0)
         model = gan.tiny_gan_for_tests(seed=0, dropout=0.0)
         model.compile(
             d_optimizer=keras.optimizers.SGD(0.0),
             g_optimizer=keras.optimizers.Adam(1e-2),
-            loss=loss,
+            objective=loss,
             run_eagerly=True,
             jit_compile=False,
         )
@@ -148,13 +150,13 @@ class _GeneratorWeights(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("simultaneous", [False, True])
-def test_generator_average_is_the_moving_average_of_every_step(simultaneous):
+def test_generator_ema_is_the_moving_average_of_every_step(simultaneous):
     """average_t = m_t average_{t-1} + (1 - m_t) G_t with m_t = min(m, (1 + t)/(10 + t)),
     recomputed in float64 from the generator's weights after every step; sampling,
     generate and the latent views use the average, the game the live generator."""
     x = symmetric_data(256)
     keras.utils.set_random_seed(0)
-    model = gan.tiny_gan_for_tests(seed=4, generator_average=0.8)
+    model = gan.tiny_gan_for_tests(seed=4, ema_momentum=0.8)
     kwargs = {"simultaneous": True} if simultaneous else {"n_critic": 2}
     model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2), **kwargs)
     record = _GeneratorWeights()
@@ -171,8 +173,8 @@ def test_generator_average_is_the_moving_average_of_every_step(simultaneous):
     z = model.draw_latent(5, 3)
     np.testing.assert_allclose(model.sample(5, seed=3), model.average_generator(z).numpy(), rtol=1e-6)
     np.testing.assert_allclose(model.generate(z).numpy(), model.average_generator(z).numpy(), rtol=1e-6)
-    with pytest.raises(ValueError, match="generator_average is the momentum"):
-        gan.tiny_gan_for_tests(seed=0, generator_average=1.0)
+    with pytest.raises(ValueError, match="ema_momentum is the momentum"):
+        gan.tiny_gan_for_tests(seed=0, ema_momentum=1.0)
 
 
 @pytest.mark.parametrize("game", ["standard", "wgan_gp"])
@@ -187,7 +189,7 @@ def test_mixed_bfloat16_trains_with_float32_losses(game):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.discriminator.layers[-1].compute_dtype == "bfloat16"
-    kwargs = {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2} if game == "wgan_gp" else {}
+    kwargs = {"objective": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2} if game == "wgan_gp" else {}
     model.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.SGD(0.0), **kwargs)
     h = model.fit(x, batch_size=64, epochs=8, verbose=0, shuffle=False).history
     assert all(np.isfinite(v).all() for v in h.values()), h
@@ -203,7 +205,7 @@ def test_n_critic_steps_split_the_batch_and_count_updates():
     model = gan.tiny_gan_for_tests(seed=1)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss="wasserstein",
+        objective="wasserstein",
         n_critic=3,
         clip_value=0.05,
         run_eagerly=True,
@@ -234,7 +236,7 @@ def test_iteration_history_recovers_every_steps_own_values():
 def _wgan_gp(seed):
     keras.utils.set_random_seed(seed)
     # With dropout and a generator average: their states must survive too.
-    model = gan.tiny_gan_for_tests(seed=seed, generator_average=0.9)
+    model = gan.tiny_gan_for_tests(seed=seed, ema_momentum=0.9)
     kwargs = gan.wgan_gp_compile_kwargs(learning_rate=1e-3)
     kwargs["n_critic"] = 2
     model.compile(**kwargs)
@@ -250,7 +252,7 @@ def test_keras_round_trip_keeps_both_optimizers_and_continues_bit_for_bit(tmp_pa
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, gan.GAN)
-    assert (loaded.loss_name, loaded.n_critic, loaded.gradient_penalty_weight) == ("wasserstein", 2, 10.0)
+    assert (loaded.objective, loaded.n_critic, loaded.gradient_penalty_weight) == ("wasserstein", 2, 10.0)
     assert isinstance(loaded.d_optimizer, keras.optimizers.Adam) and loaded.d_optimizer is not loaded.optimizer
     assert loaded.d_optimizer.beta_2 == 0.9
     assert int(loaded.d_optimizer.iterations.numpy()) == 8 and int(loaded.optimizer.iterations.numpy()) == 4
@@ -407,7 +409,7 @@ def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
 
 
 def test_exported_generator_serves_without_keras_gen(tmp_path):
-    model = gan.make_gan("mlp", (784,), noise="uniform", generator_average=0.99, seed=0, name="mlp_gan")
+    model = gan.make_gan("mlp", (784,), noise="uniform", ema_momentum=0.99, seed=0, name="mlp_gan")
     model.compile(optimizer="adam")
     model.fit(
         np.tanh(np.random.default_rng(0).standard_normal((64, 784))).astype("float32"),
@@ -469,11 +471,12 @@ MIRRORED = textwrap.dedent(
         with strategy.scope():
             keras.utils.set_random_seed(0)
             model = gan.tiny_gan_for_tests(seed=3, dropout=0.25 if game == "wgan_gp" else 0.0,
-                                           generator_average=None if game == "wgan_gp" else 0.9)
+                                           ema_momentum=None if game == "wgan_gp" else 0.9)
             # SGD: its update is linear in the gradient, so a gradient scaled wrongly for the global
             # batch shows up in the weights (Adam's scale-free update would hide it).
             kwargs = {"d_optimizer": keras.optimizers.SGD(0.05, momentum=0.5),
-                      "g_optimizer": keras.optimizers.SGD(0.05, momentum=0.5), "loss": "wasserstein", "n_critic": 2}
+                      "g_optimizer": keras.optimizers.SGD(0.05, momentum=0.5),
+                      "objective": "wasserstein", "n_critic": 2}
             kwargs.update({"gradient_penalty": 10.0} if game == "wgan_gp" else {"clip_value": 0.05})
             model.compile(**kwargs)
         # The weights (not the seed generators' integer states).
@@ -520,7 +523,7 @@ def test_mirrored_two_replicas_equal_one_device(tmp_path):
         assert numbers["metric_diff"] < 1e-4, (game, numbers)
 
 
-def test_cli_trains_a_gan_with_a_generator_average(tmp_path, monkeypatch):
+def test_cli_trains_a_gan_with_a_generator_ema(tmp_path, monkeypatch):
     from keras_gen import cli
 
     monkeypatch.chdir(tmp_path)
@@ -534,7 +537,7 @@ def test_cli_trains_a_gan_with_a_generator_average(tmp_path, monkeypatch):
             "1",
             "--steps-per-epoch",
             "4",
-            "--generator-average",
+            "--ema-momentum",
             "0.99",
             "--verbose",
             "0",
@@ -543,7 +546,7 @@ def test_cli_trains_a_gan_with_a_generator_average(tmp_path, monkeypatch):
         ]
     )
     model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
-    assert model.generator_average == 0.99 and model.average_generator is not None
+    assert model.ema_momentum == 0.99 and model.average_generator is not None
     z = model.draw_latent(6, 0)
     np.testing.assert_allclose(model.sample(6, seed=0), model.average_generator(z).numpy(), rtol=1e-6)
     assert not np.allclose(model.average_generator(z).numpy(), model.generator(z).numpy())

@@ -512,14 +512,14 @@ def test_exact_ising_rbm_is_the_boltzmann_distribution(T):
 
     model = exact_ising_rbm(4, T)
     v = binary_states(16)
-    free = free_energy_numpy(model.rbm, v)
+    free = free_energy_numpy(model.layer, v)
     energy = physics.lattice_energy((2 * v - 1).astype(np.int8).reshape(-1, 4, 4))
     offset = free - energy / T
     # The weights are float32: a carries a relative rounding of ~6e-8, which moves each
     # of the 32 bonds' log-weights by ~1e-6 at most.
     assert np.ptp(offset) < 1e-4, np.ptp(offset)
-    np.testing.assert_allclose(free_energy_numpy(model.rbm, 1 - v), free, rtol=0, atol=1e-4)
-    learned, exact = _rbm_exact_observables(model.rbm, T), physics.exact_enumeration(4, T)
+    np.testing.assert_allclose(free_energy_numpy(model.layer, 1 - v), free, rtol=0, atol=1e-4)
+    learned, exact = _rbm_exact_observables(model.layer, T), physics.exact_enumeration(4, T)
     for name, value in learned.items():
         assert value == pytest.approx(exact[name], rel=1e-4), name
     assert model.periodic_lattice == (4, 4) and model.filter_shape == ((1, 2), (2, 1))
@@ -558,7 +558,7 @@ def test_rbm_learns_ising_end_to_end(tmp_path):
     model, _ = train_ising_rbm(
         x, n_hidden=32, k=10, epochs=10, batch_size=50, learning_rate=0.1, persistent=False, seed=0
     )
-    learned = _rbm_exact_observables(model.rbm, T)
+    learned = _rbm_exact_observables(model.layer, T)
     assert abs(learned["energy"] / exact["energy"] - 1) < 0.2, learned
     assert abs(learned["abs_magnetization"] / exact["abs_magnetization"] - 1) < 0.03, learned
 
@@ -577,8 +577,8 @@ def test_ising_rbms_holds_one_rbm_per_temperature():
     model.build_for_data()
     trained = make_rbm("bernoulli", 16, 8, persistent=False, seed=5)
     model.set_rbm(3.0, trained)
-    np.testing.assert_array_equal(model.rbm_layers[1].kernel.numpy(), trained.rbm.kernel.numpy())
-    assert not np.array_equal(model.rbm_layers[0].kernel.numpy(), trained.rbm.kernel.numpy())
+    np.testing.assert_array_equal(model.rbm_layers[1].kernel.numpy(), trained.layer.kernel.numpy())
+    assert not np.array_equal(model.rbm_layers[0].kernel.numpy(), trained.layer.kernel.numpy())
     s = model.sample(7, seed=1, temperature=3.0, gibbs_steps=3)
     assert s.shape == (7, 16) and set(np.unique(s)) <= {0.0, 1.0}
     np.testing.assert_array_equal(s, model.sample(7, seed=1, temperature=3.0, gibbs_steps=3))

@@ -242,7 +242,7 @@ def test_centered_update_is_a_step_in_the_centered_parameters():
     """center_gradients maps the exact plain gradient to the exact gradient of the
     centered parametrization (W, b~ = b + Wλ, c~ = c + Wᵀμ), pulled back to (W, b, c)."""
     model = rbm.make_rbm("bernoulli", 6, 4, k=1, persistent=False, centering=True, seed=0)
-    layer = randomize(model.rbm, scale=1.0, seed=6)
+    layer = randomize(model.layer, scale=1.0, seed=6)
     data = prototypes_data(40, 6, seed=1).astype(np.float64)
     model.set_offsets_from_data(data)
     mu, lam = model.visible_offset.numpy().astype(np.float64), model.hidden_offset.numpy().astype(np.float64)
@@ -297,7 +297,7 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
         return (np.concatenate([K[f][d] for f in range(2)], axis=1), np.full(n, b), np.repeat(c, n))
 
     W, b, c = unfold(kernel, beta, gamma)
-    for var, value in zip((model.rbm.kernel, model.rbm.visible_bias, model.rbm.hidden_bias), (W, b, c)):
+    for var, value in zip((model.layer.kernel, model.layer.visible_bias, model.layer.hidden_bias), (W, b, c)):
         var.assign(value.astype("float32"))
     for tie, value in ((t.tie_kernel, W), (t.tie_visible, b), (t.tie_hidden, c)):  # tied values are fixed points
         np.testing.assert_allclose(tie(tf.constant(value, tf.float32)).numpy(), value, atol=1e-6)
@@ -322,8 +322,8 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
         return g
 
     g_kernel, g_beta, g_gamma = numeric(0, (2, n)), numeric(1, ()), numeric(2, (2,))
-    plain = dict(zip(("W", "b", "c"), np.split(_exact_nll_gradient(model.rbm, data), [n * 2 * n, n * 2 * n + n])))
-    by_name = {id(model.rbm.kernel): "W", id(model.rbm.visible_bias): "b", id(model.rbm.hidden_bias): "c"}
+    plain = dict(zip(("W", "b", "c"), np.split(_exact_nll_gradient(model.layer, data), [n * 2 * n, n * 2 * n + n])))
+    by_name = {id(model.layer.kernel): "W", id(model.layer.visible_bias): "b", id(model.layer.hidden_bias): "c"}
     grads = [tf.constant(plain[by_name[id(v)]].reshape(v.shape), tf.float32) for v in model.trainable_weights]
     tied = {by_name[id(v)]: g.numpy() for v, g in zip(model.trainable_weights, model.tie_gradients(grads))}
     expected_w, expected_b, expected_c = unfold(g_kernel / n, g_beta / n, g_gamma / n)
@@ -336,11 +336,11 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     model.fit(data.astype("float32"), epochs=2, batch_size=20, verbose=0)
     v = data[:8].astype("float32")
-    free = model.rbm.free_energy(v).numpy()
+    free = model.layer.free_energy(v).numpy()
     for dy, dx in ((1, 0), (0, 1), (2, 1)):
         moved = np.roll(v.reshape(-1, *shape), (dy, dx), axis=(1, 2)).reshape(-1, n)
-        np.testing.assert_allclose(model.rbm.free_energy(moved).numpy(), free, rtol=1e-5, atol=1e-5)
-    assert np.ptp(model.rbm.visible_bias.numpy()) == 0 and np.ptp(model.visible_offset.numpy()) == 0
+        np.testing.assert_allclose(model.layer.free_energy(moved).numpy(), free, rtol=1e-5, atol=1e-5)
+    assert np.ptp(model.layer.visible_bias.numpy()) == 0 and np.ptp(model.visible_offset.numpy()) == 0
     clone = rbm.RBM.from_config(model.get_config())
     assert clone.periodic_lattice == shape and clone.get_config() == model.get_config()
     with pytest.raises(ValueError, match="multiple of 6"):
@@ -354,7 +354,7 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
 
     # Per-filter windows: filter 0 sees two sites along axis 1, filter 1 the whole lattice.
     local = rbm.make_rbm("bernoulli", n, 2 * n, periodic_lattice=shape, filter_shape=[(1, 2), shape], seed=1)
-    w = local.rbm.kernel.numpy()
+    w = local.layer.kernel.numpy()
     assert np.count_nonzero(w[:, :n]) == 2 * n and np.count_nonzero(w[:, n:]) == n * n
     np.testing.assert_array_equal(np.flatnonzero(w[:, 0]), [0, 1])  # the unit at site 0 sees sites (0,0), (0,1)
     assert rbm.RBM.from_config(local.get_config()).filter_shape == ((1, 2), shape)
@@ -362,7 +362,7 @@ def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
 
 def test_cd_gradient_points_along_exact_gradient():
     model = rbm.make_rbm("bernoulli", 6, 4, k=100, persistent=False, seed=0)
-    layer = randomize(model.rbm, scale=1.0, seed=6)
+    layer = randomize(model.layer, scale=1.0, seed=6)
     data = prototypes_data(40, 6, seed=1).astype(np.float64)
     v = tf.constant(np.repeat(data, 250, axis=0), tf.float32)  # 10,000 chains
     weights = [layer.kernel, layer.visible_bias, layer.hidden_bias]
@@ -397,8 +397,8 @@ def test_cd_gradient_points_along_exact_gradient():
 
 def test_gibbs_sampling_reaches_exact_marginal():
     model = rbm.make_rbm("bernoulli", 4, 3, k=1, persistent=False, seed=0)
-    randomize(model.rbm, scale=1.0, seed=7)
-    states, p_exact = exact_marginal(model.rbm)
+    randomize(model.layer, scale=1.0, seed=7)
+    states, p_exact = exact_marginal(model.layer)
     n = 20_000
     v = model.sample(n, seed=5, gibbs_steps=100, return_probabilities=False)
     assert set(np.unique(v)) <= {0.0, 1.0}
@@ -410,7 +410,7 @@ def test_gibbs_sampling_reaches_exact_marginal():
     assert tv < 0.03, tv
     # The layer's own Gibbs method runs the same kernel from a given state.
     v0 = np.zeros((n, 4), np.float32)
-    v1 = model.rbm.gibbs(v0, k=30, seed=6).numpy()
+    v1 = model.layer.gibbs(v0, k=30, seed=6).numpy()
     counts1 = np.bincount((v1 @ (2 ** np.arange(4))).astype(int), minlength=16)
     assert np.sum((counts1 - n * p_exact) ** 2 / (n * p_exact)) < stats.chi2.ppf(0.999, df=15)
 
@@ -476,7 +476,7 @@ def test_pcd_chains_are_state_and_resume_exactly(tmp_path):
     assert isinstance(loaded, rbm.RBM) and loaded.persistent and loaded.n_chains == 20
     np.testing.assert_array_equal(loaded.persistent_chains.numpy(), chains1)
     np.testing.assert_array_equal(loaded.seed_generator.state.numpy(), model.seed_generator.state.numpy())
-    np.testing.assert_allclose(loaded.rbm.free_energy(DATA), model.rbm.free_energy(DATA), atol=1e-6)
+    np.testing.assert_allclose(loaded.layer.free_energy(DATA), model.layer.free_energy(DATA), atol=1e-6)
     # Continuing after a save/load round trip equals continuing without it.
     model.fit(rest, epochs=1, batch_size=20, shuffle=False, verbose=0)
     loaded.fit(rest, epochs=1, batch_size=20, shuffle=False, verbose=0)
@@ -496,13 +496,13 @@ def test_pcd_chains_are_state_and_resume_exactly(tmp_path):
 def test_bad_data_is_refused_before_training(bad, match):
     model = rbm.make_rbm("bernoulli", 10, 6, k=1, persistent=True, seed=0)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    kernel = model.rbm.kernel.numpy().copy()
+    kernel = model.layer.kernel.numpy().copy()
     with pytest.raises(DataError, match=match):
         model.fit(bad, epochs=1, verbose=0)
     with pytest.raises(DataError, match=match):
         model.fit(tf.data.Dataset.from_tensor_slices(bad).batch(5), epochs=1, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 0
-    np.testing.assert_array_equal(model.rbm.kernel.numpy(), kernel)
+    np.testing.assert_array_equal(model.layer.kernel.numpy(), kernel)
     assert model.persistent_chains is None  # nothing was built either
 
 
@@ -547,7 +547,7 @@ def test_gaussian_rbm_default_training_is_stable(settings):
     model.fit(x, epochs=6, batch_size=100, verbose=0)
     for w in model.weights:
         assert np.all(np.isfinite(w.numpy())), w.path
-    sigma = model.rbm.sigma.numpy()
+    sigma = model.layer.sigma.numpy()
     assert np.all((sigma > 0.05) & (sigma < 2.0)), sigma
     after = likelihood.log_likelihood(model, x_test)
     assert after["method"] == "exact" and np.isfinite(after["mean"])
@@ -591,7 +591,7 @@ def test_cli_trains_rbm_with_checkpoints_and_samples(tmp_path, monkeypatch):
     ):
         assert (tmp_path / "run" / name).exists(), name
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
-    assert isinstance(model.rbm, rbm.GaussianBernoulliRBM) and model.rbm.learn_sigma and model.k == 2
+    assert isinstance(model.layer, rbm.GaussianBernoulliRBM) and model.layer.learn_sigma and model.k == 2
     assert model.persistent_chains.shape[1] == 2
     assert int(model.optimizer.iterations.numpy()) == 10
 
@@ -626,11 +626,11 @@ def test_config_round_trip_and_make_rbm():
         clone = rbm.RBM.from_config(config)
         assert clone.get_config() == config
         assert clone.data_shape == (kwargs["n_visible"],)
-        assert clone.rbm.n_hidden == kwargs["n_hidden"] and clone.k == kwargs["k"]
-        assert type(clone.rbm) is type(model.rbm)
+        assert clone.layer.n_hidden == kwargs["n_hidden"] and clone.k == kwargs["k"]
+        assert type(clone.layer) is type(model.layer)
     gauss = rbm.make_rbm("gaussian", 5, 4, sigma=0.5, learn_sigma=True)
-    assert gauss.rbm.log_sigma.trainable and len(gauss.trainable_weights) == 4
-    assert not rbm.make_rbm("gaussian", 5, 4).rbm.log_sigma.trainable
+    assert gauss.layer.log_sigma.trainable and len(gauss.trainable_weights) == 4
+    assert not rbm.make_rbm("gaussian", 5, 4).layer.log_sigma.trainable
     with pytest.raises(ValueError):
         rbm.make_rbm("softmax", 5, 4)
 
@@ -677,8 +677,8 @@ def test_export_serves_the_same_functions_without_keras_gen(trained, tmp_path):
     v = DATA[:16]
     served_names, out = serve_in_fresh_process(path, v, tmp_path)
     assert served_names >= {"sample", "free_energy", "hidden_probabilities"}
-    np.testing.assert_allclose(out["free_energy"], model.rbm.free_energy(v), atol=1e-5)
-    np.testing.assert_allclose(out["hidden"], model.rbm.hidden_probabilities(v), atol=1e-6)
+    np.testing.assert_allclose(out["free_energy"], model.layer.free_energy(v), atol=1e-5)
+    np.testing.assert_allclose(out["hidden"], model.layer.hidden_probabilities(v), atol=1e-6)
     assert out["probabilities"].shape == (6, 10) and out["sample"].shape == (6, 10)
     np.testing.assert_allclose(out["probabilities"], model.sample(6, seed=3, gibbs_steps=5), atol=1e-5)
     np.testing.assert_array_equal(out["sample"], model.sample(6, seed=3, gibbs_steps=5, return_probabilities=False))
@@ -707,7 +707,7 @@ def test_zoo_rbm_mnist_reproduces_its_card_and_serves(tmp_path):
     path = tmp_path / "rbm_mnist_savedmodel"
     export.export_saved_model(model, str(path))
     _, out = serve_in_fresh_process(path, x_test[:8], tmp_path)
-    np.testing.assert_allclose(out["free_energy"], model.rbm.free_energy(x_test[:8]), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(out["free_energy"], model.layer.free_energy(x_test[:8]), rtol=1e-5, atol=1e-3)
     assert out["sample"].shape == (6, 784) and set(np.unique(out["sample"])) <= {0.0, 1.0}
 
 
@@ -733,7 +733,7 @@ def test_gibbs_steps_schedule_switches_k_between_epochs():
     for a, b in zip(scheduled.weights, by_hand.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
     # ... and k = 3 really ran: PCD-1 throughout ends elsewhere.
-    assert np.abs(constant.rbm.kernel.numpy() - scheduled.rbm.kernel.numpy()).max() > 1e-3
+    assert np.abs(constant.layer.kernel.numpy() - scheduled.layer.kernel.numpy()).max() > 1e-3
     assert callbacks.GibbsStepsSchedule(lambda e: 2 + e).k_at(3) == 5
     with pytest.raises(ValueError, match="epoch 0"):
         callbacks.GibbsStepsSchedule({2: 3})

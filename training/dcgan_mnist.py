@@ -46,7 +46,7 @@ RECIPE = GanRecipe(
             "data_shape": [28, 28, 1],
             "latent_dim": 100,
             "noise": "normal",
-            "generator_average": 0.999,
+            "ema_momentum": 0.999,
             "name": "dcgan_mnist",
         },
     },

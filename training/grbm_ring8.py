@@ -117,7 +117,7 @@ def density_figure(model, log_z, x_test, path, lim=3.0, n=200):
     axes[1].set_title("samples vs held-out data")
     for ax in axes:
         ax.set_aspect("equal")
-    fig.suptitle(f"{model.name}: Gaussian-Bernoulli RBM, {model.rbm.n_hidden} hidden units")
+    fig.suptitle(f"{model.name}: Gaussian-Bernoulli RBM, {model.layer.n_hidden} hidden units")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return samples
@@ -142,7 +142,7 @@ def finalize(model_path, args):
         plots.plot_history(history, os.path.join(figures, f"{NAME}_loss.png"), title=NAME)
         figure_paths.append(f"zoo/figures/{NAME}_loss.png")
     coverage = data.mode_coverage(samples, "ring8", n_sigma=10.0)
-    sigma = model.rbm.sigma.numpy().tolist()
+    sigma = model.layer.sigma.numpy().tolist()
     card = publish(
         model,
         args.root,

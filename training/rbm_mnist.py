@@ -172,7 +172,7 @@ def gibbs_length_figure(model, path, lengths=(1, 10, 100, 1000, 10_000), n=10, s
 
 def filters_figure(model, path, n=100):
     """The first n columns of W as 28x28 images, each scaled to its own range."""
-    w = np.asarray(model.rbm.kernel.numpy()).T
+    w = np.asarray(model.layer.kernel.numpy()).T
     n_hidden, w = len(w), w[:n]
     lo, hi = w.min(1, keepdims=True), w.max(1, keepdims=True)
     plots.save_samples(

@@ -44,7 +44,7 @@ RECIPE = GanRecipe(
             "latent_dim": 100,
             "noise": "normal",
             "discriminator_kwargs": {"dropout": 0.0},
-            "generator_average": 0.995,
+            "ema_momentum": 0.995,
             "name": "wgan_gp_mnist",
         },
     },

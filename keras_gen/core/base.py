@@ -109,6 +109,13 @@ class GenerativeModel(keras.Model):
         # generator's state goes into .keras files, weights files and
         # checkpoints, so a resumed run continues the same random stream.
         self.seed_state = self.seed_generator.state
+        # Validation and `evaluate` draw from their own generator, restarted at
+        # every evaluation: passing `validation_data` leaves the training
+        # stream (and so the trained weights) bit-identical, and the same
+        # weights always get the same validation numbers.
+        self.eval_seed_generator = keras.random.SeedGenerator(
+            None if seed is None else int(seed) + 1, name="eval_seed_generator"
+        )
 
     # ----------------------------------------------------------- data contract
     @property
@@ -147,12 +154,22 @@ class GenerativeModel(keras.Model):
 
     def evaluate(self, x=None, *args, **kwargs):
         self.validate_data(x)
+        self.restart_eval_seed()
         return super().evaluate(x, *args, **kwargs)
+
+    def restart_eval_seed(self):
+        """Rewind `eval_seed_generator` to its first draw (Keras's generator
+        state is [seed, draws so far])."""
+        state = self.eval_seed_generator.state
+        state.assign(keras.ops.stack([state[0], keras.ops.zeros((), state.dtype)]))
 
     def compile(self, *args, jit_compile="auto", steps_per_execution=1, **kwargs):
         # Every keras-gen train_step is written to compile with XLA. "auto"
         # (the default) turns it on except where it was measured to be slower
         # (see `xla_by_default`); Keras's own "auto" turns it off on any CPU.
+        # What the user asked for is what `get_compile_config` saves, so a
+        # model saved on one machine decides "auto" afresh on the next.
+        self.requested_jit_compile = jit_compile
         if jit_compile == "auto":
             jit_compile = xla_by_default(self)
         if steps_per_execution != 1 and _distributed(self):
@@ -168,6 +185,12 @@ class GenerativeModel(keras.Model):
             )
             steps_per_execution = 1
         return super().compile(*args, jit_compile=jit_compile, steps_per_execution=steps_per_execution, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and "jit_compile" in config:
+            config["jit_compile"] = self.requested_jit_compile
+        return config
 
     # XLA under tf.distribute. Keras compiles a whole step, strategy.run and
     # all, as one XLA program; with several replicas that program would read
@@ -309,9 +332,15 @@ class GenerativeModel(keras.Model):
             return [keras.saving.serialize_keras_object(v) for v in value]
         return keras.saving.serialize_keras_object(value)
 
+    renamed_config_keys = {}
+    """Old config key -> new, so `.keras` files saved before a rename still load."""
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        for old, new in cls.renamed_config_keys.items():
+            if old in config:
+                config[new] = config.pop(old)
         for key in cls.nested_config_keys:
             value = config[key]
             config[key] = (

@@ -214,3 +214,17 @@ def replica_bernoulli(probabilities, seed):
     """A {0, 1} sample of this replica's shard (as `samplers.bernoulli`)."""
     p = tf.convert_to_tensor(probabilities)
     return tf.cast(replica_uniform(tf.shape(p), seed, dtype=p.dtype) < p, p.dtype)
+
+
+def update_variables(variables, update, *sources):
+    """update(variable, *the matching source variables) for every variable, applied as
+    an optimizer applies its updates: in cross-replica context under tf.distribute,
+    so every replica's copy gets the same new value."""
+    variables = [getattr(v, "value", v) for v in variables]
+    sources = [[getattr(v, "value", v) for v in vs] for vs in sources]
+
+    def update_all(strategy, variables, *sources):
+        for i, v in enumerate(variables):
+            strategy.extended.update(v, update, args=tuple(s[i] for s in sources), group=False)
+
+    compat.merge_call(update_all, variables, *sources)

@@ -101,7 +101,7 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
     `data_stderr` (std of log p over examples / sqrt(n)), `log_z` (None for
     RAISE), `method`, and `conservative` = mean - 3 stderr for AIS (computed
     with log Z + 3 sigma, the pessimistic side, since AIS tends to
-    underestimate log Z; see `keras_gen.samplers`), the mean itself for RAISE.
+    underestimate log Z; see `keras_gen.sampling.ais`), the mean itself for RAISE.
     """
     layer = as_rbm_layer(model_or_layer)
     v = np.asarray(v, np.float64)

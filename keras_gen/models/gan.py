@@ -8,10 +8,10 @@ metrics, the latent-space views, and `make_gan` for the zoo configurations.
 
 One `GAN` class covers the family; `compile` chooses the game:
 
-    loss="non_saturating"  (default) D: -log D(x) - log(1 - D(G(z))),
+    objective="non_saturating"  (default) D: -log D(x) - log(1 - D(G(z))),
                            G: -log D(G(z))  (strong gradients early on)
-    loss="minimax"         the same D, G: log(1 - D(G(z)))  (the original game)
-    loss="wasserstein"     critic: C(G(z)) - C(x), G: -C(G(z)); Lipschitz by
+    objective="minimax"         the same D, G: log(1 - D(G(z)))  (the original game)
+    objective="wasserstein"     critic: C(G(z)) - C(x), G: -C(G(z)); Lipschitz by
                            `clip_value` (WGAN) or `gradient_penalty` (WGAN-GP)
 
 Discriminators output logits (critic values for the Wasserstein loss), so the
@@ -25,16 +25,16 @@ fresh noise. With `simultaneous=True` (n_critic = 1), both gradients come
 from one forward pass and both updates are applied together: the training
 step of the TensorFlow DCGAN tutorial.
 
-With `generator_average=m` the model also keeps an exponential moving
-average of the generator's weights, updated after every generator step
-(Polyak averaging; Yazici et al. 2019). The players of an adversarial game
+With `ema_momentum=m` the model also keeps an exponential moving average of
+the generator's weights (`average_generator`, see `keras_gen.core.ema`),
+updated after every generator step (Polyak averaging; Yazici et al. 2019). The players of an adversarial game
 circle around a point rather than settle on it; the average sits closer to
 it. `generate`, `sample`, the latent views and the exported signatures use
 the average; the game itself (training, `test_step`) uses the live generator.
 
 Randomness (noise, dropout masks, interpolation coefficients) comes from the
 models' saved seed generators through the counter-based generator of
-`keras_gen.samplers`, drawn per example position in the global batch: a
+`keras_gen.core.random`, drawn per example position in the global batch: a
 resumed run continues bit for bit, and a step under `tf.distribute` sees the
 same numbers as on one device.
 """
@@ -48,9 +48,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_gen.core import compat
+from keras_gen.core import compat, ema
 from keras_gen.core.base import GenerativeModel, features, register, replica_mean
-from keras_gen.core.distribute import replica_normal, replica_uniform
+from keras_gen.core.distribute import replica_normal, replica_uniform, update_variables
 from keras_gen.core.random import seed_tensor, standard_normal, uniform
 from keras_gen.models.gan_networks import (
     build_dcgan_discriminator,
@@ -59,31 +59,31 @@ from keras_gen.models.gan_networks import (
     build_mlp_generator,
 )
 
-LOSSES = ("non_saturating", "minimax", "wasserstein")
+OBJECTIVES = ("non_saturating", "minimax", "wasserstein")
 NOISES = ("normal", "uniform")
 
 
 # ---------------------------------------------------------------------- losses
-def discriminator_loss(loss, real_out, fake_out):
+def discriminator_loss(objective, real_out, fake_out):
     """Per-example discriminator (critic) loss from its outputs on x and G(z)."""
-    if loss == "wasserstein":
+    if objective == "wasserstein":
         return fake_out - real_out
     # -log sigmoid(l) = softplus(-l);  -log(1 - sigmoid(l)) = softplus(l).
     return ops.softplus(-real_out) + ops.softplus(fake_out)
 
 
-def generator_loss(loss, fake_out):
+def generator_loss(objective, fake_out):
     """Per-example generator loss from the discriminator's outputs on G(z)."""
-    if loss == "wasserstein":
+    if objective == "wasserstein":
         return -fake_out
-    if loss == "minimax":
+    if objective == "minimax":
         return -ops.softplus(fake_out)  # log(1 - D(G(z))), minimised
     return ops.softplus(-fake_out)  # -log D(G(z))
 
 
-def discriminator_score(loss, out):
+def discriminator_score(objective, out):
     """What the metrics report: D as a probability, or the critic value."""
-    return out if loss == "wasserstein" else ops.sigmoid(out)
+    return out if objective == "wasserstein" else ops.sigmoid(out)
 
 
 # ---------------------------------------------------------------------- model
@@ -91,7 +91,7 @@ def discriminator_score(loss, out):
 class GAN(GenerativeModel):
     """A generator G: z -> x and a discriminator (critic) D: x -> logit.
 
-    `compile(d_optimizer=..., g_optimizer=..., loss=..., n_critic=...,
+    `compile(d_optimizer=..., g_optimizer=..., objective=..., n_critic=...,
     gradient_penalty=..., clip_value=..., simultaneous=...)` sets the game
     (module docstring). Both optimizers are saved in `.keras` files, weights
     files and `BackupAndRestore` checkpoints; `model.optimizer` is the
@@ -104,6 +104,7 @@ class GAN(GenerativeModel):
     """
 
     nested_config_keys = ("generator", "discriminator")
+    renamed_config_keys = {"generator_average": "ema_momentum"}  # keras-gen 0.1
 
     def __init__(
         self,
@@ -111,17 +112,13 @@ class GAN(GenerativeModel):
         discriminator,
         noise="normal",
         data_domain="symmetric",
-        generator_average=None,
+        ema_momentum=None,
         seed=None,
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
         if noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {noise!r}.")
-        if generator_average is not None and not 0.0 < float(generator_average) < 1.0:
-            raise ValueError(
-                f"generator_average is the momentum of a moving average, in (0, 1); got {generator_average}."
-            )
         self.generator = generator
         self.discriminator = discriminator
         self.noise = noise
@@ -138,19 +135,16 @@ class GAN(GenerativeModel):
         self.d_x_tracker = keras.metrics.Mean(name="d_x")
         self.d_g_z_tracker = keras.metrics.Mean(name="d_g_z")
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
-        self.loss_name = "non_saturating"
+        self.objective = "non_saturating"
         self.n_critic = 1
         self.gradient_penalty_weight = 0.0
         self.clip_value = None
         self.simultaneous = False
         self.d_optimizer = None
-        self.generator_average = None if generator_average is None else float(generator_average)
-        self.average_generator = None
-        if self.generator_average is not None:
-            # Every generator weight, batch-normalization statistics included, averaged.
-            self.average_generator = keras.models.clone_model(generator)
-            self.average_generator.set_weights(generator.get_weights())
-            self.average_generator.trainable = False
+        self.ema_momentum = ema.check_momentum(ema_momentum)
+        # The generator that samples; the attribute's name is the key of its
+        # weights in saved files.
+        self.average_generator = None if self.ema_momentum is None else ema.ema_copy(generator)
         self.built = True  # the sub-models arrive built
 
     # The data contract
@@ -175,7 +169,7 @@ class GAN(GenerativeModel):
         self,
         d_optimizer=None,
         g_optimizer=None,
-        loss="non_saturating",
+        objective="non_saturating",
         n_critic=1,
         gradient_penalty=0.0,
         clip_value=None,
@@ -184,9 +178,18 @@ class GAN(GenerativeModel):
         jit_compile="auto",
         **kwargs,
     ):
-        """`optimizer=` alone gives both players a copy of the same optimizer."""
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
+        """`optimizer=` alone gives both players a copy of the same optimizer.
+
+        `objective` names the game's pair of losses (not a Keras loss, which a
+        GAN has no use for: each player's loss is the objective's).
+        """
+        if "loss" in kwargs:
+            raise TypeError(
+                f"GAN.compile(loss={kwargs['loss']!r}): the players' losses are chosen by objective= "
+                f"(one of {OBJECTIVES}) since keras-gen 0.2."
+            )
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
         if int(n_critic) < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}.")
         if float(gradient_penalty) < 0:
@@ -211,7 +214,7 @@ class GAN(GenerativeModel):
         g_optimizer = keras.optimizers.get(g_optimizer)
         if d_optimizer is g_optimizer:
             raise ValueError("The two players need separate optimizer instances (their states differ).")
-        self.loss_name = loss
+        self.objective = objective
         self.n_critic = int(n_critic)
         self.gradient_penalty_weight = float(gradient_penalty)
         self.clip_value = None if clip_value is None else float(clip_value)
@@ -234,12 +237,12 @@ class GAN(GenerativeModel):
         return {
             "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
             "g_optimizer": keras.optimizers.serialize(self.optimizer),
-            "loss": self.loss_name,
+            "objective": self.objective,
             "n_critic": self.n_critic,
             "gradient_penalty": self.gradient_penalty_weight,
             "clip_value": self.clip_value,
             "simultaneous": self.simultaneous,
-            "jit_compile": bool(self.jit_compile),
+            "jit_compile": self.requested_jit_compile,
         }
 
     def compile_from_config(self, config):
@@ -247,6 +250,8 @@ class GAN(GenerativeModel):
         config = dict(config)
         for key in ("d_optimizer", "g_optimizer"):
             config[key] = keras.optimizers.deserialize(config[key])
+        if "loss" in config:  # saved by keras-gen 0.1
+            config["objective"] = config.pop("loss")
         self.compile(**config)
 
     # Noise
@@ -296,7 +301,7 @@ class GAN(GenerativeModel):
         with tf.GradientTape() as tape:
             real_out = self.critic_output(x, training=True)
             fake_out = self.critic_output(fake, training=True)
-            d_loss = discriminator_loss(self.loss_name, real_out, fake_out)
+            d_loss = discriminator_loss(self.objective, real_out, fake_out)
             if self.gradient_penalty_weight:
                 penalty = self.gradient_penalty(x, fake, seed_tensor(self.seed_generator))
                 d_loss = d_loss + self.gradient_penalty_weight * penalty
@@ -327,7 +332,7 @@ class GAN(GenerativeModel):
         z = self.latent_noise(n, seed_tensor(self.seed_generator))
         with tf.GradientTape() as tape:
             fake_out = self.critic_output(self.generator(z, training=True), training=True)
-            g_loss = generator_loss(self.loss_name, fake_out)
+            g_loss = generator_loss(self.objective, fake_out)
             loss = replica_mean(g_loss)
         self.g_loss_tracker.update_state(g_loss)
         return tape.gradient(loss, self.generator.trainable_weights)
@@ -339,8 +344,8 @@ class GAN(GenerativeModel):
             fake = self.generator(z, training=True)
             real_out = self.critic_output(x, training=True)
             fake_out = self.critic_output(fake, training=True)
-            d_loss = discriminator_loss(self.loss_name, real_out, fake_out)
-            g_loss = generator_loss(self.loss_name, fake_out)
+            d_loss = discriminator_loss(self.objective, real_out, fake_out)
+            g_loss = generator_loss(self.objective, fake_out)
             d_mean, g_mean = replica_mean(d_loss), replica_mean(g_loss)
         self._update_discriminator_metrics(d_loss, real_out, fake_out)
         self.g_loss_tracker.update_state(g_loss)
@@ -352,44 +357,32 @@ class GAN(GenerativeModel):
     def clip_critic_weights(self):
         """Clip every critic weight to [-c, c] (the WGAN's Lipschitz constraint)."""
         c = self.clip_value
-        _update_variables(self.discriminator.trainable_variables, lambda var: var.assign(tf.clip_by_value(var, -c, c)))
+        update_variables(self.discriminator.trainable_variables, lambda var: var.assign(tf.clip_by_value(var, -c, c)))
 
     def update_average_generator(self):
-        """average <- m_t average + (1 - m_t) generator, after a generator step.
-
-        m_t = min(m, (1 + t) / (10 + t)) at generator step t: the average
-        follows the generator closely at first (also when training continues
-        from weights trained without one), then settles to momentum m.
-        """
-        if self.average_generator is None:
-            return
-
-        def update(average, live):
-            t = ops.cast(self.optimizer.iterations, average.dtype)
-            m = ops.minimum(ops.cast(self.generator_average, average.dtype), (1.0 + t) / (10.0 + t))
-            return average.assign(m * average + (1.0 - m) * ops.cast(live, average.dtype))
-
-        _update_variables(self.average_generator.weights, update, self.generator.weights)
+        """The generator's moving average, after a generator step (`core.ema.update_ema`)."""
+        if self.average_generator is not None:
+            ema.update_ema(self.average_generator, self.generator, self.ema_momentum, self.optimizer.iterations)
 
     def test_step(self, data):
         x = features(data)
-        fake = self.generator(self.latent_noise(ops.shape(x)[0], seed_tensor(self.seed_generator)))
+        fake = self.generator(self.latent_noise(ops.shape(x)[0], seed_tensor(self.eval_seed_generator)))
         real_out = self.critic_output(x)
         fake_out = self.critic_output(fake)
-        d_loss = discriminator_loss(self.loss_name, real_out, fake_out)
+        d_loss = discriminator_loss(self.objective, real_out, fake_out)
         if self.gradient_penalty_weight:
-            penalty = self.gradient_penalty(x, fake, seed_tensor(self.seed_generator))
+            penalty = self.gradient_penalty(x, fake, seed_tensor(self.eval_seed_generator))
             d_loss = d_loss + self.gradient_penalty_weight * penalty
             self.penalty_tracker.update_state(penalty)
         self._update_discriminator_metrics(d_loss, real_out, fake_out)
-        self.g_loss_tracker.update_state(generator_loss(self.loss_name, fake_out))
+        self.g_loss_tracker.update_state(generator_loss(self.objective, fake_out))
         return {m.name: m.result() for m in self.metrics}
 
     def _update_discriminator_metrics(self, d_loss, real_out, fake_out):
         # Per-example values: Mean weighs every example once, whatever the batch split.
         self.d_loss_tracker.update_state(d_loss)
-        self.d_x_tracker.update_state(discriminator_score(self.loss_name, real_out))
-        self.d_g_z_tracker.update_state(discriminator_score(self.loss_name, fake_out))
+        self.d_x_tracker.update_state(discriminator_score(self.objective, real_out))
+        self.d_g_z_tracker.update_state(discriminator_score(self.objective, fake_out))
 
     # User-facing generative API
     def draw_latent(self, n, seed):
@@ -414,7 +407,7 @@ class GAN(GenerativeModel):
 
     def discriminate(self, x):
         """D(x): probabilities (or critic values for the Wasserstein loss)."""
-        return discriminator_score(self.loss_name, self.critic_output(x, training=False))
+        return discriminator_score(self.objective, self.critic_output(x, training=False))
 
     def interpolate(self, z_start, z_end, steps=10, spherical=None):
         """Samples along the path from z_start to z_end, shape (steps, *data_shape).
@@ -467,7 +460,7 @@ class GAN(GenerativeModel):
             "discriminator": self.serialize_nested(self.discriminator),
             "noise": self.noise,
             "data_domain": self._data_domain,
-            "generator_average": self.generator_average,
+            "ema_momentum": self.ema_momentum,
         }
 
 
@@ -483,7 +476,7 @@ def make_gan(
     data_domain="symmetric",
     generator_kwargs=None,
     discriminator_kwargs=None,
-    generator_average=None,
+    ema_momentum=None,
     seed=None,
     name="gan",
 ):
@@ -516,13 +509,13 @@ def make_gan(
         discriminator,
         noise=noise,
         data_domain=data_domain,
-        generator_average=generator_average,
+        ema_momentum=ema_momentum,
         seed=seed,
         name=name,
     )
 
 
-def make_toy_gan(latent_dim=8, hidden=(128, 128), generator_average=None, seed=None, name="toy_gan"):
+def make_toy_gan(latent_dim=8, hidden=(128, 128), ema_momentum=None, seed=None, name="toy_gan"):
     """An MLP GAN for 2-D toy data (real-valued, linear output, no dropout):
     the models of the mode-collapse experiment."""
     return make_gan(
@@ -532,7 +525,7 @@ def make_toy_gan(latent_dim=8, hidden=(128, 128), generator_average=None, seed=N
         data_domain="real",
         generator_kwargs={"hidden": list(hidden), "output_activation": None},
         discriminator_kwargs={"hidden": list(hidden), "dropout": 0.0},
-        generator_average=generator_average,
+        ema_momentum=ema_momentum,
         seed=seed,
         name=name,
     )
@@ -544,7 +537,7 @@ def standard_compile_kwargs(learning_rate=1e-3):
     return {
         "d_optimizer": keras.optimizers.Adam(learning_rate),
         "g_optimizer": keras.optimizers.Adam(learning_rate),
-        "loss": "non_saturating",
+        "objective": "non_saturating",
     }
 
 
@@ -553,7 +546,7 @@ def dcgan_compile_kwargs():
     return {
         "d_optimizer": keras.optimizers.Adam(1e-4),
         "g_optimizer": keras.optimizers.Adam(1e-4),
-        "loss": "non_saturating",
+        "objective": "non_saturating",
         "simultaneous": True,
     }
 
@@ -563,7 +556,7 @@ def wgan_compile_kwargs():
     return {
         "d_optimizer": keras.optimizers.RMSprop(5e-5),
         "g_optimizer": keras.optimizers.RMSprop(5e-5),
-        "loss": "wasserstein",
+        "objective": "wasserstein",
         "n_critic": 5,
         "clip_value": 0.01,
     }
@@ -574,13 +567,13 @@ def wgan_gp_compile_kwargs(learning_rate=1e-4):
     return {
         "d_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9),
         "g_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.9),
-        "loss": "wasserstein",
+        "objective": "wasserstein",
         "n_critic": 5,
         "gradient_penalty": 10.0,
     }
 
 
-def tiny_gan_for_tests(data_dim=12, seed=0, latent_dim=4, hidden=16, dropout=0.25, generator_average=None):
+def tiny_gan_for_tests(data_dim=12, seed=0, latent_dim=4, hidden=16, dropout=0.25, ema_momentum=None):
     """A two-layer MLP GAN on flat data in [-1, 1]: small enough for tests and examples."""
     return make_gan(
         "mlp",
@@ -588,24 +581,10 @@ def tiny_gan_for_tests(data_dim=12, seed=0, latent_dim=4, hidden=16, dropout=0.2
         latent_dim=latent_dim,
         generator_kwargs={"hidden": [hidden]},
         discriminator_kwargs={"hidden": [hidden], "dropout": dropout},
-        generator_average=generator_average,
+        ema_momentum=ema_momentum,
         seed=seed,
         name="tiny_gan",
     )
-
-
-def _update_variables(variables, update, *sources):
-    """update(variable, *the matching source variables) for every variable, applied as
-    an optimizer applies its updates: in cross-replica context under tf.distribute,
-    so every replica's copy gets the same new value."""
-    variables = [getattr(v, "value", v) for v in variables]
-    sources = [[getattr(v, "value", v) for v in vs] for vs in sources]
-
-    def update_all(strategy, variables, *sources):
-        for i, v in enumerate(variables):
-            strategy.extended.update(v, update, args=tuple(s[i] for s in sources), group=False)
-
-    compat.merge_call(update_all, variables, *sources)
 
 
 def _copy_optimizer(optimizer):

@@ -296,9 +296,9 @@ def exact_ising_rbm(L, temperature, seed=None, name="exact_ising_rbm"):
     kernel = np.zeros((2, n), np.float32)  # K[f, displacement], displacements row-major
     kernel[0, [0, 1]] = a  # filter 0: the bond to the right neighbour (axis 1)
     kernel[1, [0, L]] = a  # filter 1: the bond to the neighbour below (axis 0)
-    model.rbm.kernel.assign(model.translations.unfold(kernel.T))
-    model.rbm.visible_bias.assign(np.full(n, -2.0 * a, np.float32))
-    model.rbm.hidden_bias.assign(np.full(2 * n, -a, np.float32))
+    model.layer.kernel.assign(model.translations.unfold(kernel.T))
+    model.layer.visible_bias.assign(np.full(n, -2.0 * a, np.float32))
+    model.layer.hidden_bias.assign(np.full(2 * n, -a, np.float32))
     return model
 
 

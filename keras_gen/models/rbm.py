@@ -73,7 +73,7 @@ def as_rbm_layer(obj):
     if isinstance(obj, RBMLayer):
         return obj
     if isinstance(obj, RBM):
-        return obj.rbm
+        return obj.layer
     raise TypeError(f"Expected an RBM model or layer, got {type(obj).__name__}.")
 
 
@@ -109,7 +109,7 @@ class RBM(GenerativeModel):
         (e.g. `[(8, 8), (1, 2), (2, 1)]`: a lattice-wide filter and the two
         bond directions). Default the whole lattice. A local window matches a
         local Hamiltonian: the 2-D Ising model is exactly an RBM with a
-        (1, 2) and a (2, 1) filter (`ising_models.exact_ising_rbm`).
+        (1, 2) and a (2, 1) filter (`keras_gen.models.ising.exact_ising_rbm`).
       seed: all randomness comes from the model's seed generator.
 
     Persistent chains are a non-trainable variable `persistent_chains`
@@ -145,7 +145,7 @@ class RBM(GenerativeModel):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(layer, RBMLayer):
             raise TypeError(f"RBM needs a BernoulliRBM or GaussianBernoulliRBM layer, got {type(layer).__name__}.")
-        self.rbm = layer
+        self.layer = layer
         self.k = int(k)
         if self.k < 1:
             raise ValueError(f"k must be >= 1 Gibbs sweeps, got {k}.")
@@ -154,11 +154,8 @@ class RBM(GenerativeModel):
         self.monitor = bool(monitor)
         default_domain = "binary" if layer.visible_type == "bernoulli" else "real"
         self._data_domain = data_domain or default_domain
-        # Evaluation draws its own randomness so it never perturbs training.
-        self.eval_seed_generator = keras.random.SeedGenerator(
-            None if seed is None else int(seed) + 1, name="eval_seed_generator"
-        )
-        # Saved with the model, as the base does for `seed_generator`.
+        # The base's evaluation generator, kept as a model variable because
+        # RBM weights files (the zoo's among them) hold it.
         self.eval_seed_state = self.eval_seed_generator.state
         self.persistent_chains = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -201,7 +198,7 @@ class RBM(GenerativeModel):
     # ----------------------------------------------------------- the contract
     @property
     def data_shape(self):
-        return (self.rbm.n_visible,)
+        return (self.layer.n_visible,)
 
     @property
     def data_domain(self):
@@ -222,7 +219,7 @@ class RBM(GenerativeModel):
         # first batch, after the data has passed the checks.
         if not self.built:
             self.validate_data(x)
-            self.build((_first_batch_size(x, batch_size), self.rbm.n_visible))
+            self.build((_first_batch_size(x, batch_size), self.layer.n_visible))
         return super().fit(x, y, *args, batch_size=batch_size, **kwargs)
 
     def _make_chains(self, n):
@@ -230,18 +227,18 @@ class RBM(GenerativeModel):
 
         def init(shape, dtype=None):
             # Run eagerly by Keras (init scope), even when build is traced.
-            return tf.cast(self.rbm.random_visible(shape[0], seed_tensor(self.seed_generator)), dtype)
+            return tf.cast(self.layer.random_visible(shape[0], seed_tensor(self.seed_generator)), dtype)
 
         self.persistent_chains = self.add_weight(
             name="persistent_chains",
-            shape=(self.n_chains, self.rbm.n_visible),
+            shape=(self.n_chains, self.layer.n_visible),
             initializer=init,
             trainable=False,
         )
 
     def call(self, x, training=False):
         """p(h = 1 | v): the RBM as a feature extractor."""
-        return self.rbm.hidden_probabilities(x)
+        return self.layer.hidden_probabilities(x)
 
     # ----------------------------------------------------------------- training
     def negative_samples(self, v, seed, x_data=None):
@@ -251,7 +248,7 @@ class RBM(GenerativeModel):
         `x_data = hidden_activation(v)` when given); PCD starts from the
         persistent chains (not updated here: `train_step` does that).
         """
-        layer = self.rbm
+        layer = self.layer
         seed = seed_tensor(seed)
         if self.persistent:
             # Under tf.distribute each replica moves its own block of chains.
@@ -272,7 +269,7 @@ class RBM(GenerativeModel):
         Returns `(loss, x_data, f_data, f_model)`. Without `x_data` both
         batches go through one matrix product (and one in the backward pass).
         """
-        layer = self.rbm
+        layer = self.layer
         if x_data is None:
             n = tf.shape(v)[0]
             u = tf.concat([v, v_model], axis=0)
@@ -287,7 +284,7 @@ class RBM(GenerativeModel):
     def initialize_from_data(self, x):
         """Visible biases at the data's log-odds (Hinton's guide) and, when
         centered, the offsets: the data-driven start every recipe uses."""
-        self.rbm.set_visible_bias_from_data(x)
+        self.layer.set_visible_bias_from_data(x)
         if self.centering:
             self.set_offsets_from_data(x)
         if self.translations is not None:
@@ -296,7 +293,7 @@ class RBM(GenerativeModel):
     def tie_parameters(self):
         """Project W, b, c (and the centering offsets) onto the translation-
         invariant parameters: each becomes its average over the lattice's translations."""
-        t, layer = self.translations, self.rbm
+        t, layer = self.translations, self.layer
         layer.kernel.assign(t.tie_kernel(layer.kernel))
         layer.visible_bias.assign(t.tie_visible(layer.visible_bias))
         layer.hidden_bias.assign(t.tie_hidden(layer.hidden_bias))
@@ -309,7 +306,7 @@ class RBM(GenerativeModel):
         linear and the parameters start tied, so every optimizer step (SGD,
         momentum) keeps them tied: the same as training one shared filter,
         whose gradient pools the statistics of every site."""
-        t, layer = self.translations, self.rbm
+        t, layer = self.translations, self.layer
         index = {id(w): i for i, w in enumerate(self.trainable_weights)}
         grads = list(grads)
         for weight, tie in (
@@ -324,10 +321,10 @@ class RBM(GenerativeModel):
         """Centering offsets from data: μ = mean v, λ = mean p(h | v)."""
         if not self.centering:
             raise ValueError("This RBM was built with centering=False: it has no offsets.")
-        x = np.asarray(x, np.float32).reshape(-1, self.rbm.n_visible)
+        x = np.asarray(x, np.float32).reshape(-1, self.layer.n_visible)
         self.visible_offset.assign(x.mean(0))
         hidden = [
-            keras.ops.convert_to_numpy(self.rbm.hidden_probabilities(x[i : i + batch_size])).sum(0)
+            keras.ops.convert_to_numpy(self.layer.hidden_probabilities(x[i : i + batch_size])).sum(0)
             for i in range(0, len(x), batch_size)
         ]
         self.hidden_offset.assign(np.sum(hidden, axis=0) / len(x))
@@ -343,7 +340,7 @@ class RBM(GenerativeModel):
         (correlations are learned many times faster).
         Linear in the gradients, so replicas may transform their parts.
         """
-        layer = self.rbm
+        layer = self.layer
         index = {id(w): i for i, w in enumerate(self.trainable_weights)}
         i_w, i_b, i_c = (index[id(w)] for w in (layer.kernel, layer.visible_bias, layer.hidden_bias))
         mu, lam = self.visible_offset, self.hidden_offset
@@ -356,7 +353,7 @@ class RBM(GenerativeModel):
         return grads
 
     def train_step(self, data):
-        v = self.rbm._cast(features(data))
+        v = self.layer._cast(features(data))
         seed = seed_tensor(self.seed_generator)  # one draw of the generator per step
         grads, v_model, x_data = self.replica_compiled(self.gradients_and_negatives)(v, seed)
         if self.centering:
@@ -379,7 +376,7 @@ class RBM(GenerativeModel):
 
     def gradients_and_negatives(self, v, seed):
         """One replica's share of a step: (gradients, negative samples, x_data)."""
-        layer = self.rbm
+        layer = self.layer
         if self.persistent:
             v_model = self.negative_samples(v, fold_in(seed, 0))
             with tf.GradientTape() as tape:
@@ -393,16 +390,16 @@ class RBM(GenerativeModel):
         return tape.gradient(loss, self.trainable_weights), v_model, x_data
 
     def test_step(self, data):
-        v = self.rbm._cast(features(data))
-        x = self.rbm.hidden_activation(v)
-        self.free_energy_tracker.update_state(self.rbm.free_energy_from_activation(v, x))
+        v = self.layer._cast(features(data))
+        x = self.layer.hidden_activation(v)
+        self.free_energy_tracker.update_state(self.layer.free_energy_from_activation(v, x))
         out = self._monitor(v, x, seed_tensor(self.eval_seed_generator))
         out.pop("loss")
         return {"free_energy": self.free_energy_tracker.result(), **out}
 
     def _monitor(self, v, x, seed):
         """Update the reconstruction and pseudo-likelihood metrics from x = c + in(v)W."""
-        layer = self.rbm
+        layer = self.layer
         reconstruction = layer.visible_mean(tf.sigmoid(x))
         self.reconstruction_tracker.update_state(tf.reduce_mean(tf.square(v - reconstruction), axis=-1))
         out = {"loss": self.loss_tracker.result(), "reconstruction_error": self.reconstruction_tracker.result()}
@@ -421,30 +418,30 @@ class RBM(GenerativeModel):
         """
         seed = seed_tensor(seed)
         if init is None:
-            v0 = self.rbm.random_visible(n, fold_in(seed, 1))
+            v0 = self.layer.random_visible(n, fold_in(seed, 1))
         else:
-            v0 = self.rbm._cast(init)
-            if tuple(v0.shape) != (n, self.rbm.n_visible):
-                raise ValueError(f"init must have shape ({n}, {self.rbm.n_visible}), got {tuple(v0.shape)}.")
+            v0 = self.layer._cast(init)
+            if tuple(v0.shape) != (n, self.layer.n_visible):
+                raise ValueError(f"init must have shape ({n}, {self.layer.n_visible}), got {tuple(v0.shape)}.")
         v, mean = self._sampler()(v0, tf.constant(max(int(gibbs_steps), 1), tf.int32), fold_in(seed, 2))
         return mean if return_probabilities else v
 
     def _sampler(self):
         def sample(v0, steps, seed):
-            v, h = block_gibbs(self.rbm, v0, steps, seed)
-            return v, self.rbm.visible_mean(h)
+            v, h = block_gibbs(self.layer, v0, steps, seed)
+            return v, self.layer.visible_mean(h)
 
         return compiled_once(self, "sample", sample)
 
     def serving_endpoints(self):
-        n_visible = self.rbm.n_visible
-        mean_name = "probabilities" if self.rbm.visible_type == "bernoulli" else "mean"
+        n_visible = self.layer.n_visible
+        mean_name = "probabilities" if self.layer.visible_type == "bernoulli" else "mean"
 
         def sample(n, seed, gibbs_steps):
             s = tf.stack([seed, 0])
-            v0 = self.rbm.random_visible(n, fold_in(s, 1))
-            v, h = block_gibbs(self.rbm, v0, tf.maximum(gibbs_steps, 1), fold_in(s, 2))
-            return {mean_name: self.rbm.visible_mean(h), "sample": v}
+            v0 = self.layer.random_visible(n, fold_in(s, 1))
+            v, h = block_gibbs(self.layer, v0, tf.maximum(gibbs_steps, 1), fold_in(s, 2))
+            return {mean_name: self.layer.visible_mean(h), "sample": v}
 
         x_spec = [tf.TensorSpec([None, n_visible], tf.float32, name="v")]
         return {
@@ -456,14 +453,14 @@ class RBM(GenerativeModel):
                     tf.TensorSpec([], tf.int32, name="gibbs_steps"),
                 ],
             ),
-            "free_energy": (lambda v: {"free_energy": self.rbm.free_energy(v)}, x_spec),
-            "hidden_probabilities": (lambda v: {"hidden_probabilities": self.rbm.hidden_probabilities(v)}, x_spec),
+            "free_energy": (lambda v: {"free_energy": self.layer.free_energy(v)}, x_spec),
+            "hidden_probabilities": (lambda v: {"hidden_probabilities": self.layer.hidden_probabilities(v)}, x_spec),
         }
 
     def get_config(self):
         return {
             **super().get_config(),
-            "layer": self.serialize_nested(self.rbm),
+            "layer": self.serialize_nested(self.layer),
             "k": self.k,
             "persistent": self.persistent,
             "n_chains": self.n_chains,

@@ -37,7 +37,7 @@ class Sampling(layers.Layer):
     The noise comes from the seed passed to `call` (the owning model's seed
     generator, so training is reproducible and compiles under XLA), or from
     the layer's own generator when used on its own. It is drawn with the
-    counter-based generator of `keras_gen.samplers` (cheap under XLA, where
+    counter-based generator of `keras_gen.core.random` (cheap under XLA, where
     TensorFlow's stateless normal is not), with counters that follow the
     example's place in the global batch: under tf.distribute each replica
     draws its own examples' noise, the same noise one device would draw.
@@ -202,7 +202,7 @@ class VAE(GenerativeModel):
         return tape.gradient(loss, self.trainable_weights)
 
     def test_step(self, data):
-        reconstruction, kl = self.elbo_terms(features(data), training=False)
+        reconstruction, kl = self.elbo_terms(features(data), training=False, seed=self.eval_seed_generator)
         return self._update_metrics(reconstruction, kl)
 
     def _update_metrics(self, reconstruction, kl):

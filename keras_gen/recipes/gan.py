@@ -117,7 +117,7 @@ def figures(model, name, out, title, root, epochs=None):
             steps,
             os.path.join(directory, f"{name}_training.png"),
             title=title,
-            probabilities=model.loss_name != "wasserstein",
+            probabilities=model.objective != "wasserstein",
         )
     rows, labels = [], []
     z = keras.ops.convert_to_numpy(model.draw_latent(12, 7))
@@ -198,7 +198,7 @@ def finalize(recipe, model_path, args, train_seconds=None):
     metrics = {
         "final_epoch_means": last,
         "final_epoch_note": "means over the last epoch's steps; d_x and d_g_z are mean D(x) and D(G(z)) "
-        + ("(critic values)" if model.loss_name == "wasserstein" else "(probabilities)"),
+        + ("(critic values)" if model.objective == "wasserstein" else "(probabilities)"),
         "grid_class_counts": grid_classes(model),
         "sample_quality": quality(model),
     }

@@ -96,7 +96,7 @@ def train_ising_rbms(
             seconds[f"{temp:.4f}"] = time.perf_counter() - t0
             # Only the RBM layer matters for the card; save it as a plain, chain-free RBM.
             plain = make_rbm("bernoulli", L * L, hidden, k=model.k, persistent=False)
-            for dst, src in zip(plain.rbm.weights, model.rbm.weights):
+            for dst, src in zip(plain.layer.weights, model.layer.weights):
                 dst.assign(src)
             save_atomically(plain, path, weights_only=True)
             write_json(

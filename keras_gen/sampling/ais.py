@@ -38,7 +38,7 @@ three-sigma band Salakhutdinov & Murray report with their estimates) and
 `log_z_upper = log Ẑ + 3·stderr`. Note the direction when turning log Z into
 a test log-likelihood, log p(v) = -F(v) - log Z: an underestimated log Z
 *over*states the likelihood, so the conservative (pessimistic) likelihood
-uses `log_z_upper`; `keras_gen.rbm.log_likelihood` reports it that way.
+uses `log_z_upper`; `keras_gen.evaluation.likelihood.log_likelihood` reports it that way.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def ais_log_partition(layer, n_chains=100, betas=None, base_data=None, seed=0, j
     """Estimate log Z of an RBM layer by annealed importance sampling.
 
     Args:
-      layer: an RBM layer (`keras_gen.rbm.BernoulliRBM` or
+      layer: an RBM layer (`keras_gen.models.rbm_layers.BernoulliRBM` or
         `GaussianBernoulliRBM`, or anything implementing the `ais_*` hooks
         and `hidden_activation`).
       n_chains: independent AIS runs, simulated together as one batch.
