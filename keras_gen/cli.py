@@ -309,19 +309,15 @@ def cmd_zoo(args):
     from keras_gen import zoo
 
     if args.action == "list":
+        from keras_gen.zoo import summary
+
         # A malformed card is reported and skipped; the well-formed entries still list.
-        entries = zoo.entries()
-        for name in sorted(entries):
-            entry = entries[name]
-            if isinstance(entry, zoo.ZooError):
-                print(f"keras-gen zoo list: skipped: {entry}", file=sys.stderr)
-                continue
-            metrics = ", ".join(
-                f"{k}={v}"
-                for k, v in entry.metrics.items()
-                if isinstance(v, (int, float)) and not k.endswith(("_sem", "_k"))
-            )
-            print(f"{name:24s} {entry.family:10s} {metrics}")
+        for problem in zoo.problems():
+            print(f"keras-gen zoo list: skipped: {problem}", file=sys.stderr)
+        rows = summary.rows()
+        widths = [max(len(r[i]) for r in rows + [("entry", "family", "data")]) for i in range(3)]
+        for row in [("entry", "family", "data", "measured")] + rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
     elif args.action == "show":
         print(json.dumps(zoo.card(args.name).to_dict(), indent=2))
     elif args.action == "verify":

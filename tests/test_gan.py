@@ -344,8 +344,8 @@ def test_bad_input_is_refused_before_any_work(tmp_path, bad, message):
 
 def test_bad_compile_arguments_are_named():
     model = gan.tiny_gan_for_tests(seed=0)
-    with pytest.raises(ValueError, match="loss must be one of"):
-        model.compile(optimizer="adam", loss="hinge")
+    with pytest.raises(ValueError, match="objective must be one of"):
+        model.compile(optimizer="adam", objective="hinge")
     with pytest.raises(ValueError, match="n_critic"):
         model.compile(optimizer="adam", n_critic=0)
     with pytest.raises(ValueError, match="simultaneous"):

@@ -155,7 +155,12 @@ class GenerativeModel(keras.Model):
     def evaluate(self, x=None, *args, **kwargs):
         self.validate_data(x)
         self.restart_eval_seed()
-        return super().evaluate(x, *args, **kwargs)
+        try:
+            return super().evaluate(x, *args, **kwargs)
+        finally:
+            # Left at its start, the generator's state is the same in every
+            # copy of the model (saved, restored or not) between evaluations.
+            self.restart_eval_seed()
 
     def restart_eval_seed(self):
         """Rewind `eval_seed_generator` to its first draw (Keras's generator

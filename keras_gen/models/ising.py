@@ -30,8 +30,9 @@ import tensorflow as tf
 from keras import layers
 
 from keras_gen.core.base import GenerativeModel, register
+from keras_gen.core.caching import compiled_once
 from keras_gen.core.random import fold_in, seed_tensor
-from keras_gen.models.rbm import BernoulliRBM, make_rbm
+from keras_gen.models.rbm import BernoulliRBM, as_rbm_layer, make_rbm
 from keras_gen.models.vae import VAE
 from keras_gen.physics.lattice import TC, as_temperatures, check_lattice_size, reference_temperatures
 from keras_gen.sampling.gibbs import block_gibbs
@@ -177,7 +178,7 @@ class IsingRBMs(GenerativeModel):
 
     def set_rbm(self, temperature, rbm_model):
         """Copy a trained `RBM` model's (or layer's) parameters into the slot of `temperature`."""
-        layer = getattr(rbm_model, "rbm", rbm_model)
+        layer = as_rbm_layer(rbm_model)
         target = self.rbm_layers[self.index(temperature)]
         if (layer.n_visible, layer.n_hidden) != (target.n_visible, target.n_hidden):
             raise ValueError(
@@ -199,16 +200,12 @@ class IsingRBMs(GenerativeModel):
         )
 
     def _run(self, i):
-        cache = self.__dict__.setdefault("_gibbs_fns", {})
-        if i not in cache:
-            layer = self.rbm_layers[i]
+        layer = self.rbm_layers[i]
 
-            @tf.function(jit_compile=True, reduce_retracing=True)
-            def run(v, steps, seed):
-                return block_gibbs(layer, v, steps, seed)[0]
+        def run(v, steps, seed):
+            return block_gibbs(layer, v, steps, seed)[0]
 
-            cache[i] = run
-        return cache[i]
+        return compiled_once(self, ("gibbs", i), run)
 
     def generate_samples(self, n, seed, temperature=TC, gibbs_steps=2000, init=None):
         """n spin configurations ({0, 1}) after `gibbs_steps` block-Gibbs sweeps
