@@ -3,4 +3,7 @@
 * `gibbs.block_gibbs`: any model with `sample_hidden` / `sample_visible`.
 * `ais`: annealed importance sampling of log Z and reverse AIS for anything
   with the `ais_*` hooks (the RBM layers).
+* `diffusion`: noise schedules, the forward process, DDPM/DDIM sampling and
+  DDIM inversion for any denoiser, with the exact Gaussian answers that
+  check them.
 """
