@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_gen.models import gan, rbm, vae
+from keras_gen.models import diffusion, gan, rbm, vae
 
 
 def binary_data(n=96, dim=12, seed=0):
@@ -52,7 +52,13 @@ def wgan_gp():
     return model, symmetric_data()
 
 
-FAMILIES = {"vae": dense_vae, "rbm_pcd": pcd_rbm, "gan": standard_gan, "wgan_gp": wgan_gp}
+def ddpm():
+    model = diffusion.make_diffusion("mlp", (12,), steps=50, ema_momentum=0.9, seed=3, network_kwargs={"hidden": [16]})
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model, symmetric_data()
+
+
+FAMILIES = {"vae": dense_vae, "rbm_pcd": pcd_rbm, "gan": standard_gan, "wgan_gp": wgan_gp, "diffusion": ddpm}
 
 
 def trained_weights(make, with_validation):
@@ -92,7 +98,7 @@ def test_evaluation_is_a_function_of_the_weights(family):
 
 @pytest.mark.parametrize("requested", ["auto", False])
 def test_saved_model_keeps_the_requested_jit_compile(tmp_path, requested):
-    for make in (dense_vae, standard_gan):
+    for make in (dense_vae, standard_gan, ddpm):
         model, x = make()
         model.compile(**_recompile_kwargs(model), jit_compile=requested)
         model.fit(x[:32], epochs=1, batch_size=32, verbose=0)

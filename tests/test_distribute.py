@@ -71,6 +71,10 @@ COMMON = textwrap.dedent(
         elif family.startswith("gan"):
             from keras_gen.models import gan
             model = gan.tiny_gan_for_tests(data_dim=12, seed=3)
+        elif family == "diffusion":  # per-example steps and noise, the weights' EMA
+            from keras_gen.models.diffusion import make_diffusion
+            model = make_diffusion("mlp", (12,), steps=50, ema_momentum=0.9, seed=3,
+                                   network_kwargs={"hidden": [16, 16]}, name="diffusion")
         else:
             raise SystemExit(f"unknown family {family}")
         model.build_for_data()
@@ -202,7 +206,7 @@ def finish(proc_timeout, out_path):
         return json.load(f)
 
 
-FAMILIES = ["vae", "rbm", "rbm-cd", "gan", "gan-wgan-gp"]
+FAMILIES = ["vae", "rbm", "rbm-cd", "gan", "gan-wgan-gp", "diffusion"]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@
 * `rbm` (layers in `rbm_layers`, lattice tying in `lattice`) and `dbn`:
   restricted Boltzmann machines and deep belief networks.
 * `gan` (networks in `gan_networks`): MLP GAN, DCGAN, WGAN, WGAN-GP.
+* `diffusion`: denoising diffusion (UNet and MLP denoisers, DDPM/DDIM sampling,
+  classifier-free guidance).
 * `ising`: the models of the 2-D Ising model (one RBM per temperature, the
   exact bond RBM, the periodic VAE).
 * `classifier`: the MNIST domain classifier behind the sample-quality metrics.

@@ -84,11 +84,17 @@ class NoiseSchedule:
 
     def timesteps(self, n_steps):
         """`n_steps` steps of the T, evenly spread from T-1 down to 0 (integers,
-        descending): the subsequence a DDIM sampler visits."""
+        descending): the subsequence a DDIM sampler visits (numpy; `sample`
+        computes the same in its graph, so the count can be a tensor)."""
         n_steps = int(n_steps)
         if not 1 <= n_steps <= self.steps:
             raise ValueError(f"sampling steps must be in [1, {self.steps}], got {n_steps}.")
-        return np.unique(np.round(np.linspace(0, self.steps - 1, n_steps)).astype(np.int64))[::-1]
+        return np.round(np.linspace(self.steps - 1, 0, n_steps)).astype(np.int64)
+
+    def timesteps_tensor(self, n_steps):
+        """`timesteps` in a graph, for a tensor `n_steps` (clipped to [1, T])."""
+        n_steps = tf.clip_by_value(tf.cast(n_steps, tf.int32), 1, self.steps)
+        return tf.cast(tf.round(tf.linspace(float(self.steps - 1), 0.0, n_steps)), tf.int32)
 
     def get_config(self):
         return {"kind": self.kind, "steps": self.steps}
@@ -126,7 +132,9 @@ def sample(denoise, x_T, schedule, steps, eta=0.0, seed=0, prediction="epsilon",
     (images in [-1, 1]). The whole chain is one `tf.while_loop`; call it from
     a `tf.function` (XLA where faster) to compile it once.
     """
-    taus = tf.constant(schedule.timesteps(steps), tf.int32)
+    if isinstance(steps, int):
+        schedule.timesteps(steps)  # a clear error for a bad count
+    taus = schedule.timesteps_tensor(steps)
     alpha_bars = schedule.alpha_bars_tensor
     eta = tf.cast(eta, tf.float32)
     seed = seed_tensor(seed)

@@ -41,7 +41,7 @@ from pathlib import Path
 from keras_gen.zoo import registry
 
 SCHEMA_VERSION = 1
-FAMILIES = ("vae", "rbm", "dbn", "gan", "classifier")
+FAMILIES = ("vae", "rbm", "dbn", "gan", "diffusion", "classifier")
 # Built-in Keras optimizers whose configs hold plain numbers; a card's
 # optimizer is rebuilt from this list by name, never from a module path.
 OPTIMIZERS = (

@@ -13,6 +13,7 @@ import inspect
 
 from keras_gen.models.classifier import make_mnist_classifier
 from keras_gen.models.dbn import make_dbn
+from keras_gen.models.diffusion import make_diffusion
 from keras_gen.models.gan import make_gan, make_toy_gan
 from keras_gen.models.ising import make_ising_rbms, make_ising_vae
 from keras_gen.models.rbm import make_rbm
@@ -22,6 +23,7 @@ FACTORIES = {
     "vae": make_vae,
     "rbm": make_rbm,
     "dbn": make_dbn,
+    "diffusion": make_diffusion,
     "gan": make_gan,
     "toy_gan": make_toy_gan,
     "ising_rbms": make_ising_rbms,
