@@ -30,6 +30,29 @@ TRAIN_DEFAULTS = {
 }
 
 
+# ------------------------------------------------------------- argument types
+def positive_int(text):
+    """An argparse type: an integer >= 1 (argparse exits 2 with the message otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 # ------------------------------------------------------------------ families
 def _vae_setup(dataset, args):
     from keras_gen import data
@@ -387,14 +410,17 @@ def build_parser():
         "5 critic steps); for a zoo name, prints the command that reproduces it",
     )
     train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--steps-per-epoch", type=int, default=None)
-    train.add_argument("--learning-rate", type=float, default=None)
-    train.add_argument("--latent-dim", type=int, default=None)
-    train.add_argument("--hidden", type=int, default=None, help="hidden units (RBM)")
+    train.add_argument("--epochs", type=positive_int, default=None)
+    train.add_argument("--batch-size", type=positive_int, default=None)
+    train.add_argument("--steps-per-epoch", type=positive_int, default=None)
+    train.add_argument("--learning-rate", type=positive_float, default=None)
+    train.add_argument("--latent-dim", type=positive_int, default=None)
+    train.add_argument("--hidden", type=positive_int, default=None, help="hidden units (RBM)")
     train.add_argument(
-        "--k", type=int, default=None, help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)"
+        "--k",
+        type=positive_int,
+        default=None,
+        help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)",
     )
     train.add_argument(
         "--ema-momentum",
@@ -421,7 +447,7 @@ def build_parser():
     )
     train.add_argument(
         "--cpu-devices",
-        type=int,
+        type=positive_int,
         default=None,
         help="split the CPU into N logical devices (mirrored training without GPUs)",
     )
@@ -429,7 +455,7 @@ def build_parser():
 
     sample = sub.add_parser("sample", help="draw samples and save a grid (PNG)")
     sample.add_argument("model", help="zoo name or .keras file")
-    sample.add_argument("-n", type=int, default=100)
+    sample.add_argument("-n", type=positive_int, default=100)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", default=None)
     sample.add_argument("--npy", default=None, help="also save the samples as .npy")
@@ -448,10 +474,10 @@ def build_parser():
 
     ising_cmd = sub.add_parser("ising", help="physics demo: RBMs learn the 2-D Ising model; observables vs exact")
     ising_cmd.add_argument("--temperatures", type=float, nargs="+", default=[1.5, 2.269185314213022, 3.0])
-    ising_cmd.add_argument("--L", type=int, default=8, help="lattice size (<= 10 for the exact values)")
-    ising_cmd.add_argument("--n-samples", type=int, default=20000, help="Monte Carlo samples per temperature")
-    ising_cmd.add_argument("--epochs", type=int, default=50, help="CD-20 epochs per temperature")
-    ising_cmd.add_argument("--hidden", type=int, default=64)
+    ising_cmd.add_argument("--L", type=positive_int, default=8, help="lattice size (<= 10 for the exact values)")
+    ising_cmd.add_argument("--n-samples", type=positive_int, default=20000, help="Monte Carlo samples per temperature")
+    ising_cmd.add_argument("--epochs", type=positive_int, default=50, help="CD-20 epochs per temperature")
+    ising_cmd.add_argument("--hidden", type=positive_int, default=64)
     ising_cmd.add_argument("--seed", type=int, default=0)
     ising_cmd.add_argument("--out", default=os.path.join("runs", "ising"), help="folder for figures and results")
     ising_cmd.set_defaults(func=cmd_ising)
@@ -459,11 +485,11 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="sample quality (FD, score, KID, precision/recall) and NLL")
     evaluate.add_argument("model", nargs="?", help="zoo name or .keras file")
     evaluate.add_argument("--all", action="store_true", help="every zoo entry, table into BENCHMARKS.md")
-    evaluate.add_argument("--samples", type=int, default=10_000, help="generated samples (default 10,000)")
+    evaluate.add_argument("--samples", type=positive_int, default=10_000, help="generated samples (default 10,000)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--no-nll", action="store_true", help="skip the test-set likelihood")
-    evaluate.add_argument("--nll-images", type=int, default=1000, help="test images for the NLL")
-    evaluate.add_argument("--iwae-k", type=int, default=1000, help="importance samples for a VAE's NLL bound")
+    evaluate.add_argument("--nll-images", type=positive_int, default=1000, help="test images for the NLL")
+    evaluate.add_argument("--iwae-k", type=positive_int, default=1000, help="importance samples for a VAE's NLL bound")
     evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
     evaluate.add_argument(
         "--rows",

@@ -36,6 +36,8 @@ def headline(card):
         out.append(f"test log-likelihood {_with_error(m['test_log_likelihood_nats'], error)} nats ({how})")
     if "modes_covered_within_10_std" in m:
         out.append(f"{m['modes_covered_within_10_std']}/8 modes")
+    if "modes_covered" in m and "mmd" in m:
+        out.append(f"{m['modes_covered']}/8 modes, MMD {m['mmd']:.4f} (held-out floor {m['mmd_held_out_floor']:.4f})")
     if "temperatures_within_target" in m:
         n = len(m.get("per_temperature", {})) or 11
         out.append(
