@@ -178,9 +178,28 @@ def _gan_setup(dataset, args, game="gan"):
     return model, None if toy else "symmetric", flatten, {}
 
 
+def _diffusion_setup(dataset, args):
+    import keras
+
+    from keras_gen import data
+    from keras_gen.models.diffusion import make_diffusion
+
+    name = f"diffusion_{dataset}"
+    if dataset in data.TOY_DATASETS:
+        # The ddpm_ring8 recipe's denoiser (training/ddpm_ring8.py).
+        hidden = [args.hidden or 256] * 3
+        model = make_diffusion("mlp", (2,), network_kwargs={"hidden": hidden}, seed=args.seed, name=name)
+        return model, None, True, {"steps": 50}
+    # The ddpm_mnist UNet, unconditional (labels are not part of this pipeline).
+    model = make_diffusion("unet", data.data_shape(dataset), ema_momentum=0.9995, seed=args.seed, name=name)
+    args.optimizer = keras.optimizers.Adam(args.learning_rate or 2e-4)
+    return model, "symmetric", False, {"steps": 50}
+
+
 FAMILIES = {
     "vae": _vae_setup,
     "rbm": _rbm_setup,
+    "diffusion": _diffusion_setup,
     "gan": lambda dataset, args: _gan_setup(dataset, args, "gan"),
     "dcgan": lambda dataset, args: _gan_setup(dataset, args, "dcgan"),
     "wgan": lambda dataset, args: _gan_setup(dataset, args, "wgan"),
@@ -312,7 +331,16 @@ def cmd_sample(args):
     from keras_gen import plots
 
     model = load_model(args.model)
-    samples = model.sample(args.n, seed=args.seed)
+    options = {k: getattr(args, k) for k in ("steps", "eta", "label", "guidance") if getattr(args, k) is not None}
+    if options and not hasattr(model, "schedule"):
+        raise SystemExit(
+            f"keras-gen sample: --{'/--'.join(options)} apply to diffusion models; {model.name} is a "
+            f"{type(model).__name__}."
+        )
+    try:
+        samples = model.sample(args.n, seed=args.seed, **options)
+    except ValueError as err:  # e.g. a label for an unconditional model
+        raise SystemExit(f"keras-gen sample: {err}") from None
     out = args.out or f"{os.path.splitext(os.path.basename(args.model))[0]}_samples.png"
     plots.save_samples(samples, out, title=f"{model.name}: {args.n} samples (seed {args.seed})")
     if args.npy:
@@ -457,6 +485,10 @@ def build_parser():
     sample.add_argument("model", help="zoo name or .keras file")
     sample.add_argument("-n", type=positive_int, default=100)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--steps", type=positive_int, default=None, help="diffusion: reverse steps (default 50)")
+    sample.add_argument("--eta", type=float, default=None, help="diffusion: 0 DDIM (default), 1 DDPM")
+    sample.add_argument("--label", type=int, default=None, help="diffusion: the class to draw (conditional models)")
+    sample.add_argument("--guidance", type=float, default=None, help="diffusion: classifier-free guidance weight")
     sample.add_argument("--out", default=None)
     sample.add_argument("--npy", default=None, help="also save the samples as .npy")
     sample.set_defaults(func=cmd_sample)

@@ -262,3 +262,19 @@ def test_export_serves_sample_and_denoise_without_keras_gen(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "served (8, 2) (5, 2)" in result.stdout
+
+
+def test_cli_trains_and_samples_a_diffusion_model(tmp_path, monkeypatch, capsys):
+    from keras_gen import cli
+
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "diffusion", "--epochs", "1", "--hidden", "32", "--verbose", "0", "--out", "run"])
+    assert (tmp_path / "run" / "model.keras").exists()
+    capsys.readouterr()
+    cli.main(
+        ["sample", "run/model.keras", "-n", "64", "--steps", "10", "--eta", "1.0", "--npy", "s.npy", "--out", "s.png"]
+    )
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (64, 2) and np.isfinite(samples).all()
+    with pytest.raises(SystemExit, match="class-conditional"):
+        cli.main(["sample", "run/model.keras", "-n", "4", "--label", "3"])  # unconditional: no labels
