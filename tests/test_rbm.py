@@ -194,6 +194,24 @@ def test_ais_agrees_with_exact_log_partition():
     assert ll_ais["conservative"] <= ll_ais["mean"]
 
 
+def test_ais_warns_when_few_chains_carry_the_estimate():
+    """A sharp RBM annealed in 10 temperatures: a handful of chains hold the weight,
+    and the result says so; the well-annealed estimate above stays silent."""
+    import warnings
+
+    from keras_gen.sampling.ais import AISWarning
+
+    sharp = randomize(rbm.BernoulliRBM(20, 10), scale=3.0, seed=4)
+    with pytest.warns(AISWarning, match="effective sample size"):
+        est = likelihood.ais_log_partition(sharp, n_chains=100, betas=10, seed=7)
+    assert est["effective_sample_size"] < 10
+    layer = randomize(rbm.BernoulliRBM(20, 10), scale=0.5, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AISWarning)
+        est = likelihood.ais_log_partition(layer, n_chains=100, betas=2000, seed=7)
+    assert est["effective_sample_size"] > 50
+
+
 def test_ais_gaussian_agrees_with_exact_log_partition():
     layer = randomize(rbm.GaussianBernoulliRBM(12, 8, sigma=1.0), scale=0.3, seed=5)
     exact = likelihood.exact_log_partition(layer)

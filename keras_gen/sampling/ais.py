@@ -44,6 +44,7 @@ uses `log_z_upper`; `keras_gen.evaluation.likelihood.log_likelihood` reports it 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -161,9 +162,28 @@ def summarize_log_weights(log_w, log_z_base=0.0, n_betas=None, return_weights=Fa
         "n_betas": n_betas,
         "effective_sample_size": float(np.sum(r) ** 2 / np.sum(r**2)),
     }
+    _warn_if_degenerate(out)
     if return_weights:
         out["log_weights"] = log_w
     return out
+
+
+class AISWarning(UserWarning):
+    """An AIS estimate that rests on too few effective chains to be trusted."""
+
+
+def _warn_if_degenerate(result, min_fraction=0.1, min_chains=10):
+    """Warn when the importance weights are dominated by a few chains: the log Z (and
+    its standard error, computed from the same weights) is then unreliable."""
+    ess, n = result["effective_sample_size"], result["n_chains"]
+    if ess < max(min_chains, min_fraction * n):
+        warnings.warn(
+            f"AIS log Z rests on an effective sample size of {ess:.1f} of {n} chains: the estimate "
+            f"(log Z {result['log_z']:.2f} ± {result['stderr']:.2f}) cannot be trusted. Run more chains "
+            f"(n_chains) or more temperatures (n_betas, now {result['n_betas']}).",
+            AISWarning,
+            stacklevel=3,
+        )
 
 
 def softplus_difference(y, d):
