@@ -114,3 +114,16 @@ def _recompile_kwargs(model):
     if isinstance(model, gan.GAN):
         return {"d_optimizer": keras.optimizers.Adam(1e-3), "g_optimizer": keras.optimizers.Adam(1e-3)}
     return {"optimizer": keras.optimizers.Adam(1e-3)}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_sample_takes_a_positive_integer_only(family):
+    model, _ = FAMILIES[family]()
+    model.build_for_data()
+    assert model.sample(np.int64(3), seed=0).shape[0] == 3
+    for bad in (2.7, 3.0, True, "3", None):
+        with pytest.raises(TypeError, match="positive integer"):
+            model.sample(bad, seed=0)
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="positive integer"):
+            model.sample(bad, seed=0)

@@ -13,6 +13,7 @@ import contextlib
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gen.core import compat, validation
@@ -298,9 +299,12 @@ class GenerativeModel(keras.Model):
         `seed=None` advances the model's seed generator; an integer gives the
         same samples every time, whatever the generator's state.
         """
+        # A count, not something that rounds to one: sample(2.7) or sample(True) is a bug.
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"sample() needs a positive integer n, got {n!r} ({type(n).__name__}).")
         n = int(n)
         if n < 1:
-            raise ValueError(f"sample() needs n >= 1, got {n}.")
+            raise ValueError(f"sample() needs a positive integer n, got {n}.")
         # keras.random treats an int seed as stateless: same int, same draw.
         draw_seed = self.seed_generator if seed is None else int(seed)
         return keras.ops.convert_to_numpy(self.generate_samples(n, draw_seed, **kwargs))
