@@ -1,6 +1,12 @@
 """Helpers shared by the test modules."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
+import pytest
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -13,3 +19,38 @@ class Interrupt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 == self.at_epoch:
             raise KeyboardInterrupt(f"simulated interruption after epoch {epoch + 1}")
+
+
+def _run_without_keras_gen(body, folder):
+    """Run `body` (Python; `d` is `folder`, `np`, `tf`, `served` the SavedModel in
+    folder/export) in a fresh interpreter that never imports keras_gen; its stdout."""
+    script = (
+        textwrap.dedent(
+            """
+        import sys, os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import numpy as np, tensorflow as tf
+        d = sys.argv[1]
+        served = tf.saved_model.load(os.path.join(d, "export"))
+        """
+        )
+        + textwrap.dedent(body)
+        + '\nassert "keras_gen" not in sys.modules\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=str(folder),
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture
+def serve_without_keras_gen():
+    """`serve_without_keras_gen(body, folder)`: check an export from a process without keras_gen."""
+    return _run_without_keras_gen

@@ -119,13 +119,15 @@ class GenerativeModel(keras.Model):
         )
 
     # ----------------------------------------------------------- data contract
+    # Families set `_data_shape` (and `_data_domain` unless it is "real") or
+    # override these properties.
     @property
     def data_shape(self):
-        raise NotImplementedError
+        return self._data_shape
 
     @property
     def data_domain(self):
-        return "real"
+        return getattr(self, "_data_domain", "real")
 
     def validate_data(self, data):
         """Raise a clear error if `data` does not fit this model.

@@ -201,14 +201,6 @@ class DiffusionModel(GenerativeModel):
         self.built = True  # the network arrives built
 
     @property
-    def data_shape(self):
-        return self._data_shape
-
-    @property
-    def data_domain(self):
-        return self._data_domain
-
-    @property
     def metrics(self):
         return [self.loss_tracker]
 

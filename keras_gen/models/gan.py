@@ -149,14 +149,6 @@ class GAN(GenerativeModel):
 
     # The data contract
     @property
-    def data_shape(self):
-        return self._data_shape
-
-    @property
-    def data_domain(self):
-        return self._data_domain
-
-    @property
     def metrics(self):
         trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_x_tracker, self.d_g_z_tracker]
         return trackers + ([self.penalty_tracker] if self.gradient_penalty_weight else [])
