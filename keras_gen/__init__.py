@@ -4,8 +4,8 @@ The folder tree is the architecture; lower layers never import higher ones:
 
     core/        the contract every family shares (base model, validation, random
                  numbers, distribution, caching, atomic files, Keras compatibility)
-    sampling/    samplers shared by the families (block Gibbs, AIS, diffusion)
-    models/      one module per family (vae, rbm, dbn, gan, diffusion, ising, classifier)
+    sampling/    samplers shared by the families (block Gibbs, AIS, diffusion, Langevin)
+    models/      one module per family (vae, rbm, dbn, gan, diffusion, ebm, ising, classifier)
     physics/     the 2-D Ising model: lattice, Monte Carlo, exact results, observables
     zoo/         named pretrained models: cards, the factory registry, publishing
     evaluation/  likelihoods, sample quality, the evaluation table
@@ -57,5 +57,5 @@ if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
 # `keras.saving.load_model` finds them once keras_gen is imported.
 import importlib  # noqa: E402
 
-for _family in ("classifier", "dbn", "diffusion", "gan", "ising", "rbm", "vae"):
+for _family in ("classifier", "dbn", "diffusion", "ebm", "gan", "ising", "rbm", "vae"):
     importlib.import_module(f"keras_gen.models.{_family}")

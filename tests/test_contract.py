@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_gen.models import diffusion, gan, rbm, vae
+from keras_gen.models import diffusion, ebm, gan, rbm, vae
 
 
 def binary_data(n=96, dim=12, seed=0):
@@ -58,7 +58,23 @@ def ddpm():
     return model, symmetric_data()
 
 
-FAMILIES = {"vae": dense_vae, "rbm_pcd": pcd_rbm, "gan": standard_gan, "wgan_gp": wgan_gp, "diffusion": ddpm}
+def langevin_ebm():
+    model = ebm.make_ebm(
+        "mlp", (12,), sample_range=(-1, 1), buffer_size=64, langevin_steps=4, step_size=0.05, noise_scale=None,
+        gradient_clip=0.5, sample_steps=5, seed=3, network_kwargs={"hidden": [16]},
+    )  # fmt: skip
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, beta_1=0.0))
+    return model, symmetric_data()
+
+
+FAMILIES = {
+    "vae": dense_vae,
+    "rbm_pcd": pcd_rbm,
+    "gan": standard_gan,
+    "wgan_gp": wgan_gp,
+    "diffusion": ddpm,
+    "ebm": langevin_ebm,
+}
 
 
 def trained_weights(make, with_validation):
@@ -98,7 +114,7 @@ def test_evaluation_is_a_function_of_the_weights(family):
 
 @pytest.mark.parametrize("requested", ["auto", False])
 def test_saved_model_keeps_the_requested_jit_compile(tmp_path, requested):
-    for make in (dense_vae, standard_gan, ddpm):
+    for make in (dense_vae, standard_gan, ddpm, langevin_ebm):
         model, x = make()
         model.compile(**_recompile_kwargs(model), jit_compile=requested)
         model.fit(x[:32], epochs=1, batch_size=32, verbose=0)

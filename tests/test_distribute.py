@@ -75,6 +75,11 @@ COMMON = textwrap.dedent(
             from keras_gen.models.diffusion import make_diffusion
             model = make_diffusion("mlp", (12,), steps=50, ema_momentum=0.9, seed=3,
                                    network_kwargs={"hidden": [16, 16]}, name="diffusion")
+        elif family == "ebm":  # Langevin negatives, the replay buffer written by every replica
+            from keras_gen.models.ebm import make_ebm
+            model = make_ebm("mlp", (12,), data_domain="unit", buffer_size=48, langevin_steps=3, step_size=0.05,
+                             noise_scale=None, gradient_clip=0.5, seed=3, network_kwargs={"hidden": [16, 16]},
+                             name="ebm")
         else:
             raise SystemExit(f"unknown family {family}")
         model.build_for_data()
@@ -206,7 +211,7 @@ def finish(proc_timeout, out_path):
         return json.load(f)
 
 
-FAMILIES = ["vae", "rbm", "rbm-cd", "gan", "gan-wgan-gp", "diffusion"]
+FAMILIES = ["vae", "rbm", "rbm-cd", "gan", "gan-wgan-gp", "diffusion", "ebm"]
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +240,8 @@ def test_mirrored_two_replicas_equal_one_device(family, mirrored_results):
     assert any("seed_generator_state" in k for k in r["restored_keys"])
     if family == "rbm":
         assert any("persistent_chains" in k for k in r["restored_keys"])
+    if family == "ebm":
+        assert any("replay_buffer" in k for k in r["restored_keys"])
     # The model's own seed generator (the first variable) drew at least once in each of the 8 steps.
     assert r["seed_state"][0][1] >= 8, r["seed_state"]
     # Reported metrics are global: the same numbers as on one device.

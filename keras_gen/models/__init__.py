@@ -6,6 +6,8 @@
 * `gan` (networks in `gan_networks`): MLP GAN, DCGAN, WGAN, WGAN-GP.
 * `diffusion`: denoising diffusion (UNet and MLP denoisers, DDPM/DDIM sampling,
   classifier-free guidance).
+* `ebm`: energy-based models trained with Langevin negatives from a replay
+  buffer (MLP and conv energies).
 * `ising`: the models of the 2-D Ising model (one RBM per temperature, the
   exact bond RBM, the periodic VAE).
 * `classifier`: the MNIST domain classifier behind the sample-quality metrics.

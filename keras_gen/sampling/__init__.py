@@ -6,4 +6,6 @@
 * `diffusion`: noise schedules, the forward process, DDPM/DDIM sampling and
   DDIM inversion for any denoiser, with the exact Gaussian answers that
   check them.
+* `langevin`: unadjusted (ULA/SGLD) and Metropolis-adjusted (MALA) Langevin
+  dynamics on any differentiable energy, with the exact Gaussian answers.
 """

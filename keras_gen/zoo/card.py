@@ -11,7 +11,7 @@ Schema version 1 (fields in file order; `?` marks an optional field):
 
     schema_version   1
     name             str, the file's stem
-    family           "vae" | "rbm" | "dbn" | "gan" | "classifier"
+    family           "vae" | "rbm" | "dbn" | "gan" | "diffusion" | "ebm" | "classifier"
     description      str
     architecture     {"factory": registry key, "kwargs": {...}}
     compile?         {argument: JSON value or an optimizer config}; no jit_compile
@@ -41,7 +41,7 @@ from pathlib import Path
 from keras_gen.zoo import registry
 
 SCHEMA_VERSION = 1
-FAMILIES = ("vae", "rbm", "dbn", "gan", "diffusion", "classifier")
+FAMILIES = ("vae", "rbm", "dbn", "gan", "diffusion", "ebm", "classifier")
 # Built-in Keras optimizers whose configs hold plain numbers; a card's
 # optimizer is rebuilt from this list by name, never from a module path.
 OPTIMIZERS = (

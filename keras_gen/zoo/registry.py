@@ -14,6 +14,7 @@ import inspect
 from keras_gen.models.classifier import make_mnist_classifier
 from keras_gen.models.dbn import make_dbn
 from keras_gen.models.diffusion import make_diffusion
+from keras_gen.models.ebm import make_ebm
 from keras_gen.models.gan import make_gan, make_toy_gan
 from keras_gen.models.ising import make_ising_rbms, make_ising_vae
 from keras_gen.models.rbm import make_rbm
@@ -24,6 +25,7 @@ FACTORIES = {
     "rbm": make_rbm,
     "dbn": make_dbn,
     "diffusion": make_diffusion,
+    "ebm": make_ebm,
     "gan": make_gan,
     "toy_gan": make_toy_gan,
     "ising_rbms": make_ising_rbms,
