@@ -3,7 +3,8 @@
 * `report`: a benchmark's results as a section of BENCHMARKS.md, headed by
   the machine, date and command (`BenchmarksFile`, `markdown_table`).
 * `timing`: the float32 matmul ceiling and repetitions in rotating order.
-* `vae`, `dcgan`: the reference implementations keras-gen is timed against
-  (the keras.io VAE example, the TensorFlow DCGAN tutorial), keras-gen's own
+* `vae`, `dcgan`, `diffusion`: the reference implementations keras-gen is
+  timed against (the keras.io VAE example, the TensorFlow DCGAN tutorial, the
+  keras.io DDIM example), keras-gen's own
   contenders in the same configuration, and their FLOP counts.
 """

@@ -153,7 +153,8 @@ class DiffusionModel(GenerativeModel):
     """A denoiser `network([x_t, t(, label)])` trained to reverse a fixed noising process.
 
     * `schedule`, `steps`: the forward process ("cosine" or "linear", T steps);
-    * `prediction`: what the network outputs, "v" (default) or "epsilon". With
+    * `prediction`: what the network outputs, "epsilon" (default, Ho et al.) or
+      "v" (what the zoo's entries use, and the better choice for DDIM). With
       eps, x0 = (x_t - s eps) / a divides by the signal rate a, which is 5e-5
       at the cosine schedule's last step: a deterministic (DDIM) sampler
       multiplies the network's error there by a_s / a ~ 1,000 (measured on
