@@ -196,10 +196,43 @@ def _diffusion_setup(dataset, args):
     return model, "symmetric", False, {"steps": 50}
 
 
+def _ebm_setup(dataset, args):
+    import keras
+
+    from keras_gen import data
+    from keras_gen.models.ebm import make_ebm
+
+    name = f"ebm_{dataset}"
+    if dataset in data.TOY_DATASETS:
+        # The ebm_ring8 recipe's settings (training/ebm_ring8.py): exact Langevin
+        # negatives, so the energy is a density.
+        model = make_ebm(
+            "mlp",
+            (2,),
+            sample_range=(-3.0, 3.0),
+            langevin_steps=args.k or 100,
+            step_size=1e-4,
+            noise_scale=None,
+            gradient_clip=None,
+            sample_steps=2000,
+            network_kwargs={"hidden": [args.hidden or 128] * 3},
+            seed=args.seed,
+            name=name,
+        )
+        args.optimizer = keras.optimizers.Adam(args.learning_rate or 1e-3, beta_1=0.0)
+        return model, None, True, {"steps": 500}
+    # The conv energy with the documented defaults of EnergyModel (60 steps of
+    # size 10, noise 0.005, a buffer of 8,192), on images in [-1, 1].
+    model = make_ebm("conv", data.data_shape(dataset), langevin_steps=args.k or 60, seed=args.seed, name=name)
+    args.optimizer = keras.optimizers.Adam(args.learning_rate or 1e-4, beta_1=0.0)
+    return model, "symmetric", False, {}
+
+
 FAMILIES = {
     "vae": _vae_setup,
     "rbm": _rbm_setup,
     "diffusion": _diffusion_setup,
+    "ebm": _ebm_setup,
     "gan": lambda dataset, args: _gan_setup(dataset, args, "gan"),
     "dcgan": lambda dataset, args: _gan_setup(dataset, args, "dcgan"),
     "wgan": lambda dataset, args: _gan_setup(dataset, args, "wgan"),
@@ -325,18 +358,24 @@ def load_model(name_or_path):
     return zoo.load(name_or_path)
 
 
+# Sampler options of `keras-gen sample`; a model takes those its `generate_samples` accepts.
+SAMPLE_OPTIONS = ("steps", "eta", "label", "guidance", "step_size", "method")
+
+
 def cmd_sample(args):
+    import inspect
+
     import numpy as np
 
     from keras_gen import plots
 
     model = load_model(args.model)
-    options = {k: getattr(args, k) for k in ("steps", "eta", "label", "guidance") if getattr(args, k) is not None}
-    if options and not hasattr(model, "schedule"):
-        raise SystemExit(
-            f"keras-gen sample: --{'/--'.join(options)} apply to diffusion models; {model.name} is a "
-            f"{type(model).__name__}."
-        )
+    options = {k: getattr(args, k) for k in SAMPLE_OPTIONS if getattr(args, k) is not None}
+    accepted = inspect.signature(model.generate_samples).parameters
+    refused = [k for k in options if k not in accepted]
+    if refused:
+        flags = "/".join("--" + k.replace("_", "-") for k in refused)
+        raise SystemExit(f"keras-gen sample: {flags} do not apply to {model.name}, a {type(model).__name__}.")
     try:
         samples = model.sample(args.n, seed=args.seed, **options)
     except ValueError as err:  # e.g. a label for an unconditional model
@@ -434,8 +473,8 @@ def build_parser():
         "family",
         nargs="?",
         default="vae",
-        help="vae (default), rbm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over their "
-        "5 critic steps); for a zoo name, prints the command that reproduces it",
+        help="vae (default), rbm, diffusion, ebm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over "
+        "their 5 critic steps); for a zoo name, prints the command that reproduces it",
     )
     train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
     train.add_argument("--epochs", type=positive_int, default=None)
@@ -443,12 +482,12 @@ def build_parser():
     train.add_argument("--steps-per-epoch", type=positive_int, default=None)
     train.add_argument("--learning-rate", type=positive_float, default=None)
     train.add_argument("--latent-dim", type=positive_int, default=None)
-    train.add_argument("--hidden", type=positive_int, default=None, help="hidden units (RBM)")
+    train.add_argument("--hidden", type=positive_int, default=None, help="hidden units (RBM; width of toy MLPs)")
     train.add_argument(
         "--k",
         type=positive_int,
         default=None,
-        help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys)",
+        help="Gibbs steps per update (RBM; default 1 on MNIST, 10 on the 2-D toys); Langevin steps (ebm)",
     )
     train.add_argument(
         "--ema-momentum",
@@ -485,10 +524,14 @@ def build_parser():
     sample.add_argument("model", help="zoo name or .keras file")
     sample.add_argument("-n", type=positive_int, default=100)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--steps", type=positive_int, default=None, help="diffusion: reverse steps (default 50)")
+    sample.add_argument(
+        "--steps", type=positive_int, default=None, help="diffusion: reverse steps (default 50); ebm: Langevin steps"
+    )
     sample.add_argument("--eta", type=float, default=None, help="diffusion: 0 DDIM (default), 1 DDPM")
     sample.add_argument("--label", type=int, default=None, help="diffusion: the class to draw (conditional models)")
     sample.add_argument("--guidance", type=float, default=None, help="diffusion: classifier-free guidance weight")
+    sample.add_argument("--step-size", type=positive_float, default=None, help="ebm: Langevin step size")
+    sample.add_argument("--method", choices=("ula", "mala"), default=None, help="ebm: Langevin sampler")
     sample.add_argument("--out", default=None)
     sample.add_argument("--npy", default=None, help="also save the samples as .npy")
     sample.set_defaults(func=cmd_sample)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen.callbacks import EnergyDivergenceGuard, TrainingDiverged
-from keras_gen.evaluation.likelihood import grid_log_likelihood, grid_log_partition
+from keras_gen.evaluation.likelihood import grid_log_likelihood, grid_log_partition, grid_samples
 from keras_gen.models import ebm
 from keras_gen.sampling import langevin
 
@@ -182,3 +182,30 @@ def test_export_serves_energy_score_and_samples_without_keras_gen(tmp_path, serv
         tmp_path,
     )
     assert "served (5,) (5, 2) (6, 2) (5, 2)" in output
+
+
+def test_grid_samples_are_exact_samples_of_the_density():
+    stds = np.array([0.3, 0.5])
+    energy = langevin.quadratic_energy(np.diag(1 / stds**2), mean=[0.2, -0.1])
+    x = grid_samples(lambda v: energy(v).numpy(), -4.0, 4.0, points=400, n=20_000, seed=1)
+    se = stds / np.sqrt(len(x))
+    assert np.all(np.abs(x.mean(0) - [0.2, -0.1]) < 5 * se)
+    assert np.all(np.abs(x.std(0) - stds) < 5 * stds / np.sqrt(2 * len(x)))
+
+
+def test_cli_trains_and_samples_an_energy_model(tmp_path, monkeypatch, capsys):
+    from keras_gen import cli
+
+    monkeypatch.chdir(tmp_path)
+    cli.main(
+        ["train", "ebm", "--epochs", "1", "--steps-per-epoch", "4", "--hidden", "16", "--k", "5", "--verbose", "0"]
+        + ["--out", "run"]
+    )
+    assert (tmp_path / "run" / "model.keras").exists()
+    capsys.readouterr()
+    cli.main(["sample", "run/model.keras", "-n", "32", "--steps", "20", "--method", "mala", "--step-size", "1e-4"]
+             + ["--npy", "s.npy", "--out", "s.png"])  # fmt: skip
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (32, 2) and np.isfinite(samples).all() and np.abs(samples).max() <= 3.0
+    with pytest.raises(SystemExit, match="--eta do not apply"):
+        cli.main(["sample", "run/model.keras", "-n", "4", "--eta", "1.0"])

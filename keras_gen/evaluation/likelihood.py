@@ -149,7 +149,20 @@ def log_likelihood(model_or_layer, v, method="auto", max_bits=20, **ais_kwargs):
 
 
 # ------------------------------------------------- densities known up to Z, in 2-D
-def grid_log_partition(energy_fn, low, high, points=1024, batch_size=1 << 16):
+def _grid(low, high, points):
+    edges = np.linspace(low, high, points + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    xx, yy = np.meshgrid(centres, centres, indexing="ij")
+    return np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
+
+
+def _grid_energies(energy_fn, grid, batch_size=1 << 16):
+    return np.concatenate(
+        [np.asarray(energy_fn(grid[i : i + batch_size]), np.float64) for i in range(0, len(grid), batch_size)]
+    )
+
+
+def grid_log_partition(energy_fn, low, high, points=1024):
     """log Z = log of the integral of exp(-E) over the square [low, high]^2, by the
     midpoint rule on a `points` x `points` grid (float64 accumulation).
 
@@ -158,15 +171,20 @@ def grid_log_partition(energy_fn, low, high, points=1024, batch_size=1 << 16):
     resolves the density (the tests compare with Gaussians' closed form).
     Mass outside the square is not counted: choose it to hold the density.
     """
-    edges = np.linspace(low, high, points + 1)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    xx, yy = np.meshgrid(centres, centres, indexing="ij")
-    grid = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
-    log_cell = 2.0 * math.log((high - low) / points)
-    energies = np.concatenate(
-        [np.asarray(energy_fn(grid[i : i + batch_size]), np.float64) for i in range(0, len(grid), batch_size)]
-    )
-    return _logsumexp(-energies) + log_cell
+    energies = _grid_energies(energy_fn, _grid(low, high, points))
+    return _logsumexp(-energies) + 2.0 * math.log((high - low) / points)
+
+
+def grid_samples(energy_fn, low, high, points=1024, n=1000, seed=0):
+    """n exact samples of exp(-E) on [low, high]^2, up to the grid: a cell drawn with
+    its probability mass, a point uniform within it (float32)."""
+    grid = _grid(low, high, points)
+    energies = _grid_energies(energy_fn, grid)
+    weights = np.exp(-(energies - energies.min()))
+    rng = np.random.default_rng(seed)
+    cells = rng.choice(len(grid), size=n, p=weights / weights.sum())
+    cell = (high - low) / points
+    return (grid[cells] + cell * (rng.random((n, 2)) - 0.5)).astype(np.float32)
 
 
 def grid_log_likelihood(energy_fn, x, low, high, points=1024):
