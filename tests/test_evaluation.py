@@ -365,3 +365,39 @@ def test_frechet_distance_callback_logs_a_metric_checkpoints_can_monitor(classif
     # Training moves samples towards the digits (by far more than the
     # measurement's noise: 234 steps per epoch, not a handful).
     assert history["val_fd"][1] < 0.9 * history["val_fd"][0], history["val_fd"]
+
+
+def test_auroc_is_the_mann_whitney_statistic():
+    from keras_gen.evaluation.ood import auroc
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1.0, 1.0, 200).round(1), rng.normal(0.0, 1.0, 150).round(1)  # rounded: ties
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert abs(auroc(pos, neg) - pairs) < 1e-12
+    assert auroc([2.0, 3.0], [0.0, 1.0]) == 1.0 and auroc([0.0], [1.0]) == 0.0 and auroc([1.0], [1.0]) == 0.5
+
+
+def test_every_density_family_scores_inputs_for_ood_detection():
+    """log_density exists for the EBM, RBM and VAE, in each one's own input format."""
+    from keras_gen.evaluation import ood
+    from keras_gen.models.ebm import make_ebm
+    from keras_gen.models.rbm import make_rbm
+    from keras_gen.models.vae import make_vae
+
+    x = np.random.default_rng(1).random((6, 28, 28, 1)).astype("float32")
+    models = [
+        make_ebm("conv", (28, 28, 1), buffer_size=8, seed=0),
+        make_rbm("bernoulli", 784, 8, seed=0),
+        make_vae("conv", (28, 28, 1), latent_dim=2, seed=0),
+    ]
+    for model in models:
+        model.build_for_data()
+        scores = ood.log_densities(model, x)
+        assert scores.shape == (6,) and np.isfinite(scores).all(), type(model).__name__
+        np.testing.assert_array_equal(scores, ood.log_densities(model, x))  # deterministic
+        table = ood.ood_scores(model, x)
+        assert set(table) == set(ood.OUTLIER_SETS) and all(0.0 <= v <= 1.0 for v in table.values())
+    ebm = models[0]
+    np.testing.assert_allclose(ood.log_densities(ebm, x), -ebm.energy(2 * x - 1).numpy(), rtol=1e-6)
+    rbm = models[1]
+    np.testing.assert_allclose(ood.log_densities(rbm, x), -rbm.layer.free_energy(x.reshape(6, -1)).numpy(), rtol=1e-5)

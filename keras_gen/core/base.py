@@ -314,6 +314,15 @@ class GenerativeModel(keras.Model):
     def generate_samples(self, n, seed, **kwargs):
         raise NotImplementedError
 
+    def log_density(self, x):
+        """A score of how likely each example of `x` is: log p(x) up to a constant
+        the same for every x (an unnormalised log-density, or a bound on it).
+
+        Families with one override this (RBM: -free energy; VAE: the ELBO;
+        EBM: -energy); it ranks inputs, e.g. for out-of-distribution detection.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no tractable log-density.")
+
     # ------------------------------------------------------------------ export
     def serving_endpoints(self):
         """Map signature name -> (function, [tf.TensorSpec, ...]).

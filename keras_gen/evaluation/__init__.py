@@ -2,6 +2,7 @@
 
 * `likelihood`: exact log Z by enumeration, AIS and reverse AIS (RBMs).
 * `metrics`: Fréchet distance, classifier score, KID, precision/recall, MMD.
+* `ood`: out-of-distribution detection by a model's `log_density` (AUROC).
 * `sample_quality`: the classifier's view of image sets, and the reference rows.
 * `table`: `evaluate(model_or_name)`, one row of the zoo's evaluation table.
 * `zoo_table`: `evaluate_zoo`, the whole table as a section of BENCHMARKS.md

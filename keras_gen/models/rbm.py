@@ -409,6 +409,10 @@ class RBM(GenerativeModel):
         return out
 
     # ----------------------------------------------------------------- sampling
+    def log_density(self, x):
+        """-F(v): log p(v) up to the constant log Z."""
+        return -self.layer.free_energy(self.layer._cast(x))
+
     def generate_samples(self, n, seed, gibbs_steps=1000, init=None, return_probabilities=True):
         """n samples after `gibbs_steps` sweeps from random states (or `init`).
 

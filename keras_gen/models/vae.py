@@ -226,6 +226,12 @@ class VAE(GenerativeModel):
         z_mean, _ = self.encoder(x, training=training)
         return self.decode(z_mean, training=training)
 
+    def log_density(self, x, seed=0):
+        """The ELBO per example (one draw of z, from the stateless `seed`): a lower
+        bound on log p(x) (`importance_weighted_log_likelihood` tightens it)."""
+        reconstruction, kl = self.elbo_terms(ops.convert_to_tensor(x, "float32"), seed=seed_tensor(seed))
+        return -(reconstruction + kl)
+
     def generate_samples(self, n, seed):
         """Means of p(x|z) for z ~ N(0, I) (the smooth images users expect)."""
         z = keras.random.normal((n, self.latent_dim), seed=seed)

@@ -33,7 +33,9 @@ def headline(card):
     if "test_log_likelihood_nats" in m:
         error = m.get("test_log_likelihood_data_sem", m.get("test_log_likelihood_sem"))
         how = "AIS" if "log_z_stderr" in m else "exact"
-        out.append(f"test log-likelihood {_with_error(m['test_log_likelihood_nats'], error)} nats ({how})")
+        floor = m.get("true_density_test_log_likelihood")
+        floor = "" if floor is None else f"; the true density's: {floor:.2f}"
+        out.append(f"test log-likelihood {_with_error(m['test_log_likelihood_nats'], error)} nats ({how}{floor})")
     if "modes_covered_within_10_std" in m:
         out.append(f"{m['modes_covered_within_10_std']}/8 modes")
     if "modes_covered" in m and "mmd" in m:
