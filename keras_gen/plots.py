@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _as_images(samples):
@@ -96,13 +97,21 @@ def plot_history(history, path, title="Training"):
     names = sorted({k[4:] if k.startswith("val_") else k for k in logs} - {"epoch_seconds", "learning_rate"})
     if not names:
         raise ValueError("The history holds no metrics to plot.")
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    # At most three panels a row: a long row of panels is too wide to read.
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
         for key, style in ((name, "-"), ("val_" + name, "--")):
             if key in logs and not np.all(np.isnan(np.asarray(logs[key], dtype=float))):
                 values = logs[key]
-                ax.plot(np.arange(1, len(values) + 1), values, style, label=key)
+                # Markers on short runs: a one-epoch curve is a single point.
+                marker = "o" if len(values) < 20 else None
+                ax.plot(np.arange(1, len(values) + 1), values, style, marker=marker, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         _zoom_past_the_first_epochs(ax, [logs[k] for k in (name, "val_" + name) if k in logs])
         ax.legend()

@@ -258,3 +258,16 @@ def test_cli_trains_and_samples_a_diffusion_model(tmp_path, monkeypatch, capsys)
     assert samples.shape == (64, 2) and np.isfinite(samples).all()
     with pytest.raises(SystemExit, match="class-conditional"):
         cli.main(["sample", "run/model.keras", "-n", "4", "--label", "3"])  # unconditional: no labels
+
+
+def test_stop_after_gives_the_points_of_one_trajectory():
+    """A deterministic run stopped after k steps, continued over the remaining steps from there,
+    is the full run: stop_after returns points of the same trajectory."""
+    model = tiny_model()
+    x_T = gaussian_points(8, seed=2)
+    full = model.sample(8, seed=1, steps=10, x_T=x_T)
+    start = model.sample(8, seed=1, steps=10, x_T=x_T, stop_after=0)
+    np.testing.assert_array_equal(start, x_T)
+    middle = model.sample(8, seed=1, steps=10, x_T=x_T, stop_after=4)
+    assert not np.allclose(middle, full) and not np.allclose(middle, x_T)
+    np.testing.assert_allclose(model.sample(8, seed=1, steps=10, x_T=x_T, stop_after=10), full, atol=1e-6)

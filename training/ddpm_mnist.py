@@ -22,6 +22,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from keras_gen import data, evaluation
 from keras_gen.models.diffusion import make_diffusion
@@ -70,11 +71,84 @@ def train(args):
     return os.path.join(args.out, "model.keras")
 
 
+STEPS_COMPARED = (10, 20, 50, 100, 1000)
+GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def steps_table(model, n_samples, classifier, seed=0):
+    """FD, score and precision/recall against the number of DDIM steps, same n for each."""
+    from keras_gen.evaluation.sample_quality import ImageSet, mnist_set, sample_quality, to_images
+
+    test = mnist_set("test", classifier, seed=seed)
+    rows = {}
+    for steps in STEPS_COMPARED:
+        samples, rate = evaluation.generate(model, n_samples, seed=seed, steps=steps, eta=0.0)
+        quality = sample_quality(ImageSet(to_images(samples, "symmetric"), classifier), test, seed=seed)
+        rows[str(steps)] = {k: round(float(quality[k]), 4) for k in ("fd", "score", "precision", "recall")}
+        rows[str(steps)]["samples_per_second"] = round(rate, 1)
+        print("steps", steps, rows[str(steps)], flush=True)
+    return {"n_samples": n_samples, "sampler": "DDIM (eta 0), unconditional", "rows": rows}
+
+
+def guidance_figure(model, path, seed=3):
+    """Rows: the digits 0-9; columns: guidance weights; the same starting noise in every column."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(10, len(GUIDANCE_SWEEP), figsize=(1.3 * len(GUIDANCE_SWEEP), 13), layout="constrained")
+    x_T = np.random.default_rng(seed).standard_normal((10, 28, 28, 1)).astype("float32")
+    for c, w in enumerate(GUIDANCE_SWEEP):
+        for label in range(10):
+            image = model.sample(1, seed=seed, label=label, guidance=w, x_T=x_T[label : label + 1], **SAMPLE_KWARGS)
+            axes[label, c].imshow(image[0, :, :, 0], cmap="gray_r", vmin=-1, vmax=1)
+            axes[label, c].set_xticks([])
+            axes[label, c].set_yticks([])
+        axes[0, c].set_title(f"w = {w:g}", fontsize=9)
+    fig.suptitle(f"{NAME}: classifier-free guidance, one starting noise per row", fontsize=10)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def trajectory_figure(model, path, seed=5, n=6, snapshots=(50, 40, 30, 20, 10, 5, 0)):
+    """DDIM from noise to digits: the state with k of 50 steps left, for k in `snapshots`
+    (`stop_after`: the same deterministic run stopped early, so each column continues
+    the one before)."""
+    import matplotlib.pyplot as plt
+
+    x_T = np.random.default_rng(seed).standard_normal((n, 28, 28, 1)).astype("float32")
+    states = [(k, model.sample(n, seed=seed, steps=50, eta=0.0, x_T=x_T, stop_after=50 - k)) for k in snapshots]
+    fig, axes = plt.subplots(n, len(states), figsize=(1.3 * len(states), 1.3 * n), layout="constrained")
+    for c, (remaining, x) in enumerate(states):
+        for r in range(n):
+            axes[r, c].imshow(np.clip(x[r, :, :, 0], -1, 1), cmap="gray_r", vmin=-1, vmax=1)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[0, c].set_title(f"{remaining} left", fontsize=9)
+    fig.suptitle(f"{NAME}: a DDIM trajectory (50 steps) from noise", fontsize=10)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def finalize(model_path, args):
     model = keras.saving.load_model(model_path)
     t0 = time.time()
-    row = evaluation.evaluate(model, n_samples=args.samples, **SAMPLE_KWARGS)
+    row = evaluation.evaluate(model, n_samples=args.samples, sample_kwargs=SAMPLE_KWARGS)
+    classifier = evaluation.load_classifier()
+    by_steps = steps_table(model, args.steps_samples, classifier, seed=args.seed)
+    by_class = {
+        f"guidance_{w:g}": evaluation.conditional_accuracy(
+            model, classifier, n_per_class=200, guidance=w, **SAMPLE_KWARGS
+        )
+        for w in (0.0, 1.0)
+    }
     eval_seconds = time.time() - t0
+    figures = os.path.join(args.root, "zoo", "figures")
+    os.makedirs(figures, exist_ok=True)
+    guidance_figure(model, os.path.join(figures, f"{NAME}_guidance.png"))
+    trajectory_figure(model, os.path.join(figures, f"{NAME}_trajectory.png"))
+    from keras_gen import plots
+
+    samples = model.sample(100, seed=args.seed, **SAMPLE_KWARGS)
+    plots.save_samples(samples, os.path.join(figures, f"{NAME}_samples.png"), title=f"{NAME}: 100 samples (DDIM 50)")
     history, epochs, train_seconds = run_history(args.out)
     card = publish(
         model,
@@ -88,7 +162,11 @@ def finalize(model_path, args):
         compile={"optimizer": keras.optimizers.Adam(LEARNING_RATE)},
         sample_kwargs=SAMPLE_KWARGS,
         command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
-        metrics={"sample_quality": {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool))}},
+        metrics={
+            "sample_quality": {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool))},
+            "fd_by_sampling_steps": by_steps,
+            "conditional_class_accuracy": by_class,
+        },
         training={
             "epochs": epochs,
             "batch_size": BATCH_SIZE,
@@ -96,6 +174,7 @@ def finalize(model_path, args):
             "seconds": None if train_seconds is None else round(train_seconds),
             "evaluation_seconds": round(eval_seconds),
         },
+        figures=[f"zoo/figures/{NAME}_{kind}.png" for kind in ("samples", "guidance", "trajectory")],
     )
     print(card.metrics)
     return card
@@ -107,6 +186,7 @@ def main(argv=None):
     parser.add_argument("--out", default=f"runs/{NAME}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=10_000, help="samples judged by the evaluation table")
+    parser.add_argument("--steps-samples", type=int, default=2000, help="samples per row of the steps-vs-FD table")
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) without finalizing")
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model, write the card")

@@ -27,6 +27,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from keras_gen import data, evaluation
 from keras_gen.callbacks import EnergyDivergenceGuard
@@ -81,11 +82,68 @@ def train(args):
     return os.path.join(args.out, "model.keras")
 
 
+CHAIN_STEPS = (0, 8, 16, 32, 64, 128, 256)
+
+
+def chain_figure(model, path, n_chains=8, seed=7):
+    """Langevin chains from uniform noise to digits: row = chain, column = step.
+    `sample(n, seed, steps=k)` is the state of the same chains after k steps (each
+    step's noise depends on the step's index only), so the columns are one trajectory."""
+    import matplotlib.pyplot as plt
+
+    snapshots = [model.sample(n_chains, seed=seed, steps=k) for k in CHAIN_STEPS]
+    fig, axes = plt.subplots(
+        n_chains, len(CHAIN_STEPS), figsize=(1.2 * len(CHAIN_STEPS), 1.2 * n_chains), layout="constrained"
+    )
+    for c, k in enumerate(CHAIN_STEPS):
+        for r in range(n_chains):
+            ax = axes[r, c]
+            ax.imshow(snapshots[c][r, :, :, 0], cmap="gray_r", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, c].set_title(f"step {k}", fontsize=9)
+    fig.suptitle(f"{NAME}: Langevin chains from uniform noise (step 10, noise 0.005)", fontsize=10)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def energy_histogram(model, samples, path, n=2000):
+    """E(test digits), E(samples) and E(uniform noise): where the model puts its mass."""
+    import matplotlib.pyplot as plt
+
+    x_test, _ = data.load_arrays("mnist", "test", preprocessing="symmetric")
+    noise = model.uniform_noise((n, 28, 28, 1), np.array([3, 0])).numpy()
+    energies = {
+        "MNIST test digits": model.energy(x_test[:n]).numpy(),
+        "samples (256 steps)": model.energy(samples[:n]).numpy(),
+        "uniform noise": model.energy(noise).numpy(),
+    }
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(min(e.min() for e in energies.values()), max(e.max() for e in energies.values()), 80)
+    for label, e in energies.items():
+        ax.hist(e, bins=bins, alpha=0.6, label=f"{label} (mean {e.mean():.2f})")
+    ax.set_xlabel("energy E(x)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{NAME}: energies of data, samples and noise")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return {label: round(float(e.mean()), 4) for label, e in energies.items()}
+
+
 def finalize(model_path, args):
     model = keras.saving.load_model(model_path)
     t0 = time.time()
-    row = evaluation.evaluate(model, n_samples=args.samples, **SAMPLE_KWARGS)
+    row = evaluation.evaluate(model, n_samples=args.samples, sample_kwargs=SAMPLE_KWARGS)
     eval_seconds = time.time() - t0
+    figures = os.path.join(args.root, "zoo", "figures")
+    os.makedirs(figures, exist_ok=True)
+    chain_figure(model, os.path.join(figures, f"{NAME}_chains.png"))
+    samples = model.sample(2000, seed=args.seed, **SAMPLE_KWARGS)
+    from keras_gen import plots
+
+    plots.save_samples(samples[:100], os.path.join(figures, f"{NAME}_samples.png"), title=f"{NAME}: 100 samples")
+    mean_energies = energy_histogram(model, samples, os.path.join(figures, f"{NAME}_energies.png"))
     history, epochs, train_seconds = run_history(args.out)
     card = publish(
         model,
@@ -99,7 +157,10 @@ def finalize(model_path, args):
         compile={"optimizer": keras.optimizers.Adam(LEARNING_RATE, beta_1=0.0)},
         sample_kwargs=SAMPLE_KWARGS,
         command=f"python training/{NAME}.py --epochs {epochs or args.epochs}",
-        metrics={"sample_quality": {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool))}},
+        metrics={
+            "sample_quality": {k: v for k, v in row.items() if isinstance(v, (int, float, str, bool))},
+            "mean_energies": mean_energies,
+        },
         training={
             "epochs": epochs,
             "batch_size": BATCH_SIZE,
@@ -108,6 +169,7 @@ def finalize(model_path, args):
             "seconds": None if train_seconds is None else round(train_seconds),
             "evaluation_seconds": round(eval_seconds),
         },
+        figures=[f"zoo/figures/{NAME}_{kind}.png" for kind in ("samples", "chains", "energies")],
     )
     print(card.metrics)
     return card

@@ -19,4 +19,11 @@ from keras_gen.evaluation.sample_quality import (  # noqa: F401
     sample_quality,
     to_images,
 )
-from keras_gen.evaluation.table import evaluate, format_row, generate, mnist_test_nll, targets  # noqa: F401
+from keras_gen.evaluation.table import (  # noqa: F401
+    conditional_accuracy,
+    evaluate,
+    format_row,
+    generate,
+    mnist_test_nll,
+    targets,
+)

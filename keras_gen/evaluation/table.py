@@ -142,12 +142,14 @@ def evaluate(
     ais_chains=100,
     ais_betas=None,
     n_reference=None,
+    sample_kwargs=None,
     **quality_kwargs,
 ):
     """One row of the zoo table for a zoo name or a model.
 
     The reference is the MNIST test set (all 10,000 images, or a random
-    `n_reference` of them for quick checks).
+    `n_reference` of them for quick checks). Samples are drawn with
+    `sample_kwargs` (default: the zoo card's, e.g. a diffusion model's steps).
     """
     if isinstance(model_or_name, str):
         entry = zoo.card(model_or_name)
@@ -165,6 +167,8 @@ def evaluate(
         )
     classifier = classifier or load_classifier()
     kwargs = dict((getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}))
+    if sample_kwargs is not None:
+        kwargs = dict(sample_kwargs)
     samples, rate = generate(model, n_samples, seed=seed, **kwargs)
     generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier, label=model.name)
     test = mnist_set("test", classifier, n=n_reference, seed=seed)
@@ -182,6 +186,22 @@ def evaluate(
         )
         row.update(nll or {"nll": None, "nll_method": "none: no tractable likelihood for this family"})
     return row
+
+
+def conditional_accuracy(model, classifier=None, n_per_class=500, seed=0, **sample_kwargs):
+    """For a class-conditional model: the share of its samples of each class that
+    the classifier assigns to that class (`label=k` passed to `sample`).
+
+    Returns {"per_class": [10 accuracies], "mean": their mean}.
+    """
+    classifier = classifier or load_classifier()
+    accuracies = []
+    for label in range(10):
+        samples, _ = generate(model, n_per_class, seed=seed + 100 * label, label=label, **sample_kwargs)
+        images = to_images(samples, getattr(model, "data_domain", "unit"))
+        probabilities = ImageSet(images, classifier).probabilities
+        accuracies.append(float(np.mean(probabilities.argmax(1) == label)))
+    return {"per_class": [round(a, 4) for a in accuracies], "mean": round(float(np.mean(accuracies)), 4)}
 
 
 def targets(row, classifier, seed=0, n_reference=None):

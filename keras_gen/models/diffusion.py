@@ -289,7 +289,7 @@ class DiffusionModel(GenerativeModel):
         unconditional = self.denoise(x, steps, None, network)
         return (1.0 + guidance) * conditional - guidance * unconditional
 
-    def _sampler(self, x_T, steps, eta, seed, labels, guidance):
+    def _sampler(self, x_T, steps, eta, seed, labels, guidance, stop_after=None):
         clip = 1.0 if self._data_domain == "symmetric" else None
         return diffusion.sample(
             lambda x, t: self._guided(x, t, labels, guidance),
@@ -300,11 +300,13 @@ class DiffusionModel(GenerativeModel):
             seed=seed,
             prediction=self.prediction,
             clip=clip,
+            stop_after=stop_after,
         )
 
-    def generate_samples(self, n, seed, steps=50, eta=0.0, label=None, guidance=0.0, x_T=None):
+    def generate_samples(self, n, seed, steps=50, eta=0.0, label=None, guidance=0.0, x_T=None, stop_after=None):
         """n samples after `steps` reverse steps (eta 0: DDIM; 1: DDPM), optionally of
-        class `label` with guidance w; from `x_T` if given, else from N(0, I)."""
+        class `label` with guidance w; from `x_T` if given, else from N(0, I).
+        `stop_after=k`: the state after the first k steps (a trajectory's point)."""
         seed = seed_tensor(seed)
         if label is not None and not self.num_classes:
             raise ValueError("label= needs a class-conditional model (num_classes).")
@@ -319,6 +321,7 @@ class DiffusionModel(GenerativeModel):
             seed,
             labels,
             tf.constant(float(guidance)),
+            tf.constant(int(steps) if stop_after is None else int(stop_after)),
         )
 
     def invert(self, x0, steps=50):

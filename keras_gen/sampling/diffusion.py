@@ -123,14 +123,16 @@ def _step_coefficients(alpha_bar_t, alpha_bar_s, eta):
     return tf.sqrt(alpha_bar_s), direction, sigma
 
 
-def sample(denoise, x_T, schedule, steps, eta=0.0, seed=0, prediction="epsilon", clip=None):
+def sample(denoise, x_T, schedule, steps, eta=0.0, seed=0, prediction="epsilon", clip=None, stop_after=None):
     """Run the reverse process from x_T over `steps` of the schedule's steps.
 
     `denoise(x_t, t)` returns the network's output (eps or v) for a batch at
     the scalar integer step t. eta = 0: DDIM; eta = 1 with steps = T: DDPM's
     ancestral sampler. `clip`: clip x0_hat to [-clip, clip] at every step
-    (images in [-1, 1]). The whole chain is one `tf.while_loop`; call it from
-    a `tf.function` (XLA where faster) to compile it once.
+    (images in [-1, 1]). `stop_after=k` returns the state after the first k
+    of the `steps` steps (a point on the trajectory, for figures). The whole
+    chain is one `tf.while_loop`; call it from a `tf.function` (XLA where
+    faster) to compile it once.
     """
     if isinstance(steps, int):
         schedule.timesteps(steps)  # a clear error for a bad count
@@ -139,6 +141,7 @@ def sample(denoise, x_T, schedule, steps, eta=0.0, seed=0, prediction="epsilon",
     eta = tf.cast(eta, tf.float32)
     seed = seed_tensor(seed)
     n = tf.shape(taus)[0]
+    last = n if stop_after is None else tf.minimum(n, tf.cast(stop_after, tf.int32))
 
     def body(i, x):
         t = taus[i]
@@ -153,7 +156,7 @@ def sample(denoise, x_T, schedule, steps, eta=0.0, seed=0, prediction="epsilon",
         z = standard_normal(tf.shape(x), fold_in(seed, i), x.dtype)
         return i + 1, a_s * x0 + direction * eps + sigma * z
 
-    _, x0 = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), tf.convert_to_tensor(x_T)))
+    _, x0 = tf.while_loop(lambda i, _: i < last, body, (tf.constant(0), tf.convert_to_tensor(x_T)))
     return x0
 
 
