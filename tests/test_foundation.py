@@ -529,17 +529,35 @@ def test_export_serves_without_keras_gen(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "reconstruct.npy"), model.reconstruct(x), rtol=1e-5, atol=1e-6)
 
 
-def test_export_never_overwrites_by_accident(tmp_path):
+def test_export_never_overwrites_by_accident(tmp_path, monkeypatch):
     model = tiny_vae(seed=2)
     model.build_for_data()
     target = tmp_path / "export"
     target.mkdir()
     (target / "precious.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="overwrite"):
-        model.export_saved_model(str(target))
+    # A folder the export did not write is never replaced, with or without overwrite.
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="not written by keras-gen"):
+            model.export_saved_model(str(target), overwrite=overwrite)
     assert (target / "precious.txt").read_text() == "keep me"
-    model.export_saved_model(str(target), overwrite=True)
-    assert (target / "saved_model.pb").exists() and not (target / "precious.txt").exists()
+    (target / "precious.txt").unlink()
+    model.export_saved_model(str(target))  # an empty folder is fine
+    first = sorted(p.name for p in target.iterdir())
+    with pytest.raises(FileExistsError, match="an export"):
+        model.export_saved_model(str(target))
+    model.export_saved_model(str(target), overwrite=True)  # our own export: replaced whole
+    assert sorted(p.name for p in target.iterdir()) == first and "keras_gen_export.json" in first
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        model.export_saved_model(str(target), overwrite=True)
+    # No litter beside the target, and the user's umask on the folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == 0o777 & ~umask
+    monkeypatch.chdir(target)
+    with pytest.raises(FileExistsError, match="current directory"):
+        model.export_saved_model(".", overwrite=True)
 
 
 # ------------------------------------------------------------------ command line
