@@ -12,12 +12,15 @@ For each of the eleven temperatures of Torlai & Melko (2016) (1.0 .. 3.54 with T
   decoder) trained per temperature; spins drawn as z ~ N(0, I), s ~ Bernoulli(decoder).
 * GAN: `keras_gen.models.gan.make_gan("mlp")` on ±1 spins (tanh output) trained per
   temperature; spins drawn as s ~ Bernoulli((G(z) + 1) / 2).
+* diffusion: one class-conditional `make_diffusion("mlp")` for all temperatures (label =
+  the temperature's index) on spins as real numbers +-1; spins are the signs of its
+  ancestral (DDPM) samples (`keras_gen.recipes.ising.train_ising_diffusion`).
 
 Each model's E/N, <|m|>, C and chi (jackknife errors) are compared with the exact
 transfer-matrix values and with the Monte Carlo training data; one PNG per
 observable against T; the table goes to the `ising_models` section of BENCHMARKS.md.
 
-    python benchmarks/ising_models.py [--families rbm bond vae gan] [--train-rbm]
+    python benchmarks/ising_models.py [--families rbm bond vae gan diffusion] [--train-rbm]
 
 A family left out of ``--families`` keeps the rows of the last run that measured it
 (``benchmarks/figures/ising_models.json``, dated in the section).
@@ -48,13 +51,21 @@ from keras_gen.evaluation.ising import (
 )
 from keras_gen.physics import reference_temperatures, transfer_matrix
 from keras_gen.physics.datasets import load_arrays
-from keras_gen.recipes.ising import RBM_RECIPE, VAE_RECIPE, train_ising_vae
+from keras_gen.recipes.ising import (
+    DIFFUSION_RECIPE,
+    RBM_RECIPE,
+    VAE_RECIPE,
+    diffusion_spins,
+    train_ising_diffusion,
+    train_ising_vae,
+)
 
 L = 8
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = BenchmarksFile(os.path.join(ROOT, "BENCHMARKS.md"))
 FIGURES = os.path.join(ROOT, "benchmarks", "figures")
 RECIPE_FILES = {"ising_rbm_L8": "training/ising_rbm.py", "ising_bond_rbm_L8": "training/ising_bond_rbm.py"}
+FAMILY_LABELS = ("Monte Carlo data", "RBM", "bond RBM", "VAE", "GAN", "diffusion")
 GAN_RECIPE = {"latent_dim": 16, "hidden": [128, 128], "epochs": 20, "batch_size": 256, "learning_rate": 2e-4}
 
 
@@ -124,6 +135,20 @@ def gan_rows(temperatures, x, exact, seed=0, n_train=20_000, subset=None, epochs
     return rows, seconds
 
 
+def diffusion_rows(temperatures, x, exact, seed=0, n_train=20_000, epochs=None, n_samples=10_000):
+    """One class-conditional diffusion model for every temperature (`train_ising_diffusion`),
+    its samples' signs compared with the exact values."""
+    t0 = time.perf_counter()
+    model, _ = train_ising_diffusion(x[:, :n_train], L=L, epochs=epochs, seed=seed, verbose=2)
+    seconds = time.perf_counter() - t0
+    rows = []
+    for i, temp in enumerate(temperatures):
+        spins = diffusion_spins(model, n_samples, i, seed=seed + 3000 + i)
+        rows.append(("diffusion", temp, compare_with_exact(spins, temp, {n: exact[n][i] for n in exact})))
+        print(f"diffusion T = {temp:.4f}: " + _summary(rows[-1][2]), flush=True)
+    return rows, seconds
+
+
 def _summary(comp):
     return ", ".join(f"{n} {100 * comp[n]['relative']:+.2f}%" for n in COMPARED)
 
@@ -131,7 +156,10 @@ def _summary(comp):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--families", nargs="+", default=["rbm", "bond", "vae", "gan"], choices=["rbm", "bond", "vae", "gan"]
+        "--families",
+        nargs="+",
+        default=["rbm", "bond", "vae", "gan", "diffusion"],
+        choices=["rbm", "bond", "vae", "gan", "diffusion"],
     )
     parser.add_argument("--train-rbm", action="store_true", help="retrain the zoo RBMs first (recipes)")
     parser.add_argument("--n-samples", type=int, default=100_000, help="Monte Carlo samples per temperature")
@@ -187,6 +215,13 @@ def main(argv=None):
         )
         seconds["GAN"] = (train_s, time.perf_counter() - t0)
 
+    if "diffusion" in args.families:
+        t0 = time.perf_counter()
+        rows["diffusion"], train_s = diffusion_rows(
+            temperatures, x, exact, seed=args.seed, n_train=args.n_train, epochs=args.epochs
+        )
+        seconds["diffusion"] = (train_s, time.perf_counter() - t0)
+
     # Families not run this time keep the rows of the last run that measured them.
     os.makedirs(FIGURES, exist_ok=True)
     results_path = os.path.join(FIGURES, "ising_models.json")
@@ -198,11 +233,11 @@ def main(argv=None):
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for label in list(rows):
         measured_at[label] = now
-    for label in ("RBM", "bond RBM", "VAE", "GAN"):
+    for label in FAMILY_LABELS[1:]:
         if label not in rows and label in previous.get("rows", {}):
             rows[label] = [(label, r["T"], {**{n: r[n] for n in COMPARED}}) for r in previous["rows"][label]]
             seconds[label] = tuple(previous.get("seconds", {}).get(label, (None, 0.0)))
-    rows = {label: rows[label] for label in ("Monte Carlo data", "RBM", "bond RBM", "VAE", "GAN") if label in rows}
+    rows = {label: rows[label] for label in FAMILY_LABELS if label in rows}
 
     points = {}
     for label, family_rows in rows.items():
@@ -223,7 +258,8 @@ def main(argv=None):
         "whole for the RBM); relative = model / exact - 1; targets: E and |m| within 1%, C and chi within 5%",
         f"- RBM: zoo `ising_rbm_L8` (64 hidden, {RBM_RECIPE}); bond RBM: zoo "
         "`ising_bond_rbm_L8` (`training/ising_bond_rbm.py`, chains started ordered); VAE: torus-conv, "
-        f"{vae_recipe}; GAN: MLP, {gan_recipe}",
+        f"{vae_recipe}; GAN: MLP, {gan_recipe}; diffusion: one class-conditional model (label = T), MLP "
+        f"denoiser on +-1 spins, signs of its samples, {DIFFUSION_RECIPE}",
         "- measured: "
         + ", ".join(f"{k} {v}" for k, v in measured_at.items() if k in rows)
         + " (a family left out of `--families` keeps its last measurement)",

@@ -5,6 +5,8 @@ zoo recipes in `training/` and the benchmarks.
   centered CD-20, the recipe of the Ising zoo entries; `symmetry_augment`, the
   exact data augmentation by the torus's symmetries.
 * `train_ising_vae` (recipe `VAE_RECIPE`): the periodic VAE of `make_ising_vae`.
+* `train_ising_diffusion` (recipe `DIFFUSION_RECIPE`): one class-conditional
+  diffusion model for all temperatures; `diffusion_spins` samples it.
 * `demo`: the `keras-gen ising` command: simulate, train an RBM per
   temperature, compare with the exact values.
 """
@@ -227,6 +229,63 @@ def train_ising_vae(
     )
     history = model.fit(data, epochs=int(r["epochs"]), verbose=verbose)
     return model, history
+
+
+# ================================================================ diffusion
+# One class-conditional diffusion model for all temperatures (the label is the
+# temperature's index): spins as real numbers +-1 (a continuous relaxation),
+# an MLP denoiser predicting v, samples turned back into spins by their sign.
+DIFFUSION_RECIPE = {
+    "hidden": [256, 256, 256],
+    "steps": 1000,
+    "epochs": 30,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "ema_momentum": 0.999,
+    "sampler_steps": 100,
+    "eta": 1.0,
+}
+
+
+def train_ising_diffusion(x_by_temperature, L=8, epochs=None, seed=0, verbose=0, name="ising_diffusion"):
+    """A conditional `make_diffusion("mlp")` fitted to {0, 1} spins `x_by_temperature`
+    (n_temperatures, n, L*L), label = temperature index. Returns (model, history)."""
+    from keras_gen.models.diffusion import make_diffusion
+
+    r = dict(DIFFUSION_RECIPE, **({"epochs": epochs} if epochs else {}))
+    x = np.asarray(x_by_temperature, np.float32)
+    n_temperatures, n = x.shape[:2]
+    spins = (2.0 * x - 1.0).reshape(-1, L * L)
+    labels = np.repeat(np.arange(n_temperatures, dtype=np.int32), n)
+    model = make_diffusion(
+        "mlp",
+        (L * L,),
+        steps=r["steps"],
+        prediction="v",
+        ema_momentum=r["ema_momentum"],
+        num_classes=n_temperatures,
+        label_dropout=0.0,
+        network_kwargs={"hidden": list(r["hidden"])},
+        seed=seed,
+        name=name,
+    )
+    batches = len(spins) // int(r["batch_size"])
+    decay = keras.optimizers.schedules.CosineDecay(float(r["learning_rate"]), decay_steps=int(r["epochs"]) * batches)
+    model.compile(optimizer=keras.optimizers.Adam(decay))
+    data = (
+        tf.data.Dataset.from_tensor_slices((spins, labels))
+        .shuffle(len(spins), seed=seed, reshuffle_each_iteration=True)
+        .batch(int(r["batch_size"]), drop_remainder=True)
+    )
+    history = model.fit(data, epochs=int(r["epochs"]), verbose=verbose)
+    return model, history
+
+
+def diffusion_spins(model, n, label, seed=0, steps=None, eta=None):
+    """n {0, 1} spin configurations of temperature `label`: the sign of the model's samples."""
+    steps = DIFFUSION_RECIPE["sampler_steps"] if steps is None else steps
+    eta = DIFFUSION_RECIPE["eta"] if eta is None else eta
+    return (model.sample(n, seed=seed, steps=steps, eta=eta, label=int(label)) > 0).astype(np.float32)
 
 
 # ============================================================ the demo
