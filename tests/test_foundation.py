@@ -11,6 +11,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_gen import cli, data, zoo
 from keras_gen.core.files import save_atomically
@@ -643,3 +644,36 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert sorted(
         p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info")) and p.name != "__pycache__"
     ) == ["keras_gen"]
+
+
+def test_every_batch_of_a_dataset_is_checked_and_integers_are_cast(tmp_path):
+    """A NaN (or a value out of the domain) in a late batch stops fit with a one-line error
+    naming the batch, before any step uses it; integer and boolean data train as floats;
+    an empty dataset is refused."""
+    from keras_gen.core.validation import DataError
+
+    model = tiny_vae(seed=2)
+    rng = np.random.default_rng(0)
+    x = (rng.random((96, 12)) < 0.5).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    bad = x.copy()
+    bad[70, 1] = np.nan  # batch 3 of 3 (batch size 32)
+    dataset = tf.data.Dataset.from_tensor_slices(bad).batch(32)
+    with pytest.raises(DataError, match=r"batch 3 of the dataset has non-finite values") as info:
+        model.fit(dataset, epochs=1, verbose=0)
+    assert "\n" not in str(info.value)
+    after_two_steps = [w.numpy() for w in model.trainable_weights]
+    assert all(np.all(np.isfinite(w)) for w in after_two_steps)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after_two_steps))  # batches 1-2 trained
+    out_of_range = tf.data.Dataset.from_tensor_slices(np.concatenate([x, x + 2.0])).batch(32)
+    with pytest.raises(DataError, match=r"batch 4 of the dataset has values outside \[0, 1\]"):
+        model.fit(out_of_range, epochs=1, verbose=0)
+    # Integer and boolean arrays: cast, trained, and the model stays usable.
+    model.fit(x.astype("int64"), epochs=1, batch_size=32, verbose=0)
+    model.fit(x.astype(bool), epochs=1, batch_size=32, verbose=0)
+    model.fit(tf.data.Dataset.from_tensor_slices(x.astype("int32")).batch(32), epochs=1, verbose=0)
+    assert np.all(np.isfinite(model.sample(4, seed=0)))
+    with pytest.raises(DataError, match="empty"):
+        model.fit(tf.data.Dataset.from_tensor_slices(x).take(0).batch(32), epochs=1, verbose=0)

@@ -153,7 +153,28 @@ class GenerativeModel(keras.Model):
         if isinstance(x, tf.data.Dataset):
             # A tf.data pipeline shuffles itself; Keras would only warn.
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        x, validation_data = self._checked(x), self._checked(validation_data)
+        try:
+            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        except tf.errors.InvalidArgumentError as err:
+            problem = validation.fit_error(err)
+            if problem is None:
+                raise
+            raise problem from None
+
+    def _checked(self, data):
+        """Data as the steps take it: a dataset checked batch by batch in the graph;
+        integer or boolean arrays as float32 (every family computes in floats)."""
+        if data is None:
+            return None
+        if isinstance(data, tf.data.Dataset):
+            return validation.checked_dataset(data, self.data_domain, type(self).__name__)
+        if isinstance(data, tuple):
+            return (self._checked(data[0]), *data[1:])
+        if isinstance(data, tf.Tensor):
+            return tf.cast(data, tf.float32) if data.dtype.is_integer or data.dtype == tf.bool else data
+        array = np.asarray(data)
+        return array.astype(np.float32) if array.dtype.kind in "biu" else data
 
     def evaluate(self, x=None, *args, **kwargs):
         self.validate_data(x)

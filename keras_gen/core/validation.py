@@ -54,7 +54,8 @@ def check_data(data, shape, domain="real", owner="model", max_rows=None):
         for element in data.take(1):
             x = element[0] if isinstance(element, tuple) else element
             _check_array(np.asarray(x), shape, domain, owner)
-        return
+            return
+        raise DataError(f"{owner}: the dataset is empty (it yields no batch).")
     x = _first_x(data)
     if isinstance(x, tf.Tensor):
         x = x.numpy()
@@ -94,6 +95,52 @@ def _check_array(x, shape, domain, owner):
                 f"{owner}: a tanh output needs data in [-1, 1]; got [{lo:g}, {hi:g}]. "
                 "Use keras_gen.data preprocessing='symmetric'."
             )
+
+
+# ------------------------------------------------------- every batch, in the graph
+MARK = "keras-gen data check"
+_PROBLEMS = {
+    "binary": ("values that are not 0 or 1 (Bernoulli units need binary data)", lambda x: (x == 0.0) | (x == 1.0)),
+    "unit": ("values outside [0, 1]", lambda x: (x >= 0.0) & (x <= 1.0)),
+    "symmetric": ("values outside [-1, 1]", lambda x: (x >= -1.0 - 1e-6) & (x <= 1.0 + 1e-6)),
+}
+
+
+def checked_dataset(dataset, domain="real", owner="model"):
+    """`dataset` with every batch's x cast to float32 and checked inside the graph
+    (finite; in the model's domain), so a bad batch anywhere in an epoch stops
+    `fit` before the step that would use it. The checks are one fused reduction
+    per batch (their cost is measured in BENCHMARKS.md). `fit_error` turns the
+    failure into a one-line `DataError`."""
+
+    def check(index, element):
+        x, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, None)
+        x = tf.cast(x, tf.float32)
+        problems = [("non-finite values (NaN or inf)", tf.reduce_all(tf.math.is_finite(x)))]
+        if domain in _PROBLEMS:
+            what, ok = _PROBLEMS[domain]
+            problems.append((what, tf.reduce_all(ok(x))))
+        asserts = [
+            tf.debugging.Assert(ok, [f"{MARK}: {owner}: batch", index + 1, f"of the dataset has {what}"])
+            for what, ok in problems
+        ]
+        with tf.control_dependencies(asserts):
+            x = tf.identity(x)
+        return x if rest is None else (x, *rest)
+
+    return dataset.enumerate().map(check, deterministic=True)
+
+
+def fit_error(err):
+    """A `DataError` for an error raised by `checked_dataset`'s checks, or None."""
+    import re
+
+    # One line: "[MARK: owner: batch] [n] [of the dataset has ...]" (greedy: "what" may hold brackets).
+    match = re.search(r"\[" + MARK + r": (.*?)\] \[(\d+)\] \[(of the dataset has .*)\]", str(err))
+    if not match:
+        return None
+    owner_batch, number, what = match.groups()
+    return DataError(f"{owner_batch} {number} {what}; training stopped before using it.")
 
 
 def _fmt(shape):
