@@ -349,7 +349,11 @@ def load_model(name_or_path):
     if name_or_path.endswith(".keras") or os.path.exists(name_or_path):
         if not os.path.isfile(name_or_path):
             raise SystemExit(f"keras-gen: no model file at {name_or_path!r}.")
-        return keras.saving.load_model(name_or_path)
+        try:
+            return keras.saving.load_model(name_or_path)
+        except Exception as err:  # a damaged or foreign file: say which, in one line
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SystemExit(f"keras-gen: cannot load {name_or_path!r} ({type(err).__name__}: {first_line}).") from None
     if zoo.card(name_or_path).family == "classifier":
         raise SystemExit(
             f"keras-gen: {name_or_path!r} is the domain classifier of the evaluation harness, "
@@ -466,6 +470,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-gen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a family with fit, leaving checkpoints and sample grids")
@@ -589,7 +594,23 @@ def main(argv=None):
     try:
         args.func(args)
     except (zoo.ZooError, zoo.WeightsIntegrityError, DataError, FileExistsError) as err:
+        if args.debug:
+            raise
         raise SystemExit(f"keras-gen {args.command}: {err}") from None
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        raise SystemExit(f"keras-gen {args.command}: interrupted.") from None
+    except Exception as err:
+        # Anything else a user can hit (a damaged file, a full disk, a diverged run): one line,
+        # the error's type and first line; --debug shows where it came from.
+        if args.debug:
+            raise
+        text = str(err).strip()
+        first_line = text.splitlines()[0] if text else ""
+        raise SystemExit(
+            f"keras-gen {args.command}: {type(err).__name__}: {first_line} (run with --debug for the traceback)"
+        ) from None
     return 0
 
 

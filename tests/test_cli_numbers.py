@@ -35,3 +35,33 @@ def test_good_numbers_parse():
         ["train", "vae", "--epochs", "3", "--batch-size", "64", "--learning-rate", "1e-3"]
     )
     assert (args.epochs, args.batch_size, args.learning_rate) == (3, 64, 1e-3)
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch):
+    from keras_gen import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.keras").write_bytes(b"not a zip file at all")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["sample", "broken.keras", "-n", "4"])
+    message = str(info.value)
+    assert "broken.keras" in message and "cannot load" in message and "\n" not in message
+    with pytest.raises(SystemExit, match="not a registered|unknown|zoo"):
+        cli.main(["sample", "no_such_zoo_entry", "-n", "4"])
+    # An unexpected error: one line with its type by default, the real exception with --debug.
+    def boom(args):
+        raise RuntimeError("disk full\nsecond line")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), boom))
+    with pytest.raises(SystemExit, match=r"^keras-gen zoo: RuntimeError: disk full \(run with --debug"):
+        cli.main(["zoo", "list"])
+    with pytest.raises(RuntimeError, match="disk full"):
+        cli.main(["--debug", "zoo", "list"])
+
+
+def _with_func(parser, func):
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            sub.set_defaults(func=func)
+    return parser
