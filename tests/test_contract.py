@@ -143,3 +143,16 @@ def test_sample_takes_a_positive_integer_only(family):
     for bad in (0, -2):
         with pytest.raises(ValueError, match="positive integer"):
             model.sample(bad, seed=0)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_sample_batches_streams_and_huge_n_is_refused(family):
+    model, _ = FAMILIES[family]()
+    model.build_for_data()
+    batches = list(model.sample_batches(7, seed=3, batch_size=3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    again = list(model.sample_batches(7, seed=3, batch_size=3))
+    for a, b in zip(batches, again):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="sample_batches"):
+        model.sample(10**9, seed=0)

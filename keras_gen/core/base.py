@@ -10,6 +10,7 @@ signatures.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 
 import keras
@@ -20,6 +21,8 @@ from keras_gen.core import compat, validation
 from keras_gen.core.caching import compiled_once, forget_compiled
 
 PACKAGE = "keras_gen"
+# sample(n) returns one array; beyond this it refuses and points to sample_batches.
+MAX_SAMPLE_BYTES = 4 * 2**30
 
 
 def register(cls):
@@ -328,9 +331,30 @@ class GenerativeModel(keras.Model):
         n = int(n)
         if n < 1:
             raise ValueError(f"sample() needs a positive integer n, got {n}.")
+        size = n * math.prod(self.data_shape) * 4
+        if size > MAX_SAMPLE_BYTES:
+            raise ValueError(
+                f"sample({n}) would hold {size / 2**30:.1f} GiB in memory (limit {MAX_SAMPLE_BYTES / 2**30:g} GiB); "
+                "draw them in batches with sample_batches(n, batch_size=...)."
+            )
         # keras.random treats an int seed as stateless: same int, same draw.
         draw_seed = self.seed_generator if seed is None else int(seed)
         return keras.ops.convert_to_numpy(self.generate_samples(n, draw_seed, **kwargs))
+
+    def sample_batches(self, n, seed=None, batch_size=1000, **kwargs):
+        """Yield `n` samples as numpy batches of at most `batch_size`: memory stays
+        bounded however large n is. With an integer seed, batch i is drawn with a
+        seed derived from (seed, i), so the stream is reproducible."""
+        for name, value in (("n", n), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"sample_batches() needs a positive integer {name}, got {value!r}.")
+        for i, start in enumerate(range(0, int(n), int(batch_size))):
+            count = min(int(batch_size), int(n) - start)
+            if seed is None:
+                draw_seed = self.seed_generator
+            else:  # an integer seed per batch (every family's sampler takes one)
+                draw_seed = int(np.random.SeedSequence((int(seed), i)).generate_state(1)[0] >> 1)
+            yield keras.ops.convert_to_numpy(self.generate_samples(count, draw_seed, **kwargs))
 
     def generate_samples(self, n, seed, **kwargs):
         raise NotImplementedError
