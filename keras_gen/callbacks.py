@@ -3,7 +3,7 @@
 * Pictures and sample quality: `SampleGrid`, `FrechetDistance`.
 * RBMs: `FreeEnergyGap` (overfitting monitor), `GibbsStepsSchedule`.
 * GANs: `IterationHistory` (each step's own metrics) and `read_iterations`.
-* Energy-based models: `EnergyDivergenceGuard` (runaway energies).
+* Guards: `NonFiniteGuard` (any run), `EnergyDivergenceGuard` (runaway energies).
 * Runs (used by `keras_gen.runs.fit_with_artifacts`): `EpochTimer`,
   `AtomicModelCheckpoint`, `WorkerBackupAndRestore`, `BackupLast`.
 """
@@ -270,48 +270,36 @@ class TrainingDiverged(RuntimeError):
     """Raised by a guard that stopped a run whose numbers ran away."""
 
 
-class EnergyDivergenceGuard(keras.callbacks.Callback):
-    """Stop an energy-based model whose energies run away, with the weights of the
-    last healthy epoch put back.
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stop training at the first non-finite number in the logs, with the weights of
+    the last healthy epoch put back.
 
-    Contrastive divergence has no fixed point it is forced to stay near: when
-    the network raises the negatives' energy faster than the regulariser
-    pulls it back, E(data) and E(samples) drift apart, the sampler's
-    gradients grow, and the run degrades to noise without any error. The
-    guard reads the step's logs after every batch and trips on a non-finite
-    value, |energy_data| or |energy_samples| above `max_energy`, or
-    |energy_gap| above `max_gap` (with the regulariser alpha = 0.1 a healthy
-    run keeps all three within about 1 / alpha = 10). It then restores every
-    model variable (network, replay buffer, seed state) from the last epoch
-    that ended healthy (or from the start of training), and raises
-    `TrainingDiverged` naming the epoch, the step and the numbers, before the
-    epoch's checkpoint or backup can be written.
+    A NaN or infinite loss (or metric) after a step means the step wrote
+    non-finite weights. The guard checks every batch's logs; on a trip it
+    restores every model variable (weights, sampler state, seed state) from
+    the end of the last epoch that ended healthy (or from the start of
+    training) and raises `TrainingDiverged` naming the epoch, the step and
+    the values, before the epoch's checkpoint or backup can be written: a
+    run never saves a non-finite model over a good one. Subclasses add their
+    own signs of divergence through `problem`.
     """
 
-    NAMES = ("energy_data", "energy_samples", "energy_gap", "loss")
-
-    def __init__(self, max_energy=100.0, max_gap=50.0):
+    def __init__(self):
         super().__init__()
-        self.max_energy = float(max_energy)
-        self.max_gap = float(max_gap)
         self.healthy = None
         self.healthy_epoch = 0
+        self._epoch = 0
 
     def _snapshot(self):
         return [np.array(v.numpy()) for v in self.model.weights]
 
     def problem(self, logs):
         """Why `logs` show divergence (a phrase), or None if they are healthy."""
-        values = {k: float(logs[k]) for k in self.NAMES if logs and k in logs}
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
-            return f"non-finite {', '.join(bad)}"
-        runaway = [k for k in ("energy_data", "energy_samples") if abs(values.get(k, 0.0)) > self.max_energy]
-        if runaway:
-            return f"|{runaway[0]}| = {abs(values[runaway[0]]):.3g} > max_energy {self.max_energy:g}"
-        if abs(values.get("energy_gap", 0.0)) > self.max_gap:
-            return f"|energy_gap| = {abs(values['energy_gap']):.3g} > max_gap {self.max_gap:g}"
-        return None
+        bad = [k for k, v in (logs or {}).items() if np.size(v) == 1 and not np.isfinite(float(v))]
+        return f"non-finite {', '.join(sorted(bad))}" if bad else None
+
+    def advice(self):
+        return "Try a smaller learning rate, or look for bad values in the data."
 
     def on_train_begin(self, logs=None):
         self.healthy = self._snapshot()
@@ -328,17 +316,50 @@ class EnergyDivergenceGuard(keras.callbacks.Callback):
             variable.assign(value)
         self.model.stop_training = True
         restored = f"the weights of epoch {self.healthy_epoch}" if self.healthy_epoch else "the initial weights"
+        shown = ", ".join(f"{k}={float(v):.4g}" for k, v in sorted((logs or {}).items()) if np.size(v) == 1)
         raise TrainingDiverged(
-            f"{self.model.name} diverged at epoch {self._epoch + 1}, step {batch + 1}: {problem} "
-            f"(energy_data={float(logs.get('energy_data', np.nan)):.4g}, "
-            f"energy_samples={float(logs.get('energy_samples', np.nan)):.4g}); restored {restored}. "
-            "Try a smaller learning rate, a larger regularization or more Langevin steps."
+            f"{self.model.name} diverged at epoch {self._epoch + 1}, step {batch + 1}: {problem} ({shown}); "
+            f"restored {restored}. {self.advice()}"
         )
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.problem(logs) is None:
+        weights_finite = all(np.all(np.isfinite(w)) for w in self._snapshot() if np.issubdtype(w.dtype, np.floating))
+        if self.problem(logs) is None and weights_finite:
             self.healthy = self._snapshot()
             self.healthy_epoch = epoch + 1
+
+
+class EnergyDivergenceGuard(NonFiniteGuard):
+    """`NonFiniteGuard` for energy-based models, which also stops runaway energies.
+
+    Contrastive divergence has no fixed point it is forced to stay near: when
+    the network raises the negatives' energy faster than the regulariser
+    pulls it back, E(data) and E(samples) drift apart, the sampler's
+    gradients grow, and the run degrades to noise without any error. Besides
+    non-finite values the guard trips on |energy_data| or |energy_samples|
+    above `max_energy`, or |energy_gap| above `max_gap` (with the regulariser
+    alpha = 0.1 a healthy run keeps all three within about 1 / alpha = 10).
+    """
+
+    def __init__(self, max_energy=100.0, max_gap=50.0):
+        super().__init__()
+        self.max_energy = float(max_energy)
+        self.max_gap = float(max_gap)
+
+    def advice(self):
+        return "Try a smaller learning rate, a larger regularization or more Langevin steps."
+
+    def problem(self, logs):
+        non_finite = super().problem(logs)
+        if non_finite:
+            return non_finite
+        values = {k: float(logs[k]) for k in ("energy_data", "energy_samples", "energy_gap") if logs and k in logs}
+        runaway = [k for k in ("energy_data", "energy_samples") if abs(values.get(k, 0.0)) > self.max_energy]
+        if runaway:
+            return f"|{runaway[0]}| = {abs(values[runaway[0]]):.3g} > max_energy {self.max_energy:g}"
+        if abs(values.get("energy_gap", 0.0)) > self.max_gap:
+            return f"|energy_gap| = {abs(values['energy_gap']):.3g} > max_gap {self.max_gap:g}"
+        return None
 
 
 # ---------------------------------------------------------------------- runs

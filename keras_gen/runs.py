@@ -16,7 +16,14 @@ import keras
 import tensorflow as tf
 
 from keras_gen import plots
-from keras_gen.callbacks import AtomicModelCheckpoint, BackupLast, EpochTimer, SampleGrid, WorkerBackupAndRestore
+from keras_gen.callbacks import (
+    AtomicModelCheckpoint,
+    BackupLast,
+    EpochTimer,
+    NonFiniteGuard,
+    SampleGrid,
+    WorkerBackupAndRestore,
+)
 from keras_gen.core.distribute import is_chief
 from keras_gen.core.files import save_atomically
 
@@ -80,6 +87,9 @@ def fit_with_artifacts(
     all_callbacks = [
         backup,
         EpochTimer(),
+        # A non-finite step stops the run before anything is saved (unless the
+        # caller brought its own guard, e.g. EnergyDivergenceGuard).
+        *([] if any(isinstance(c, NonFiniteGuard) for c in callbacks) else [NonFiniteGuard()]),
         # User callbacks run before the checkpoint and the CSV log so that
         # metrics they add to `logs` (e.g. a Frechet distance) are recorded.
         *callbacks,
