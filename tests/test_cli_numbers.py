@@ -48,6 +48,7 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch
     assert "broken.keras" in message and "cannot load" in message and "\n" not in message
     with pytest.raises(SystemExit, match="not a registered|unknown|zoo"):
         cli.main(["sample", "no_such_zoo_entry", "-n", "4"])
+
     # An unexpected error: one line with its type by default, the real exception with --debug.
     def boom(args):
         raise RuntimeError("disk full\nsecond line")
