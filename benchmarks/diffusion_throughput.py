@@ -32,8 +32,9 @@ GFLOP/s counts the convolutions, dense layers and attention of the UNet
 (2 FLOPs per multiply-add; a training step costs 3 forward passes).
 
 `--pause PID` stops another process (SIGSTOP) while the measurements run and
-resumes it (SIGCONT) when they end, however they end: a background job on a
-2-core machine otherwise takes half of the CPU from whichever contender runs.
+resumes it (SIGCONT) when they end, however they end
+(`keras_gen.benchmarking.timing.paused`): a background job on a 2-core
+machine otherwise takes half of the CPU from whichever contender runs.
 
     TFDS_DATA_DIR=... python benchmarks/diffusion_throughput.py [--repeats 5] [--train-steps 8] [--pause PID]
 """
@@ -41,9 +42,7 @@ resumes it (SIGCONT) when they end, however they end: a background job on a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import statistics
 import sys
 
@@ -52,29 +51,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
 TITLE = "Diffusion training and sampling throughput: keras-gen vs the keras.io DDIM loop"
 GOALS = {"training": 1.0, "sampling": 1.5}
-
-
-@contextlib.contextmanager
-def paused(pids):
-    """Other processes stopped for the duration of the block and resumed after it,
-    also when it ends by an exception, Ctrl-C, SIGTERM or SIGHUP."""
-
-    def terminate(signum, frame):
-        raise SystemExit(128 + signum)  # unwinds through the `finally` below
-
-    handlers = {s: signal.signal(s, terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
-    stopped = []
-    try:
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
-        yield
-    finally:
-        for pid in stopped:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-        for s, handler in handlers.items():
-            signal.signal(s, handler)
 
 
 def main(argv=None):
@@ -97,7 +73,7 @@ def main(argv=None):
 
     from keras_gen.benchmarking import diffusion as bench
     from keras_gen.benchmarking.report import BenchmarksFile, markdown_table
-    from keras_gen.benchmarking.timing import matmul_ceiling, rotate
+    from keras_gen.benchmarking.timing import matmul_ceiling, paused, rotate
 
     keras.utils.set_random_seed(0)
     report = BenchmarksFile(BENCHMARKS)

@@ -2,9 +2,10 @@
 
 * `report`: a benchmark's results as a section of BENCHMARKS.md, headed by
   the machine, date and command (`BenchmarksFile`, `markdown_table`).
-* `timing`: the float32 matmul ceiling and repetitions in rotating order.
-* `vae`, `dcgan`, `diffusion`: the reference implementations keras-gen is
-  timed against (the keras.io VAE example, the TensorFlow DCGAN tutorial, the
-  keras.io DDIM example), keras-gen's own
-  contenders in the same configuration, and their FLOP counts.
+* `timing`: the float32 matmul ceiling, repetitions in rotating order, and
+  background processes paused while the clock runs (`paused`).
+* `vae`, `dcgan`, `diffusion`, `ebm`: the reference implementations keras-gen
+  is timed against (the keras.io VAE example, the TensorFlow DCGAN tutorial,
+  the keras.io DDIM example, the UvA deep-learning course's EBM tutorial),
+  keras-gen's own contenders in the same configuration, and their FLOP counts.
 """

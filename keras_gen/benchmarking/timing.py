@@ -1,13 +1,19 @@
-"""Timing on a shared CPU: the matmul ceiling, and repetitions in rotating order.
+"""Timing on a shared CPU: the matmul ceiling, repetitions in rotating order,
+and background jobs paused while the clock runs.
 
 The CPUs the benchmarks run on are shared with other jobs whose load drifts;
 many short runs of every contender, in an order that rotates between
 repetitions, and their medians compare the contenders under the same
-conditions.
+conditions. A long job known to compete for the cores (a training run on a
+2-core machine takes half of the CPU from whichever contender runs) can be
+stopped for the measurements only (`paused`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 
 
@@ -39,3 +45,28 @@ def rotate(runs, repeats, on_repetition=None):
         if on_repetition is not None:
             on_repetition(r, results)
     return results
+
+
+@contextlib.contextmanager
+def paused(pids):
+    """Other processes stopped (SIGSTOP) for the duration of the block and resumed
+    (SIGCONT) after it, also when it ends by an exception, Ctrl-C, SIGTERM or
+    SIGHUP: a benchmark must never leave someone's training run stopped."""
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)  # unwinds through the `finally` below
+
+    handlers = {s: signal.signal(s, terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
+    stopped = []
+    try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # a job that has ended needs no pause
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
