@@ -17,7 +17,6 @@ score, precision/recall against the MNIST test set) and publishes the entry.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 from keras_gen import data, evaluation
 from keras_gen.models.diffusion import make_diffusion
 from keras_gen.runs import fit_with_artifacts
-from keras_gen.zoo.publish import publish, run_history
+from keras_gen.zoo.publish import publish, recipe_main, run_history
 
 NAME = "ddpm_mnist"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,20 +179,13 @@ def finalize(model_path, args):
     return card
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--out", default=f"runs/{NAME}")
-    parser.add_argument("--seed", type=int, default=0)
+def add_arguments(parser):
     parser.add_argument("--samples", type=int, default=10_000, help="samples judged by the evaluation table")
     parser.add_argument("--steps-samples", type=int, default=2000, help="samples per row of the steps-vs-FD table")
-    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--train-only", action="store_true", help="train (or resume) without finalizing")
-    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model, write the card")
-    args = parser.parse_args(argv)
-    path = args.finalize or train(args)
-    if not args.train_only:
-        finalize(path, args)
+
+
+def main(argv=None):
+    recipe_main(__doc__, NAME, EPOCHS, ROOT, train, finalize, argv, add_arguments=add_arguments)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ at 1,000.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -28,7 +27,7 @@ from keras_gen import data
 from keras_gen.evaluation.metrics import gaussian_mmd
 from keras_gen.models.diffusion import make_diffusion
 from keras_gen.runs import fit_with_artifacts
-from keras_gen.zoo.publish import publish, run_history
+from keras_gen.zoo.publish import publish, recipe_main, run_history
 
 NAME = "ddpm_ring8"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,15 +147,7 @@ def finalize(model_path, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--out", default=f"runs/{NAME}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model, write the card")
-    args = parser.parse_args(argv)
-    path = args.finalize or train(args)
-    finalize(path, args)
+    recipe_main(__doc__, NAME, EPOCHS, ROOT, train, finalize, argv)
 
 
 if __name__ == "__main__":

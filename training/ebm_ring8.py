@@ -27,7 +27,6 @@ chain changed mode over a further 2,000 steps.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -40,7 +39,7 @@ from keras_gen.evaluation.metrics import gaussian_mmd
 from keras_gen.models.ebm import make_ebm
 from keras_gen.runs import fit_with_artifacts
 from keras_gen.sampling import langevin
-from keras_gen.zoo.publish import publish, run_history
+from keras_gen.zoo.publish import publish, recipe_main, run_history
 
 NAME = "ebm_ring8"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -260,17 +259,7 @@ def finalize(model_path, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--out", default=f"runs/{NAME}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model, write the card")
-    parser.add_argument("--train-only", action="store_true", help="train, do not finalize")
-    args = parser.parse_args(argv)
-    path = args.finalize or train(args)
-    if not args.train_only:
-        finalize(path, args)
+    recipe_main(__doc__, NAME, EPOCHS, ROOT, train, finalize, argv)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ shape (n, 28, 28, 1); `to_model_domain` maps them to each model's input.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 OUTLIER_SETS = ("uniform noise", "inverted", "rotated 90")
 
@@ -43,16 +44,7 @@ def auroc(positive_scores, negative_scores):
     Mann-Whitney statistic; the area under the ROC curve)."""
     pos = np.asarray(positive_scores, np.float64)
     neg = np.asarray(negative_scores, np.float64)
-    scores = np.concatenate([pos, neg])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    # Average ranks over ties.
-    sorted_scores = scores[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    for start, count in zip(first, counts):
-        if count > 1:
-            ranks[order[start : start + count]] = start + (count + 1) / 2.0
+    ranks = rankdata(np.concatenate([pos, neg]))  # ties get their average rank
     u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
     return float(u / (len(pos) * len(neg)))
 

@@ -53,6 +53,28 @@ def command_line():
     return " ".join([os.path.basename(sys.executable)] + sys.argv)
 
 
+def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_arguments=None):
+    """The command line every zoo recipe in training/ shares: train (or resume) into
+    `--out`, then `finalize(model_path, args)` unless `--train-only`; `--finalize
+    MODEL.keras` skips training. `add_arguments(parser)` adds a recipe's own options."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--out", default=f"runs/{name}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=root, help="where zoo/ and saved_models/ are (default: this checkout)")
+    parser.add_argument("--train-only", action="store_true", help="train (or resume) without finalizing")
+    parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model, write the card")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    path = args.finalize or train(args)
+    if not args.train_only:
+        finalize(path, args)
+    return args
+
+
 def run_history(out_dir):
     """What a finished run left in `out_dir/history.csv`: (history, epochs, training seconds)."""
     import numpy as np
