@@ -5,7 +5,7 @@
 * GANs: `IterationHistory` (each step's own metrics) and `read_iterations`.
 * Guards: `NonFiniteGuard` (any run), `EnergyDivergenceGuard` (runaway energies).
 * Runs (used by `keras_gen.runs.fit_with_artifacts`): `EpochTimer`,
-  `AtomicModelCheckpoint`, `WorkerBackupAndRestore`, `BackupLast`.
+  `AtomicModelCheckpoint` (the run's backup is `keras_gen.runs.RunBackup`).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class GibbsStepsSchedule(keras.callbacks.Callback):
     `{0: 1, 20: 3, 40: 10}`, or is a function epoch -> k. Salakhutdinov &
     Murray (2008) grew CD's k from 1 to 25 this way: early on the model is
     smooth and one sweep mixes, later it needs more. The step is recompiled
-    when k changes; a resumed run (BackupAndRestore) picks the k of the
+    when k changes; a resumed run (`runs.RunBackup`) picks the k of the
     epoch it resumes at.
     """
 
@@ -271,17 +271,19 @@ class TrainingDiverged(RuntimeError):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stop training at the first non-finite number in the logs, with the weights of
-    the last healthy epoch put back.
+    """Stop training at the first non-finite step, keeping the weights of the last finite one.
 
-    A NaN or infinite loss (or metric) after a step means the step wrote
-    non-finite weights. The guard checks every batch's logs; on a trip it
-    restores every model variable (weights, sampler state, seed state) from
-    the end of the last epoch that ended healthy (or from the start of
-    training) and raises `TrainingDiverged` naming the epoch, the step and
-    the values, before the epoch's checkpoint or backup can be written: a
-    run never saves a non-finite model over a good one. Subclasses add their
-    own signs of divergence through `problem`.
+    Every keras-gen `train_step` applies its updates through
+    `core.distribute.apply_if_finite`: a step with a NaN or infinite gradient
+    changes neither the weights nor the optimizer, whose `iterations` then
+    stands still. The guard checks every batch for that and for non-finite
+    numbers in the logs, and raises `TrainingDiverged` naming the epoch, the
+    step and the values, before the epoch's checkpoint or backup can be
+    written: a run never saves a non-finite model over a good one. The model
+    in memory keeps the weights of the last finite step; if some variable is
+    non-finite all the same (a model whose step does not guard its updates),
+    every variable is put back to the end of the last healthy epoch.
+    Subclasses add their own signs of divergence through `problem`.
     """
 
     def __init__(self):
@@ -292,6 +294,16 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def _snapshot(self):
         return [np.array(v.numpy()) for v in self.model.weights]
+
+    def _optimizers(self):
+        found = []
+        for value in vars(self.model).values():
+            if isinstance(value, keras.optimizers.Optimizer) and all(value is not f for f in found):
+                found.append(value)
+        return found
+
+    def _iterations(self):
+        return [int(optimizer.iterations.numpy()) for optimizer in self._optimizers()]
 
     def problem(self, logs):
         """Why `logs` show divergence (a phrase), or None if they are healthy."""
@@ -304,28 +316,48 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.healthy = self._snapshot()
         self._epoch = 0
+        self._last_iterations = self._iterations()
+        self._advanced = [False] * len(self._last_iterations)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def _skipped_update(self):
+        """A phrase if an optimizer that updates every step did not update in the last one."""
+        now = self._iterations()
+        moved = [b > a for a, b in zip(self._last_iterations, now)]
+        self._last_iterations = now
+        stalled = [i for i, m in enumerate(moved) if not m and self._advanced[i]]
+        self._advanced = [a or m for a, m in zip(self._advanced, moved)]
+        if stalled or (moved and not any(moved)):
+            return "non-finite gradients (the update was skipped)"
+        return None
+
     def on_train_batch_end(self, batch, logs=None):
-        problem = self.problem(logs)
+        problem = self.problem(logs) or self._skipped_update()
         if problem is None:
             return
-        for variable, value in zip(self.model.weights, self.healthy):
-            variable.assign(value)
         self.model.stop_training = True
-        restored = f"the weights of epoch {self.healthy_epoch}" if self.healthy_epoch else "the initial weights"
+        weights = self._snapshot()
+        if all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
+            kept = "kept the weights of the last finite step"
+        else:
+            for variable, value in zip(self.model.weights, self.healthy):
+                variable.assign(value)
+            kept = "restored " + (
+                f"the weights of epoch {self.healthy_epoch}" if self.healthy_epoch else "the initial weights"
+            )
         shown = ", ".join(f"{k}={float(v):.4g}" for k, v in sorted((logs or {}).items()) if np.size(v) == 1)
         raise TrainingDiverged(
             f"{self.model.name} diverged at epoch {self._epoch + 1}, step {batch + 1}: {problem} ({shown}); "
-            f"restored {restored}. {self.advice()}"
+            f"{kept}. {self.advice()}"
         )
 
     def on_epoch_end(self, epoch, logs=None):
-        weights_finite = all(np.all(np.isfinite(w)) for w in self._snapshot() if np.issubdtype(w.dtype, np.floating))
+        weights = self._snapshot()
+        weights_finite = all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating))
         if self.problem(logs) is None and weights_finite:
-            self.healthy = self._snapshot()
+            self.healthy = weights
             self.healthy_epoch = epoch + 1
 
 
@@ -401,36 +433,3 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
-
-
-class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore of a non-chief worker: it resumes from the chief's
-    backup (`chief_backup_dir`, on a file system the workers share) and
-    writes its own backups to `own_backup_dir`, which nobody reads."""
-
-    def __init__(self, chief_backup_dir, own_backup_dir, **kwargs):
-        super().__init__(own_backup_dir, **kwargs)
-        self.chief_backup = keras.callbacks.BackupAndRestore(chief_backup_dir, **kwargs)
-
-    def on_train_begin(self, logs=None):
-        self.chief_backup.set_model(self.model)
-        self.chief_backup.on_train_begin(logs)
-
-
-class BackupLast(keras.callbacks.Callback):
-    """Runs a BackupAndRestore's epoch-end backup after every other callback.
-
-    The backup is what marks an epoch as done for a resumed run, so it is
-    written last: an interruption while the history row, the checkpoint or a
-    user callback is still being written repeats the epoch instead of losing
-    its record. (Restoring must still happen first, at the start of training.)
-    """
-
-    def __init__(self, backup):
-        super().__init__()
-        self.backup = backup
-        self.backup_epoch_end = backup.on_epoch_end
-        backup.on_epoch_end = lambda epoch, logs=None: None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.backup_epoch_end(epoch, logs)

@@ -270,11 +270,11 @@ def cmd_train(args):
             )
     reference = None
     if toy:
-        train_ds = data.load(args.dataset, "train", batch_size=batch_size, seed=args.seed)
+        train_ds = data.load_epochs(args.dataset, "train", batch_size=batch_size, seed=args.seed)
         val_ds = data.load(args.dataset, "test", batch_size=1000, shuffle=False, seed=args.seed)
         reference = data.toy_2d(args.dataset, 2000, seed=args.seed + 1)
     else:
-        train_ds = data.load(
+        train_ds = data.load_epochs(
             args.dataset, "train", preprocessing=preprocessing, flatten=flatten, batch_size=batch_size, seed=args.seed
         )
         val_ds = data.load(
@@ -285,9 +285,8 @@ def cmd_train(args):
             batch_size=500,
             shuffle=False,
         )
+    # Epochs, not a dataset: each epoch's order is known on resume (fit_with_artifacts streams them).
     steps = args.steps_per_epoch
-    if steps:
-        train_ds = train_ds.repeat()
     fit_with_artifacts(
         model,
         train_ds,

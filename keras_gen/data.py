@@ -178,6 +178,8 @@ def load(
     Images are held as uint8 in memory and converted per batch (vectorized);
     dynamic binarization draws fresh pixels every epoch from a seeded stream,
     so a run is reproducible and still sees new binarizations each epoch.
+    Each pass over the dataset is a new epoch of `load_epochs` (same arguments),
+    whose data order is a function of the seed and the epoch alone.
 
     "ising" is the 2-D Ising model simulated on the fly (no download; cached):
     `load("ising", "train", L=8, temperature=2.27, n_samples=10000,
@@ -197,42 +199,156 @@ def load(
             drop_remainder=drop_remainder,
             **options,
         )
+    epochs = load_epochs(
+        name,
+        split,
+        preprocessing=preprocessing,
+        flatten=flatten,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        with_labels=with_labels,
+        drop_remainder=drop_remainder,
+        **options,
+    )
+    return epochs.dataset()
+
+
+def load_epochs(
+    name="mnist",
+    split="train",
+    preprocessing="unit",
+    flatten=False,
+    batch_size=128,
+    shuffle=True,
+    seed=0,
+    with_labels=False,
+    drop_remainder=False,
+    **options,
+):
+    """The named dataset as `Epochs`: what `load` gives, with the data order of
+    every epoch a function of (seed, epoch), so a resumed run sees the batches an
+    uninterrupted one would (`keras_gen.runs.fit_with_artifacts` streams them)."""
     _no_options(name, options)
     if name in TOY_DATASETS:
         x, labels = load_arrays(name, split, seed=seed)
-        ds = tf.data.Dataset.from_tensor_slices((x, labels) if with_labels else x)
-        if shuffle:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
+        transform = None if with_labels else _first
+        return Epochs(
+            (x, labels), batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder, transform=transform
+        )
     _check_name(name)
     _check_preprocessing(preprocessing)
     images, labels = _image_arrays(name, split)
-    if preprocessing == "binarized_static":
-        source = _binarize_static(images, seed)
-    else:
-        source = images
+    source = _binarize_static(images, seed) if preprocessing == "binarized_static" else images
     if flatten:
         source = source.reshape(len(source), -1)
-    ds = tf.data.Dataset.from_tensor_slices((source, labels))
-    if shuffle:
-        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if preprocessing == "binarized":
-        # One int64 per batch from a seeded stream that re-randomizes each
-        # epoch: deterministic runs, fresh binarizations every pass.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, seeds))
-        ds = ds.map(_dynamic_binarize(with_labels), num_parallel_calls=tf.data.AUTOTUNE)
+        transform = _dynamic_binarize(with_labels)
     elif preprocessing == "binarized_static":
-        ds = ds.map(lambda x, y: (x, y) if with_labels else x)
+        transform = None if with_labels else _first
     else:
-        ds = ds.map(_scale(preprocessing, with_labels), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        transform = _scale(preprocessing, with_labels)
+    return Epochs(
+        (source, labels), batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder, transform=transform
+    )
+
+
+def _first(x, y, seed):
+    return x
+
+
+class Epochs:
+    """Arrays as a sequence of epochs whose batches depend on (seed, epoch) alone.
+
+    `tf.data`'s `shuffle(reshuffle_each_iteration=True)` draws each epoch's
+    order from a stream that restarts with the process, so a run resumed at
+    epoch k would replay epoch 0's order. Here epoch e's order is a stateless
+    permutation seeded by (seed, e), and each batch's own randomness (dynamic
+    binarization) by (seed, e, batch): any epoch can be rebuilt on its own.
+
+    * `epoch(e)`: the batches of epoch e (e may be a tensor).
+    * `stream(start_batch)`: epochs 0, 1, 2, ... back to back, from batch
+      `start_batch` of that stream on (what `fit(steps_per_epoch=...)` reads;
+      a run resumed after k epochs of s steps starts at batch k * s).
+    * `dataset()`: one pass that is a new epoch each time it is iterated,
+      like a reshuffling `tf.data` pipeline.
+
+    `transform(x, y, seed)` maps a batch of the arrays (and a stateless seed)
+    to what the model is fed; by default the batch is `(x, y)`.
+    """
+
+    def __init__(self, arrays, batch_size, seed=0, shuffle=True, drop_remainder=False, transform=None):
+        arrays = tuple(np.asarray(a) for a in (arrays if isinstance(arrays, (tuple, list)) else (arrays,)))
+        sizes = {len(a) for a in arrays}
+        if len(sizes) != 1:
+            raise ValueError(f"Epochs needs arrays of one length, got lengths {sorted(sizes)}.")
+        self.size = sizes.pop()
+        if self.size == 0:
+            raise ValueError("Epochs needs at least one example, got an empty array.")
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if drop_remainder and self.size < self.batch_size:
+            raise ValueError(f"{self.size} examples make no full batch of {self.batch_size}.")
+        self.arrays = arrays
+        self._tensors = tuple(tf.constant(a) for a in arrays)
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.drop_remainder = bool(drop_remainder)
+        self.transform = transform
+
+    @property
+    def steps(self):
+        """Batches per epoch."""
+        if self.drop_remainder:
+            return self.size // self.batch_size
+        return -(-self.size // self.batch_size)
+
+    def order(self, epoch):
+        """The permutation of the examples in `epoch` (identity without shuffling)."""
+        if not self.shuffle:
+            return tf.range(self.size, dtype=tf.int64)
+        key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(epoch, tf.int64)])
+        return tf.cast(tf.argsort(tf.random.stateless_uniform([self.size], seed=key), stable=True), tf.int64)
+
+    def epoch(self, epoch):
+        """The batches of `epoch`, as a `tf.data.Dataset`."""
+        epoch = tf.cast(epoch, tf.int64)
+        indices = tf.data.Dataset.from_tensor_slices(self.order(epoch))
+        batches = indices.batch(self.batch_size, drop_remainder=self.drop_remainder).enumerate()
+        return batches.map(lambda b, idx: (epoch, b, idx))
+
+    def _batches(self, epochs):
+        # Eager tensors, made once: a numpy array captured by a tf.data function
+        # is copied into every call (measured 25x slower per epoch of MNIST).
+        arrays = self._tensors
+        transform = self.transform
+
+        def load(epoch, batch, idx):
+            x, *rest = (tf.gather(a, idx) for a in arrays)
+            if transform is None:
+                return (x, *rest) if rest else x
+            key = tf.stack([tf.constant(self.seed, tf.int64), epoch * (1 << 20) + batch])
+            return transform(x, rest[0] if rest else None, key)
+
+        return epochs.flat_map(self.epoch).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def stream(self, start_batch=0):
+        """Every epoch back to back (endless), from batch `start_batch` on."""
+        start_epoch, skip = divmod(int(start_batch), self.steps)
+        epochs = tf.data.Dataset.counter(start_epoch)
+        return self._batches(epochs).skip(skip).prefetch(tf.data.AUTOTUNE)
+
+    def dataset(self):
+        """One epoch per iteration, a new one each time (keys drawn from a seeded stream)."""
+        key = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).take(1)
+        batches = self._batches(key.map(lambda k: k % (1 << 40)))
+        # Known length: Keras sizes progress bars by it and ends an epoch without a warning.
+        return batches.apply(tf.data.experimental.assert_cardinality(self.steps)).prefetch(tf.data.AUTOTUNE)
 
 
 def _scale(preprocessing, with_labels):
-    def fn(x, y):
+    def fn(x, y, seed):
         x = tf.cast(x, tf.float32) / 255.0
         if preprocessing == "symmetric":
             x = x * 2.0 - 1.0
@@ -244,10 +360,9 @@ def _scale(preprocessing, with_labels):
 
 
 def _dynamic_binarize(with_labels):
-    def fn(batch, seed):
-        x, y = batch
+    def fn(x, y, seed):
         p = tf.cast(x, tf.float32) / 255.0
-        u = tf.random.stateless_uniform(tf.shape(p), seed=tf.stack([seed, seed // 7 + 1]))
+        u = tf.random.stateless_uniform(tf.shape(p), seed=seed)
         x = tf.cast(u < p, tf.float32)
         return (x, y) if with_labels else x
 

@@ -1,31 +1,28 @@
 """`fit` with the artifacts a training run should leave behind.
 
-One function serves the CLI and the zoo recipes: per-epoch checkpoints written
-atomically, resumption of an interrupted run with `BackupAndRestore`, a sample
+One function serves the CLI and the zoo recipes: per-epoch checkpoints and a
+backup written atomically and verified, resumption of an interrupted run to
+the weights an uninterrupted one would reach (data order included), a sample
 grid per epoch and their GIF, the history as CSV and as loss curves.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import tensorflow as tf
 
 from keras_gen import plots
-from keras_gen.callbacks import (
-    AtomicModelCheckpoint,
-    BackupLast,
-    EpochTimer,
-    NonFiniteGuard,
-    SampleGrid,
-    WorkerBackupAndRestore,
-)
+from keras_gen.callbacks import AtomicModelCheckpoint, EpochTimer, NonFiniteGuard, SampleGrid
 from keras_gen.core.distribute import is_chief
-from keras_gen.core.files import save_atomically
+from keras_gen.core.files import fsync_directory, remove_temporaries, save_atomically, sha256, write_json
+from keras_gen.data import Epochs
 
 
 def fit_with_artifacts(
@@ -35,6 +32,7 @@ def fit_with_artifacts(
     epochs,
     validation_data=None,
     steps_per_epoch=None,
+    batch_size=None,
     n_samples=100,
     sample_seed=1234,
     sample_kwargs=None,
@@ -42,35 +40,61 @@ def fit_with_artifacts(
     callbacks=(),
     verbose="auto",
     keep_checkpoints=None,
+    data_seed=0,
 ):
     """Train `model` with `fit`, leaving checkpoints, samples and plots in `out_dir`.
 
-    Running the same call again after an interruption resumes from the last
-    completed epoch (BackupAndRestore keeps the weights, optimizer state and
-    epoch). A finished run is not repeated: the same call again continues
-    from its last checkpoint (weights, optimizer and seed states), so a larger
-    `epochs` trains it further and the same `epochs` trains nothing.
+    Running the same call again after an interruption (an exception, Ctrl-C
+    or SIGKILL at any moment) resumes from the last completed epoch and ends
+    with the weights an uninterrupted run reaches: `out_dir/backup` holds the
+    whole training state (weights, optimizer, chains, buffers, seeds) of the
+    last two epochs, each with its sha256; a damaged copy is reported by
+    name and the previous one used.
+
+    Exact resumption needs the data order of every epoch to be known without
+    replaying the earlier ones: pass `train_data` as `keras_gen.data.Epochs`
+    (`data.load_epochs(...)`) or as arrays (with `batch_size`; shuffled per
+    epoch with `data_seed`). A `tf.data.Dataset` is iterated as `fit` would
+    (exact only if its order does not change between passes).
+
+    A finished run is not repeated: the same call trains nothing, and a larger
+    `epochs` trains it further.
     """
+    if not isinstance(train_data, (Epochs, tf.data.Dataset)):
+        arrays = train_data if isinstance(train_data, tuple) else (train_data,)
+        train_data = Epochs(arrays, batch_size or 32, seed=data_seed)
+    elif batch_size is not None and isinstance(train_data, tf.data.Dataset):
+        raise ValueError("batch_size applies to arrays; a tf.data.Dataset is batched already.")
     # Refuse bad data before any file is written.
-    model.validate_data(train_data)
+    model.validate_data(train_data.dataset() if isinstance(train_data, Epochs) else train_data)
     # Multi-worker training runs this on every worker; only the chief writes
     # `out_dir`. The others write the same files to a temporary folder
     # (saving reads variables collectively, so every worker takes part) and
     # delete it; all of them resume from the chief's backup.
-    chief_backup = os.path.join(out_dir, "backup")
+    backup = RunBackup(os.path.join(out_dir, "backup"))
     checkpoints = os.path.join(out_dir, "checkpoints")
     chief = is_chief(model.distribute_strategy)
     if not chief:
         out_dir = tempfile.mkdtemp(prefix="keras-gen-worker-")
     os.makedirs(out_dir, exist_ok=True)
     model.build_for_data()
-    initial_epoch = 0
-    last = None if os.path.isdir(chief_backup) else latest_checkpoint(checkpoints)
-    if last is not None:
-        # No interrupted run to restore, but a finished one: continue it.
-        initial_epoch, path = last
-        model.build_optimizers()
-        model.load_weights(path)
+    model.build_optimizers()
+    initial_epoch = backup.restore(model, tidy=chief)
+    if initial_epoch is None:
+        # No backup (a run from before backups were verified, or one whose
+        # backup folder was deleted): continue from its last checkpoint.
+        last = latest_checkpoint(checkpoints)
+        initial_epoch = 0
+        if last is not None:
+            initial_epoch, path = last
+            model.load_weights(path)
+    if chief:
+        remove_temporaries(checkpoints)
+    if isinstance(train_data, Epochs):
+        # One endless stream read `steps` batches per epoch: epoch k starts at
+        # batch k * steps, wherever the run (re)started.
+        steps_per_epoch = steps_per_epoch or train_data.steps
+        train_data = train_data.stream(start_batch=min(initial_epoch, epochs) * steps_per_epoch)
     grid = SampleGrid(
         os.path.join(out_dir, "samples"),
         n=n_samples,
@@ -79,13 +103,7 @@ def fit_with_artifacts(
         sample_kwargs=sample_kwargs,
     )
     history_csv = os.path.join(out_dir, "history.csv")
-    backup = (
-        keras.callbacks.BackupAndRestore(chief_backup, double_checkpoint=True)
-        if chief
-        else WorkerBackupAndRestore(chief_backup, os.path.join(out_dir, "backup"))
-    )
     all_callbacks = [
-        backup,
         EpochTimer(),
         # A non-finite step stops the run before anything is saved (unless the
         # caller brought its own guard, e.g. EnergyDivergenceGuard).
@@ -100,7 +118,10 @@ def fit_with_artifacts(
         ),
         grid,
         keras.callbacks.CSVLogger(history_csv, append=True),
-        BackupLast(backup),
+        # The backup marks an epoch as done, so it is written last: a run
+        # interrupted while the history row, the checkpoint or a user callback
+        # is written repeats the epoch instead of losing its record.
+        BackupEveryEpoch(backup if chief else RunBackup(os.path.join(out_dir, "backup"))),
     ]
     history = model.fit(
         train_data,
@@ -108,8 +129,7 @@ def fit_with_artifacts(
         initial_epoch=min(initial_epoch, epochs),
         validation_data=validation_data,
         steps_per_epoch=steps_per_epoch,
-        # A tf.data pipeline shuffles itself (seeded); arrays are shuffled by fit.
-        shuffle=not isinstance(train_data, tf.data.Dataset),
+        shuffle=False,  # the data order is the stream's (or the user's pipeline's)
         callbacks=all_callbacks,
         verbose=verbose,
     )
@@ -122,6 +142,124 @@ def fit_with_artifacts(
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
     return history
+
+
+class BackupError(RuntimeError):
+    """No usable backup, although the backup folder holds some."""
+
+
+class RunBackup:
+    """The training state at the end of recent epochs, verified before use.
+
+    Epoch e is two files in `directory`: `epoch_NNNN.keras` (the whole model:
+    weights, optimizer slots, chains, buffers and seed states) and
+    `epoch_NNNN.json` ({"epoch", "file", "bytes", "sha256"}), each written to a
+    temporary file, fsynced and renamed. The JSON is written second: it is the
+    commit record, so a model file without one (a kill between the two) is
+    ignored. The newest `keep` epochs are kept, and an older one is deleted
+    only once a newer one is complete: nothing good is replaced by a write
+    that has not finished.
+    """
+
+    def __init__(self, directory, keep=2):
+        self.directory = os.fspath(directory)
+        self.keep = int(keep)
+
+    def _records(self):
+        if not os.path.isdir(self.directory):
+            return []
+        found = []
+        for name in os.listdir(self.directory):
+            stem, ext = os.path.splitext(name)
+            if ext == ".json" and stem.startswith("epoch_") and stem[6:].isdigit():
+                found.append((int(stem[6:]), os.path.join(self.directory, name)))
+        return sorted(found, reverse=True)
+
+    def _check(self, record_path):
+        """(epoch, model path) of a record whose files are whole, else raise ValueError."""
+        try:
+            with open(record_path) as f:
+                record = json.load(f)
+            epoch, name, size, digest = (record[k] for k in ("epoch", "file", "bytes", "sha256"))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"unreadable record ({type(err).__name__}: {err})") from None
+        path = os.path.join(self.directory, os.path.basename(name))
+        if not os.path.exists(path):
+            raise ValueError(f"{path} is missing")
+        if os.path.getsize(path) != size:
+            raise ValueError(f"{path} has {os.path.getsize(path)} bytes, the record says {size}")
+        if sha256(path) != digest:
+            raise ValueError(f"{path} does not match its sha256")
+        return int(epoch), path
+
+    def restore(self, model, tidy=True):
+        """Load the newest whole backup into `model`; its epoch, or None if there is none.
+
+        A damaged copy is reported (a warning naming the file) and the one
+        before it is used; if every copy is damaged, `BackupError` names them
+        all rather than start the run over. With `tidy` (the one process that
+        writes the folder) it also clears what a killed write left behind.
+        """
+        records = self._records()
+        if not records:
+            return None
+        if tidy:
+            remove_temporaries(self.directory)
+        damaged = []
+        for _, record_path in records:
+            try:
+                epoch, path = self._check(record_path)
+                model.load_weights(path)
+            except Exception as err:  # a bad record, checksum or a file Keras cannot read
+                damaged.append(f"{record_path}: {err}")
+                continue
+            if tidy and not damaged:
+                self._prune()  # finish a cleanup a kill interrupted
+            else:
+                warnings.warn(
+                    f"Skipped damaged backups ({'; '.join(damaged)}); resuming from {path}, epoch {epoch}.",
+                    stacklevel=2,
+                )
+            return epoch
+        raise BackupError(
+            f"No usable backup in {self.directory}: {'; '.join(damaged)}. "
+            f"Move the folder away to train from the last checkpoint or from scratch."
+        )
+
+    def save(self, model, epoch):
+        """Write the state after `epoch` epochs (1-based), then drop copies beyond `keep`."""
+        stem = os.path.join(self.directory, f"epoch_{epoch:04d}")
+        path = save_atomically(model, stem + ".keras")
+        write_json(
+            stem + ".json",
+            {"epoch": epoch, "file": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256(path)},
+        )
+        self._prune()
+        return path
+
+    def _prune(self):
+        """Delete copies beyond the newest `keep`, and model files that never got a record."""
+        for old_epoch, record_path in self._records()[self.keep :]:
+            os.remove(record_path)  # the record first: a model file without one is ignored
+            old_model = os.path.join(self.directory, f"epoch_{old_epoch:04d}.keras")
+            if os.path.exists(old_model):
+                os.remove(old_model)
+        recorded = {f"epoch_{e:04d}.keras" for e, _ in self._records()}
+        for name in os.listdir(self.directory):
+            if name.endswith(".keras") and name not in recorded:
+                os.remove(os.path.join(self.directory, name))
+        fsync_directory(self.directory)
+
+
+class BackupEveryEpoch(keras.callbacks.Callback):
+    """Write a `RunBackup` at the end of every epoch (place it after every other callback)."""
+
+    def __init__(self, backup):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup.save(self.model, epoch + 1)
 
 
 def latest_checkpoint(directory):

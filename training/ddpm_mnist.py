@@ -55,7 +55,7 @@ def train(args):
     keras.utils.set_random_seed(args.seed)
     model = make_diffusion(**ARCHITECTURE["kwargs"], seed=args.seed)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
-    train_ds = data.load(
+    train_ds = data.load_epochs(
         "mnist",
         "train",
         preprocessing="symmetric",

@@ -56,7 +56,7 @@ def train(args):
     steps = len(data.load_arrays("ring8", "train", seed=args.seed)[0]) // BATCH_SIZE
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=args.epochs * steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
-    train_ds = data.load("ring8", "train", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
+    train_ds = data.load_epochs("ring8", "train", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
     fit_with_artifacts(
         model,
         train_ds,

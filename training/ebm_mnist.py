@@ -65,7 +65,7 @@ def train(args):
     steps = 60_000 // BATCH_SIZE
     schedule = keras.optimizers.schedules.ExponentialDecay(LEARNING_RATE, steps, 0.97, staircase=True)
     model.compile(optimizer=keras.optimizers.Adam(schedule, beta_1=0.0))
-    train_ds = data.load(
+    train_ds = data.load_epochs(
         "mnist", "train", preprocessing="symmetric", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True
     )
     fit_with_artifacts(

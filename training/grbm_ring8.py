@@ -68,7 +68,7 @@ def train(args):
     steps = -(-len(x_train) // BATCH_SIZE)
     model.compile(optimizer=optimizer(args.epochs, steps))
     model.initialize_from_data(x_train)
-    train_ds = data.load("ring8", "train", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
+    train_ds = data.load_epochs("ring8", "train", batch_size=BATCH_SIZE, seed=args.seed, drop_remainder=True)
     fit_with_artifacts(
         model,
         train_ds,

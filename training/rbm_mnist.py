@@ -118,7 +118,7 @@ def train(args):
     x_train, _ = data.load_arrays("mnist", "train", preprocessing="unit", flatten=True)
     # Data-driven visible biases (a resumed run restores its own weights over these).
     model.initialize_from_data(x_train)
-    train_ds = data.load(
+    train_ds = data.load_epochs(
         "mnist",
         "train",
         preprocessing="binarized",
@@ -127,8 +127,6 @@ def train(args):
         seed=args.seed,
         drop_remainder=True,
     )
-    if args.steps_per_epoch:
-        train_ds = train_ds.repeat()
     test_ds = data.load(
         "mnist", "test", preprocessing="binarized_static", flatten=True, batch_size=1000, shuffle=False, seed=TEST_SEED
     )

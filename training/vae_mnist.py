@@ -52,7 +52,7 @@ def train(args):
     keras.utils.set_random_seed(args.seed)
     model = make_vae(**ARCHITECTURE["kwargs"], seed=args.seed)
     model.compile(optimizer=optimizer())
-    train_ds = data.load("mnist", "train", preprocessing="binarized", batch_size=BATCH_SIZE, seed=args.seed)
+    train_ds = data.load_epochs("mnist", "train", preprocessing="binarized", batch_size=BATCH_SIZE, seed=args.seed)
     test_ds = data.load("mnist", "test", preprocessing="binarized_static", batch_size=500, shuffle=False)
     fit_with_artifacts(model, train_ds, args.out, epochs=args.epochs, validation_data=test_ds, verbose=2)
     return os.path.join(args.out, "model.keras")

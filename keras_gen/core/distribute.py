@@ -228,3 +228,45 @@ def update_variables(variables, update, *sources):
             strategy.extended.update(v, update, args=tuple(s[i] for s in sources), group=False)
 
     compat.merge_call(update_all, variables, *sources)
+
+
+def apply_if_finite(optimizer, grads, variables):
+    """`optimizer.apply(grads, variables)`, skipped when any gradient, on any
+    replica, holds a NaN or an infinity; returns whether it was applied.
+
+    A non-finite step then leaves the weights and the optimizer's state (its
+    `iterations` included) as they were after the last finite step, and the
+    run's guard (`callbacks.NonFiniteGuard`) stops training with them. Every
+    replica takes the same branch: the count of bad values is summed across
+    replicas first. Under a strategy that synchronises through `merge_call`
+    (MirroredStrategy) the branch is taken in cross-replica context, since a
+    `cond` in replica context cannot hold the optimizer's own `merge_call`
+    (the pattern of Keras's `LossScaleOptimizer`).
+    """
+    grads = list(grads)
+    variables = list(variables)
+    bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.int32)) for g in grads if g is not None])
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas > 1:
+        bad = context.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+    finite = tf.equal(bad, 0)
+
+    def apply():
+        optimizer.apply(grads, variables)
+        return tf.constant(True)
+
+    if replicas == 1 or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        return tf.cond(finite, apply, lambda: tf.constant(False))
+
+    def in_cross_replica(strategy, finite, grads):
+        # Every replica's flag is the same (the count was all-reduced).
+        finite = strategy.experimental_local_results(finite)[0]
+
+        def apply_on_replicas():
+            strategy.extended.call_for_each_replica(lambda g: optimizer.apply(g, variables), args=(grads,))
+            return tf.constant(True)
+
+        return tf.cond(finite, apply_on_replicas, lambda: tf.constant(False))
+
+    return compat.merge_call(in_cross_replica, finite, grads)

@@ -48,10 +48,14 @@ def warmed_up_momentum(momentum, step):
     return ops.minimum(ops.cast(momentum, "float32"), (1.0 + t) / (10.0 + t))
 
 
-def update_ema(average_model, live_model, momentum, step):
+def update_ema(average_model, live_model, momentum, step, applied=True):
     """average <- m_t average + (1 - m_t) live for every weight (batch-normalization
-    statistics included), with m_t = `warmed_up_momentum(momentum, step)`."""
-    m = warmed_up_momentum(momentum, step)
+    statistics included), with m_t = `warmed_up_momentum(momentum, step)`.
+
+    `applied` (a boolean tensor) false leaves the average as it is: the step's
+    update was skipped (`distribute.apply_if_finite`), so there is nothing new to average.
+    """
+    m = ops.where(applied, warmed_up_momentum(momentum, step), 1.0)
 
     def update(average, live):
         m_t = ops.cast(m, average.dtype)

@@ -1,8 +1,11 @@
 """Files written whole or not at all.
 
 Every file keras-gen writes (checkpoints, models, weights, cards) goes through
-a temporary file in the target's folder and a rename: a reader never sees a
-half-written file, and an interruption leaves the old one intact.
+a temporary file in the target's folder, an fsync and a rename (then an fsync
+of the folder): a reader never sees a half-written file, an interruption
+leaves the old one intact, and a power cut cannot reorder the rename before
+the data. Temporary files are named `.tmp-*`; `remove_temporaries` clears
+those a killed writer left behind.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def save_atomically(model, path, weights_only=None):
             model.save_weights(tmp)
         else:
             model.save(tmp)
-        os.replace(tmp, path)
+        _commit(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -48,11 +51,41 @@ def write_text(path, text):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
+        _commit(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _commit(tmp, path):
+    """fsync `tmp`, rename it to `path`, fsync the folder: durable and atomic."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def fsync_directory(directory):
+    """Make the renames and deletions in `directory` durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. a platform that cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(directory):
+    """Delete the `.tmp-*` files a killed writer left in `directory`; return their names."""
+    if not os.path.isdir(directory):
+        return []
+    removed = [name for name in sorted(os.listdir(directory)) if name.startswith(".tmp-")]
+    for name in removed:
+        os.remove(os.path.join(directory, name))
+    return removed
 
 
 def write_json(path, obj):

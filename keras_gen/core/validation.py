@@ -128,7 +128,7 @@ def checked_dataset(dataset, domain="real", owner="model"):
             x = tf.identity(x)
         return x if rest is None else (x, *rest)
 
-    return dataset.enumerate().map(check, deterministic=True)
+    return dataset.enumerate().map(check)
 
 
 def fit_error(err):

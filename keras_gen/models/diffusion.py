@@ -33,7 +33,7 @@ from keras import layers, ops
 from keras_gen.core import ema
 from keras_gen.core.base import GenerativeModel, register, replica_mean, xla_by_default
 from keras_gen.core.caching import compiled_once
-from keras_gen.core.distribute import replica_normal, replica_uniform
+from keras_gen.core.distribute import apply_if_finite, replica_normal, replica_uniform
 from keras_gen.core.random import fold_in, seed_tensor, standard_normal
 from keras_gen.sampling import diffusion
 
@@ -259,9 +259,9 @@ class DiffusionModel(GenerativeModel):
         x, labels = self._split(data)
         grads = self.replica_compiled(self.gradients_and_metrics)(x, labels)
         # Sums the replicas' gradients under tf.distribute (outside XLA).
-        self.optimizer.apply_gradients(zip(grads, self.network.trainable_weights))
+        applied = apply_if_finite(self.optimizer, grads, self.network.trainable_weights)
         if self.ema_network is not None:
-            ema.update_ema(self.ema_network, self.network, self.ema_momentum, self.optimizer.iterations)
+            ema.update_ema(self.ema_network, self.network, self.ema_momentum, self.optimizer.iterations, applied)
         return {m.name: m.result() for m in self.metrics}
 
     def gradients_and_metrics(self, x, labels):

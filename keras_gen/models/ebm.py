@@ -47,7 +47,7 @@ from keras import layers, ops
 
 from keras_gen.core.base import GenerativeModel, features, register, replica_mean, xla_by_default
 from keras_gen.core.caching import compiled_once
-from keras_gen.core.distribute import gather_replicas, replica_normal, replica_uniform
+from keras_gen.core.distribute import apply_if_finite, gather_replicas, replica_normal, replica_uniform
 from keras_gen.core.random import fold_in, seed_tensor, uniform
 from keras_gen.sampling import langevin
 
@@ -249,7 +249,7 @@ class EnergyModel(GenerativeModel):
         grads, negatives = self.replica_compiled(self.gradients_and_negatives)(features(data), seed)
         # The synchronising part: sum the replicas' gradients, collect every
         # replica's negatives into the buffer.
-        self.optimizer.apply_gradients(zip(grads, self.energy_network.trainable_weights))
+        apply_if_finite(self.optimizer, grads, self.energy_network.trainable_weights)
         self.write_buffer(gather_replicas(negatives))
         return self.logs()
 

@@ -50,7 +50,7 @@ from keras import layers, ops
 
 from keras_gen.core import compat, ema
 from keras_gen.core.base import GenerativeModel, features, register, replica_mean
-from keras_gen.core.distribute import replica_normal, replica_uniform, update_variables
+from keras_gen.core.distribute import apply_if_finite, replica_normal, replica_uniform, update_variables
 from keras_gen.core.random import seed_tensor, standard_normal, uniform
 from keras_gen.models.gan_networks import (
     build_dcgan_discriminator,
@@ -94,7 +94,7 @@ class GAN(GenerativeModel):
     `compile(d_optimizer=..., g_optimizer=..., objective=..., n_critic=...,
     gradient_penalty=..., clip_value=..., simultaneous=...)` sets the game
     (module docstring). Both optimizers are saved in `.keras` files, weights
-    files and `BackupAndRestore` checkpoints; `model.optimizer` is the
+    files and run backups; `model.optimizer` is the
     generator's (its `iterations` counts train steps), `model.d_optimizer`
     the discriminator's.
 
@@ -263,9 +263,9 @@ class GAN(GenerativeModel):
         x = features(data)
         if self.simultaneous:
             d_grads, g_grads = self.replica_compiled(self.joint_gradients)(x)
-            self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
-            self.optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
-            self.update_average_generator()
+            apply_if_finite(self.d_optimizer, d_grads, self.discriminator.trainable_weights)
+            applied = apply_if_finite(self.optimizer, g_grads, self.generator.trainable_weights)
+            self.update_average_generator(applied)
             return {m.name: m.result() for m in self.metrics}
         # Each critic step its own strided share of the batch: under tf.distribute every replica's
         # share i holds the same examples as share i of the global batch on one device.
@@ -274,12 +274,12 @@ class GAN(GenerativeModel):
         for i in range(self.n_critic):
             d_grads = self.replica_compiled(self.critic_gradients)(x[i :: self.n_critic])
             # Sums the replicas' gradients under tf.distribute (outside XLA).
-            self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
+            apply_if_finite(self.d_optimizer, d_grads, self.discriminator.trainable_weights)
             if self.clip_value is not None:
                 self.clip_critic_weights()
         g_grads = self.replica_compiled(self.generator_gradients)(x[0 :: self.n_critic])
-        self.optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
-        self.update_average_generator()
+        applied = apply_if_finite(self.optimizer, g_grads, self.generator.trainable_weights)
+        self.update_average_generator(applied)
         return {m.name: m.result() for m in self.metrics}
 
     def critic_output(self, x, training=False):
@@ -351,10 +351,13 @@ class GAN(GenerativeModel):
         c = self.clip_value
         update_variables(self.discriminator.trainable_variables, lambda var: var.assign(tf.clip_by_value(var, -c, c)))
 
-    def update_average_generator(self):
-        """The generator's moving average, after a generator step (`core.ema.update_ema`)."""
+    def update_average_generator(self, applied=True):
+        """The generator's moving average, after a generator step (`core.ema.update_ema`);
+        unchanged when the step was skipped (`applied` false: non-finite gradients)."""
         if self.average_generator is not None:
-            ema.update_ema(self.average_generator, self.generator, self.ema_momentum, self.optimizer.iterations)
+            ema.update_ema(
+                self.average_generator, self.generator, self.ema_momentum, self.optimizer.iterations, applied
+            )
 
     def test_step(self, data):
         x = features(data)

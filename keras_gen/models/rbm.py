@@ -48,7 +48,13 @@ import tensorflow as tf
 
 from keras_gen.core.base import GenerativeModel, features, register, replica_mean
 from keras_gen.core.caching import compiled_once
-from keras_gen.core.distribute import gather_replicas, replica_bernoulli, replica_shard, replica_uniform
+from keras_gen.core.distribute import (
+    apply_if_finite,
+    gather_replicas,
+    replica_bernoulli,
+    replica_shard,
+    replica_uniform,
+)
 from keras_gen.core.random import fold_in, seed_tensor
 from keras_gen.models.lattice import LatticeTranslations, shape_or_shapes
 from keras_gen.models.rbm_layers import RBM_LAYERS, BernoulliRBM, GaussianBernoulliRBM, RBMLayer
@@ -367,7 +373,7 @@ class RBM(GenerativeModel):
             grads = self.tie_gradients(grads)
         # The synchronising part (outside XLA under tf.distribute): sum the
         # replicas' gradients, collect every replica's block of chains.
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        apply_if_finite(self.optimizer, grads, self.trainable_weights)
         if self.persistent:
             self.persistent_chains.assign(gather_replicas(v_model))
         if not self.monitor:

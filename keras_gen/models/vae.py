@@ -23,7 +23,7 @@ from keras import layers, ops
 
 from keras_gen.core.base import GenerativeModel, features, register, replica_mean
 from keras_gen.core.caching import compiled_once
-from keras_gen.core.distribute import replica_normal
+from keras_gen.core.distribute import apply_if_finite, replica_normal
 from keras_gen.core.random import seed_tensor
 
 LOG_2PI = math.log(2 * math.pi)
@@ -189,7 +189,7 @@ class VAE(GenerativeModel):
     def train_step(self, data):
         grads = self.replica_compiled(self.gradients_and_metrics)(features(data))
         # Sums the replicas' gradients under tf.distribute (outside XLA).
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        apply_if_finite(self.optimizer, grads, self.trainable_weights)
         return {m.name: m.result() for m in self.metrics}
 
     def gradients_and_metrics(self, x):

@@ -80,12 +80,11 @@ def train(recipe, args):
     model = build(recipe, args.seed)
     if args.continue_from:
         continue_from(model, args.continue_from, args.out)
-    train_ds = data.load(
+    train_ds = data.load_epochs(
         "mnist", "train", preprocessing="symmetric", batch_size=recipe.batch_size, seed=args.seed, drop_remainder=True
     )
+    # Epochs, not a dataset: each epoch's order is known on resume (fit_with_artifacts streams them).
     steps = args.steps_per_epoch
-    if steps:
-        train_ds = train_ds.repeat()
     fit_with_artifacts(
         model,
         train_ds,

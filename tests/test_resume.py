@@ -1,0 +1,379 @@
+"""Nothing lost: exact resumption, verified backups, non-finite steps.
+
+* `data.Epochs`: each epoch's order is a function of (seed, epoch) alone, so
+  a stream started at epoch k is the tail of the stream started at 0.
+* Every family, interrupted mid-epoch and run again with the same call, ends
+  with the weights, optimizer state, chains, buffers and seeds of an
+  uninterrupted run, bit for bit, with shuffling on.
+* A damaged backup is named and the previous one used; when none is usable
+  the run refuses to start over.
+* A non-finite gradient skips the update (on one device and under
+  MirroredStrategy) and the guard stops the run with the last finite weights.
+* SIGKILL at the moments a file is being written (the first backup, between
+  a backup and its record, mid-checkpoint, while old backups are deleted)
+  and mid-epoch: the run started again ends where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_contract import FAMILIES
+
+from keras_gen import data, runs
+from keras_gen.callbacks import TrainingDiverged
+from keras_gen.core.distribute import apply_if_finite
+from keras_gen.models import gan, vae
+
+EPOCHS = 2
+BATCH = 16  # 96 examples: 6 steps per epoch
+
+
+# ---------------------------------------------------------------- data order
+def test_epochs_are_a_function_of_seed_and_epoch():
+    x = np.arange(50, dtype="float32")[:, None]
+    epochs = data.Epochs(x, batch_size=8, seed=4)
+    assert epochs.steps == 7
+    whole = [b.numpy() for b in epochs.stream().take(3 * 7)]
+    for epoch in range(3):
+        batches = whole[7 * epoch : 7 * (epoch + 1)]
+        # Each epoch is a permutation of the data, and epochs differ.
+        np.testing.assert_array_equal(np.sort(np.concatenate(batches)[:, 0]), x[:, 0])
+    assert not np.array_equal(whole[0], whole[7])
+    # Resumed anywhere, the stream is the tail of the full one.
+    for start in (7, 10):
+        tail = [b.numpy() for b in epochs.stream(start_batch=start).take(21 - start)]
+        for a, b in zip(whole[start:], tail):
+            np.testing.assert_array_equal(a, b)
+    # A new object with the same seed gives the same epochs; another seed does not.
+    np.testing.assert_array_equal(next(iter(data.Epochs(x, 8, seed=4).stream(14))).numpy(), whole[14])
+    assert not np.array_equal(next(iter(data.Epochs(x, 8, seed=5).stream())).numpy(), whole[0])
+
+
+def test_dynamic_binarization_is_fixed_per_epoch_and_batch():
+    source = np.full((20, 4), 128, dtype="uint8")
+    transform = data._dynamic_binarize(with_labels=False)
+    epochs = data.Epochs((source, np.zeros(20, "int64")), batch_size=5, seed=1, transform=transform)
+    first = [b.numpy() for b in epochs.stream().take(8)]
+    again = [b.numpy() for b in epochs.stream(start_batch=4).take(4)]
+    for a, b in zip(first[4:], again):
+        np.testing.assert_array_equal(a, b)
+    assert set(np.unique(np.concatenate(first))) == {0.0, 1.0}
+    assert not np.array_equal(first[0], first[4])  # fresh pixels in the next epoch
+
+
+def test_load_still_reshuffles_every_pass():
+    ds = data.load("ring8", "train", batch_size=1000, seed=2)
+    a, b = (next(iter(ds)).numpy() for _ in range(2))
+    assert not np.array_equal(a, b)
+    assert int(ds.cardinality()) == 50
+
+
+# ------------------------------------------------------- resume, per family
+class Interrupt(keras.callbacks.Callback):
+    """Raise in the middle of an epoch, as a kill would stop the run there."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch = epoch, batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            raise KeyboardInterrupt("interrupted for the test")
+
+
+def state(model):
+    """Every variable that decides how training continues."""
+    variables = list(model.weights)
+    for value in vars(model).values():
+        if isinstance(value, keras.optimizers.Optimizer):
+            variables += [v for v in value.variables if all(v is not w for w in variables)]
+    # By position: two models built alike name their layers differently (dense_1, dense_3, ...).
+    return [(tuple(v.shape), np.array(v.numpy())) for v in variables]
+
+
+def build(make):
+    # Some networks draw their initial weights from Keras's global seed.
+    keras.utils.set_random_seed(0)
+    model, x = make()
+    # Resumption does not depend on XLA (tested elsewhere); tracing without it is faster here.
+    model.jit_compile = False
+    return model, x
+
+
+def uninterrupted(make, epochs=EPOCHS):
+    """Plain `fit` on the same stream of epochs: no files, no artifacts, no resumption."""
+    model, x = build(make)
+    model.fit(data.Epochs(x, BATCH).stream(), steps_per_epoch=len(x) // BATCH, epochs=epochs, verbose=0)
+    return model
+
+
+def run(make, out, epochs=EPOCHS, callbacks=()):
+    model, x = build(make)
+    runs.fit_with_artifacts(
+        model, x, str(out), epochs=epochs, batch_size=BATCH, n_samples=4, verbose=0, callbacks=list(callbacks)
+    )
+    return model
+
+
+def assert_same_state(a, b):
+    a, b = state(a), state(b)
+    assert [shape for shape, _ in a] == [shape for shape, _ in b]
+    for i, ((_, value_a), (_, value_b)) in enumerate(zip(a, b)):
+        np.testing.assert_array_equal(value_a, value_b, err_msg=f"variable {i}")
+
+
+def wgan_clipped():
+    model = gan.tiny_gan_for_tests(seed=3, dropout=0.0)
+    model.compile(**gan.wgan_compile_kwargs())
+    return model, FAMILIES["gan"]()[1]
+
+
+RESUMED = {**FAMILIES, "wgan_clipped": wgan_clipped}
+
+
+@pytest.mark.parametrize("family", sorted(RESUMED))
+def test_an_interrupted_run_ends_where_an_uninterrupted_one_does(family, tmp_path):
+    make = RESUMED[family]
+    reference = uninterrupted(make)
+    with pytest.raises(KeyboardInterrupt):
+        run(make, tmp_path / "resumed", callbacks=[Interrupt(epoch=1, batch=2)])
+    resumed = run(make, tmp_path / "resumed")
+    assert_same_state(reference, resumed)
+    # The history has one row per epoch, however often an epoch was started.
+    assert len(runs.read_history(tmp_path / "resumed" / "history.csv")["epoch_seconds"]) == EPOCHS
+
+
+# ------------------------------------------------------------ damaged files
+def dense_vae():
+    return FAMILIES["vae"]()
+
+
+def test_a_damaged_backup_is_named_and_the_previous_one_used(tmp_path):
+    reference = uninterrupted(dense_vae, epochs=3)
+    out = tmp_path / "run"
+    run(dense_vae, out, epochs=2)
+    latest = out / "backup" / "epoch_0002.keras"
+    blob = bytearray(latest.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    latest.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match=r"epoch_0002\.keras does not match its sha256.*epoch 1"):
+        resumed = run(dense_vae, out, epochs=3)
+    assert_same_state(reference, resumed)
+
+
+def test_an_empty_record_falls_back_and_no_usable_backup_refuses(tmp_path):
+    out = tmp_path / "run"
+    run(dense_vae, out, epochs=2)
+    (out / "backup" / "epoch_0002.json").write_text("")
+    model, _ = dense_vae()
+    model.build_for_data()
+    model.build_optimizers()
+    backup = runs.RunBackup(out / "backup")
+    with pytest.warns(UserWarning, match=r"epoch_0002\.json: unreadable record"):
+        assert backup.restore(model) == 1
+    (out / "backup" / "epoch_0001.keras").write_bytes(b"not a model")
+    with pytest.raises(runs.BackupError, match=r"No usable backup.*epoch_0002\.json.*epoch_0001\.keras"):
+        backup.restore(model)
+
+
+def test_a_run_without_backup_continues_from_its_last_checkpoint(tmp_path):
+    reference = uninterrupted(dense_vae, epochs=3)
+    out = tmp_path / "run"
+    run(dense_vae, out, epochs=2)
+    for name in os.listdir(out / "backup"):
+        os.remove(out / "backup" / name)
+    assert_same_state(reference, run(dense_vae, out, epochs=3))
+
+
+# ------------------------------------------------------- non-finite updates
+def test_a_non_finite_gradient_skips_the_update():
+    variable = tf.Variable([1.0, 2.0])
+    optimizer = keras.optimizers.Adam(0.1)
+    optimizer.build([variable])
+
+    @tf.function(jit_compile=True)
+    def step(g):
+        return apply_if_finite(optimizer, [g], [variable])
+
+    assert bool(step(tf.constant([1.0, 1.0])))
+    after_one = (variable.numpy().copy(), [v.numpy().copy() for v in optimizer.variables])
+    assert not bool(step(tf.constant([np.nan, 1.0])))
+    np.testing.assert_array_equal(variable.numpy(), after_one[0])
+    for v, before in zip(optimizer.variables, after_one[1]):
+        np.testing.assert_array_equal(v.numpy(), before)
+    assert int(optimizer.iterations.numpy()) == 1
+
+
+MIRRORED_SKIP = textwrap.dedent(
+    """
+    import numpy as np
+    from keras_gen.core import distribute
+    distribute.split_cpu(2)
+    import keras
+    import tensorflow as tf
+    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    with strategy.scope():
+        variable = tf.Variable([1.0, 2.0])
+        optimizer = keras.optimizers.SGD(0.5)
+        optimizer.build([variable])
+
+    @tf.function
+    def step(bad_replica):
+        def replica_fn():
+            index = tf.distribute.get_replica_context().replica_id_in_sync_group
+            g = tf.where(tf.equal(index, bad_replica), tf.constant([np.nan, 1.0]), tf.constant([1.0, 1.0]))
+            return distribute.apply_if_finite(optimizer, [g], [variable])
+
+        return strategy.experimental_local_results(strategy.run(replica_fn))
+
+    applied = [bool(f) for f in step(tf.constant(-1))]
+    after_one = [c.numpy().tolist() for c in variable.values]
+    skipped = [bool(f) for f in step(tf.constant(1))]
+    print(all(applied), after_one, any(skipped), [c.numpy().tolist() for c in variable.values],
+          int(optimizer.iterations.numpy()))
+    """
+)
+
+
+def test_a_non_finite_gradient_on_one_replica_skips_every_replica():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SKIP], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Both replicas' gradients (1, 1) summed: 2 - 0.5 * 2 = 0 and 1; then NaN on replica 1: no change anywhere.
+    expected = "True [[0.0, 1.0], [0.0, 1.0]] False [[0.0, 1.0], [0.0, 1.0]] 1"
+    assert done.stdout.strip().splitlines()[-1] == expected
+
+
+class PoisonedVAE(vae.VAE):
+    """A VAE whose gradients turn NaN from a given step on (the loss stays finite)."""
+
+    poison_from = 8
+
+    def gradients_and_metrics(self, x):
+        grads = super().gradients_and_metrics(x)
+        poisoned = self.optimizer.iterations >= self.poison_from
+        return [tf.where(poisoned, tf.fill(tf.shape(g), np.nan), g) for g in grads]
+
+
+def test_the_guard_stops_at_a_skipped_update_with_the_last_finite_weights(tmp_path):
+    model, x = dense_vae()
+    poisoned = PoisonedVAE(model.encoder, model.decoder, seed=3)
+    poisoned.compile(optimizer=keras.optimizers.Adam(1e-2))
+    seen = {}
+    snapshot = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.update(
+            {int(poisoned.optimizer.iterations.numpy()): [w.numpy().copy() for w in poisoned.trainable_weights]}
+        )
+    )
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3: non-finite gradients \(the update was skipped\)"):
+        runs.fit_with_artifacts(
+            poisoned, x, str(tmp_path / "run"), epochs=3, batch_size=BATCH, n_samples=4, verbose=0,
+            callbacks=[snapshot],
+        )  # fmt: skip
+    assert int(poisoned.optimizer.iterations.numpy()) == 8
+    for w, kept in zip(poisoned.trainable_weights, seen[8]):
+        np.testing.assert_array_equal(w.numpy(), kept)
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["epoch_001.keras"]
+    assert sorted(os.listdir(tmp_path / "run" / "backup")) == ["epoch_0001.json", "epoch_0001.keras"]
+
+
+# ------------------------------------------------------------- SIGKILL
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    kill_at, out = sys.argv[1], sys.argv[2]
+    import keras
+    from keras_gen import runs
+    from test_resume import Interrupt, build, dense_vae, BATCH
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    what, _, where = kill_at.partition(":")
+    callbacks = []
+    if what == "batch":  # mid-epoch: epoch,batch
+        epoch, batch = map(int, where.split(","))
+        class Kill(Interrupt):
+            def on_train_batch_end(self, b, logs=None):
+                if self.current == epoch and b == batch:
+                    die()
+        callbacks.append(Kill(epoch, batch))
+    elif what in ("replace", "remove"):  # before the rename to / deletion of a file ending so
+        original = getattr(os, what)
+        def patched(*args, **kwargs):
+            if str(args[-1]).endswith(where):
+                die()
+            return original(*args, **kwargs)
+        setattr(os, what, patched)
+    elif what == "truncate":  # a temporary file half written, then killed
+        from keras_gen.core import files
+        original = os.replace
+        def patched(src, dst):
+            if str(dst).endswith(where):
+                with open(src, "r+b") as f:
+                    f.truncate(os.path.getsize(src) // 2)
+                die()
+            return original(src, dst)
+        os.replace = patched
+    model, x = build(dense_vae)
+    runs.fit_with_artifacts(model, x, out, epochs=3, batch_size=BATCH, n_samples=4, verbose=0,
+                            callbacks=callbacks)
+    """
+)
+
+KILL_POINTS = {
+    "mid_epoch": "batch:1,2",
+    "first_backup_half_written": "truncate:backup/epoch_0001.keras",
+    "first_backup_before_rename": "replace:backup/epoch_0001.keras",
+    "between_backup_and_record": "replace:backup/epoch_0002.json",
+    "mid_checkpoint": "replace:checkpoints/epoch_002.keras",
+    "deleting_the_old_backup": "remove:backup/epoch_0001.json",
+}
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_resumes_to_the_uninterrupted_weights(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The killed runs are independent: run them side by side.
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, str(script), kill_at, str(tmp_path / name)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, kill_at in KILL_POINTS.items()
+    }
+    for name, child in children.items():
+        _, stderr = child.communicate()
+        assert child.returncode == -signal.SIGKILL, f"{name}: the kill point was not reached\n{stderr[-3000:]}"
+    reference = uninterrupted(dense_vae, epochs=3)
+    for name in KILL_POINTS:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="Skipped damaged")  # no damaged copy to skip
+            resumed = run(dense_vae, tmp_path / name, epochs=3)
+        assert_same_state(reference, resumed)
+        backup = sorted(os.listdir(tmp_path / name / "backup"))
+        assert backup == ["epoch_0002.json", "epoch_0002.keras", "epoch_0003.json", "epoch_0003.keras"], name
+        for folder in ("backup", "checkpoints"):
+            assert not [f for f in os.listdir(tmp_path / name / folder) if f.startswith(".tmp-")], (name, folder)
+        records = [json.loads((tmp_path / name / "backup" / f).read_text()) for f in backup if f.endswith(".json")]
+        assert [r["epoch"] for r in records] == [2, 3]
