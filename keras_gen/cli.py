@@ -20,14 +20,46 @@ import json
 import os
 import sys
 
-# Keep TensorFlow's C++ start-up chatter out of a command-line tool's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 TRAIN_DEFAULTS = {
     # family -> dataset kind -> (epochs, batch size)
     "toy": (30, 256),
     "mnist": (10, 128),
 }
+
+
+# ------------------------------------------------------------------ start-up
+def quiet_tensorflow():
+    """Import TensorFlow without its log lines (what `--verbose` shows).
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's C++ logging once it is set up,
+    but the lines its libraries write while they load (before absl's logging
+    starts) ignore it: they go to a temporary file instead, replayed if the
+    import fails. TensorFlow is imported here, and only by the commands that
+    need it, so `--help` and `zoo` answer without it.
+    """
+    import logging
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        stderr = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            except BaseException:
+                os.dup2(stderr, 2)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                raise
+            finally:
+                os.dup2(stderr, 2)
+                os.close(stderr)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 # ------------------------------------------------------------- argument types
@@ -343,7 +375,7 @@ def load_model(name_or_path):
     """A `.keras` file or a zoo name -> a built model."""
     import keras
 
-    import keras_gen  # noqa: F401 - registers the families
+    import keras_gen.models  # noqa: F401 - registers the families with keras.saving
     from keras_gen import zoo
 
     if name_or_path.endswith(".keras") or os.path.exists(name_or_path):
@@ -471,6 +503,13 @@ def build_parser():
         prog="keras-gen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback instead of one line")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="tensorflow_logs",
+        action="store_true",
+        help="show TensorFlow's own log messages (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a family with fit, leaving checkpoints and sample grids")
@@ -589,8 +628,10 @@ def main(argv=None):
     if args.command == "zoo" and args.action != "list" and not args.name:
         raise SystemExit(f"keras-gen zoo {args.action}: a model name is required.")
     from keras_gen import zoo
-    from keras_gen.core.validation import DataError
+    from keras_gen.core.errors import DataError
 
+    if args.command != "zoo" and not args.tensorflow_logs:  # the zoo's cards are JSON: no TensorFlow
+        quiet_tensorflow()
     try:
         args.func(args)
     except (zoo.ZooError, zoo.WeightsIntegrityError, DataError, FileExistsError) as err:

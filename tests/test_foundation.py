@@ -698,3 +698,16 @@ def test_a_non_finite_step_stops_the_run_before_anything_is_saved(tmp_path):
     saved = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch_001.keras")
     for w, a in zip(model.trainable_weights, saved.trainable_weights):
         np.testing.assert_array_equal(w.numpy(), a.numpy(), err_msg=w.path)
+
+
+@pytest.mark.parametrize("key", sorted(zoo.registry.FACTORIES))
+def test_registry_reads_each_factory_signature_from_its_source(key):
+    """Cards are checked against signatures read without importing the factories;
+    they must be the factories' own (names, kinds, which have defaults)."""
+    import inspect
+
+    def shape(signature):
+        return [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in signature.parameters.values()]
+
+    assert shape(zoo.registry.signature(key)) == shape(inspect.signature(zoo.registry.factory(key)))
+    assert zoo.registry.key_of(zoo.registry.factory(key)) == key
