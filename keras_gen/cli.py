@@ -433,19 +433,19 @@ def cmd_export(args):
 
 def cmd_zoo(args):
     from keras_gen import zoo
+    from keras_gen.zoo import summary
 
     if args.action == "list":
-        from keras_gen.zoo import summary
-
         # A malformed card is reported and skipped; the well-formed entries still list.
         for problem in zoo.problems():
             print(f"keras-gen zoo list: skipped: {problem}", file=sys.stderr)
-        rows = summary.rows()
-        widths = [max(len(r[i]) for r in rows + [("entry", "family", "data")]) for i in range(3)]
-        for row in [("entry", "family", "data", "measured")] + rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
+        print(summary.text_table(), end="")
     elif args.action == "show":
-        print(json.dumps(zoo.card(args.name).to_dict(), indent=2))
+        entry = zoo.card(args.name)
+        print(
+            json.dumps(entry.to_dict(), indent=2) if args.json else summary.describe(entry),
+            end="\n" if args.json else "",
+        )
     elif args.action == "verify":
         print(f"{args.name}: sha256 ok ({zoo.verify(args.name)})")
 
@@ -586,9 +586,15 @@ def build_parser():
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(func=cmd_export)
 
-    zoo_cmd = sub.add_parser("zoo", help="list, show or verify the pretrained models")
+    zoo_cmd = sub.add_parser(
+        "zoo",
+        help="list, show or verify the pretrained models",
+        description="list: every entry with its size and headline metrics; show NAME: one entry "
+        "(architecture, data, metrics, the command that reproduces it, files); verify NAME: its weights' sha256.",
+    )
     zoo_cmd.add_argument("action", choices=["list", "show", "verify"])
     zoo_cmd.add_argument("name", nargs="?")
+    zoo_cmd.add_argument("--json", action="store_true", help="with show: print the card's JSON as stored")
     zoo_cmd.set_defaults(func=cmd_zoo)
 
     ising_cmd = sub.add_parser("ising", help="physics demo: RBMs learn the 2-D Ising model; observables vs exact")
@@ -627,6 +633,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "zoo" and args.action != "list" and not args.name:
         raise SystemExit(f"keras-gen zoo {args.action}: a model name is required.")
+    if args.command == "zoo" and args.json and args.action != "show":
+        raise SystemExit(f"keras-gen zoo {args.action}: --json applies to show only.")
     from keras_gen import zoo
     from keras_gen.core.errors import DataError
 

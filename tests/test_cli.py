@@ -29,3 +29,47 @@ def test_help_and_the_zoo_do_not_import_tensorflow(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]", "imported by help or zoo: " + result.stdout[-200:]
+
+
+def test_zoo_list_is_a_table_with_size_and_metrics(capsys):
+    from keras_gen import cli, zoo
+
+    assert cli.main(["zoo", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["name", "family", "data", "size"]
+    rows = {line.split()[0]: line for line in lines[1:] if not line.startswith(" ")}
+    assert sorted(rows) == zoo.names()
+    for name, line in rows.items():
+        entry = zoo.card(name)
+        assert line.split()[1:3] == [entry.family, entry.dataset["name"]]
+        assert line.split()[4] in ("B", "kB", "MB"), line  # the weights file's size
+    gans = [name for name in rows if zoo.card(name).family == "gan"]
+    assert gans and all("FD " in rows[name] and "score " in rows[name] for name in gans)
+
+
+def test_zoo_show_is_a_summary_whose_files_exist(capsys):
+    from keras_gen import cli, zoo
+    from keras_gen.zoo import summary
+
+    for name in zoo.names():
+        entry = zoo.card(name)
+        assert cli.main(["zoo", "show", name]) == 0
+        out = capsys.readouterr().out
+        assert not out.lstrip().startswith("{")
+        labels = [line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith(" ")]
+        assert {"architecture", "measured", "reproduce", "weights", "card"} <= set(labels), out
+        assert entry.recipe.command.split(" && ")[0] in out
+        assert all(part in out for part in summary.headline(entry))
+        # Every path it prints is a file: the weights, the card, each figure.
+        printed = [word for word in out.split() if word.startswith(str(entry.root))]
+        assert printed and all(Path(path).is_file() for path in printed), printed
+        assert sum(path.endswith(".png") for path in printed) == len(entry.figures)
+
+
+def test_zoo_show_json_prints_the_card(capsys):
+    import json
+
+    from keras_gen import cli, zoo
+
+    assert cli.main(["zoo", "show", "vae_mnist", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == zoo.card("vae_mnist").to_dict()

@@ -594,7 +594,7 @@ def test_cli_reports_unknown_names_clearly(tmp_path, monkeypatch, zoo_home):
 
 # ------------------------------------------------------------------ packaging
 def test_a_regular_install_finds_the_zoo(tmp_path):
-    """A non-editable install carries the cards and weights to <prefix>/share/keras-gen.
+    """A non-editable install carries the cards, weights and figures to <prefix>/share/keras-gen.
 
     `--ignore-installed` keeps pip from uninstalling the keras-gen this test
     suite runs in while it installs the copy under test into a private prefix."""
@@ -622,9 +622,10 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     site = next(prefix.glob("lib/python*/site-packages"))
     probe = (
-        "import json, keras_gen, keras_gen.zoo as zoo; "
+        "import json, keras_gen, keras_gen.zoo as zoo; from keras_gen.zoo.summary import figures; "
         "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.names(), "
-        "[str(zoo.verify(n)) for n in zoo.names()]]))"
+        "[str(zoo.verify(n)) for n in zoo.names()], "
+        "[[str(path), exists] for n in zoo.names() for path, exists in figures(zoo.card(n))]]))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_GEN_HOME", "PYTHONPATH")}
     env["PYTHONPATH"] = str(site)
@@ -632,7 +633,7 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    module_file, roots, names, verified = json.loads(result.stdout.strip().splitlines()[-1])
+    module_file, roots, names, verified, figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert module_file.startswith(str(site))  # the installed copy, not this checkout
     # The install's own data folder comes first (the interpreter's prefix may
     # follow when keras-gen is also installed there, as in CI).
@@ -640,6 +641,8 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert not any(r.startswith(root) for r in roots)  # nothing read from this checkout
     assert names == zoo.names()  # every card of the checkout travelled with the install
     assert all(path.startswith(str(prefix)) for path in verified)
+    # Every figure `keras-gen zoo show` prints is a file of the install.
+    assert figures and all(exists and path.startswith(str(prefix)) for path, exists in figures)
     # Only keras_gen is installed as a top-level package.
     assert sorted(
         p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info")) and p.name != "__pycache__"
