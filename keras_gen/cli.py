@@ -5,7 +5,7 @@
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
     keras-gen zoo list | show NAME | verify NAME
-    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all [--rows JSON] [--report MD]
+    keras-gen evaluate NAME_OR_MODEL [--full] [--samples N] | --all [--rows JSON] [--report MD]
     keras-gen ising [--temperatures T ...] [--out DIR]
 
 `train` with no arguments is the main job on the embedded default: a VAE on
@@ -468,33 +468,63 @@ def cmd_ising(args):
     print(f"total time: {result['timings']['total_s']:.0f} s")
 
 
+# `keras-gen evaluate NAME`: a quick check by default, the zoo table's protocol with --full.
+EVALUATE_QUICK = {"samples": 2_000, "reference": 2_000, "nll_images": 100, "iwae_k": 100, "ais_betas": 1_000}
+EVALUATE_FULL = {"samples": 10_000, "reference": None, "nll_images": 1_000, "iwae_k": 1_000, "ais_betas": None}
+
+
 def cmd_evaluate(args):
     """One row of sample quality (and NLL) for a model, or the whole zoo table."""
     from keras_gen import evaluation
 
+    protocol = EVALUATE_FULL if args.full or args.all else EVALUATE_QUICK
+    given = {"samples": args.samples, "nll_images": args.nll_images, "iwae_k": args.iwae_k}
+    settings = {key: given.get(key) or value for key, value in protocol.items()}
     if args.all:
         from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
 
         path = evaluate_zoo(
-            args.rows, args.report, samples=args.samples, seed=args.seed, nll_images=args.nll_images, iwae_k=args.iwae_k
+            args.rows,
+            args.report,
+            samples=settings["samples"],
+            seed=args.seed,
+            nll_images=settings["nll_images"],
+            iwae_k=settings["iwae_k"],
         )
         print(f"wrote section {SECTION!r} of {path} (rows in {args.rows})")
         return
     if not args.model:
         raise SystemExit("keras-gen evaluate: give a zoo name or a .keras file, or --all.")
-    model = load_model(args.model)
+    stage = evaluation.stage_lines(prefix="keras-gen evaluate: ")
+    with stage(f"loading {args.model}"):
+        model = load_model(args.model)
+    reference = settings["reference"]
     try:
         row = evaluation.evaluate(
             model,
-            n_samples=args.samples,
+            n_samples=settings["samples"],
             seed=args.seed,
             likelihood=not args.no_nll,
-            nll_images=args.nll_images,
-            iwae_k=args.iwae_k,
+            nll_images=settings["nll_images"],
+            iwae_k=settings["iwae_k"],
+            ais_betas=settings["ais_betas"],
+            n_reference=reference,
+            progress=stage,
         )
     except evaluation.NotEvaluable as err:
         raise SystemExit(f"keras-gen evaluate: {err}") from None
-    print(json.dumps(row, indent=2, default=float) if args.json else evaluation.format_row(row))
+    if args.json:
+        print(json.dumps(row, indent=2, default=float))
+        return
+    how = (
+        "the zoo table's protocol"
+        if protocol is EVALUATE_FULL
+        else "a quick check; --full for the zoo table's protocol"
+    )
+    print(
+        f"{row['model']}: {row['n_samples']:,} samples against {row['n_reference']:,} MNIST test images ({how})\n"
+        f"{evaluation.format_row(row, targets=False)}\n{evaluation.format_verdict(row)}"
+    )
 
 
 # ------------------------------------------------------------------ parser
@@ -609,12 +639,23 @@ def build_parser():
 
     evaluate = sub.add_parser("evaluate", help="sample quality (FD, score, KID, precision/recall) and NLL")
     evaluate.add_argument("model", nargs="?", help="zoo name or .keras file")
-    evaluate.add_argument("--all", action="store_true", help="every zoo entry, table into BENCHMARKS.md")
-    evaluate.add_argument("--samples", type=positive_int, default=10_000, help="generated samples (default 10,000)")
+    evaluate.add_argument(
+        "--all", action="store_true", help="every zoo entry with the --full protocol, table into BENCHMARKS.md"
+    )
+    evaluate.add_argument(
+        "--full",
+        action="store_true",
+        help="the zoo table's protocol: 10,000 samples against all 10,000 test images, the NLL of 1,000 "
+        "images (IWAE k=1,000; AIS with 14,500 temperatures); by default a quick check of a few minutes: "
+        "2,000 samples against 2,000 test images, the NLL of 100 images (k=100; 1,000 temperatures)",
+    )
+    evaluate.add_argument("--samples", type=positive_int, default=None, help="generated samples (2,000; --full 10,000)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--no-nll", action="store_true", help="skip the test-set likelihood")
-    evaluate.add_argument("--nll-images", type=positive_int, default=1000, help="test images for the NLL")
-    evaluate.add_argument("--iwae-k", type=positive_int, default=1000, help="importance samples for a VAE's NLL bound")
+    evaluate.add_argument("--nll-images", type=positive_int, default=None, help="test images for the NLL (100; 1,000)")
+    evaluate.add_argument(
+        "--iwae-k", type=positive_int, default=None, help="importance samples for a VAE's NLL bound (100; 1,000)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
     evaluate.add_argument(
         "--rows",

@@ -73,3 +73,31 @@ def test_zoo_show_json_prints_the_card(capsys):
 
     assert cli.main(["zoo", "show", "vae_mnist", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == zoo.card("vae_mnist").to_dict()
+
+
+def test_evaluate_is_quick_by_default_and_ends_with_the_verdict(monkeypatch, capsys):
+    """`keras-gen evaluate NAME` asks for the quick protocol unless --full, prints a line per
+    stage on stderr, and ends with each target's verdict (evaluation itself is replaced here)."""
+    from conftest import EVALUATION_ROW
+
+    from keras_gen import cli, evaluation
+
+    asked = []
+
+    def fake_evaluate(model, progress, **settings):
+        with progress("drawing samples"):
+            asked.append(settings)
+        return dict(EVALUATION_ROW, n_samples=settings["n_samples"])
+
+    monkeypatch.setattr(cli, "load_model", lambda name: name)
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    cli.main(["evaluate", "some_gan"])
+    out, err = capsys.readouterr()
+    assert asked[-1]["n_samples"] == 2_000 and asked[-1]["n_reference"] == 2_000 and asked[-1]["iwae_k"] == 100
+    assert "keras-gen evaluate: loading some_gan ..." in err and "drawing samples ... " in err
+    assert "a quick check; --full" in out
+    assert out.splitlines()[-1] == "verdict: 1 of 3 targets met; not met: classifier score, Fréchet distance"
+
+    cli.main(["evaluate", "some_gan", "--full", "--iwae-k", "50"])
+    assert asked[-1]["n_samples"] == 10_000 and asked[-1]["n_reference"] is None and asked[-1]["iwae_k"] == 50
+    assert "the zoo table's protocol" in capsys.readouterr().out
