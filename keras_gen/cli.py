@@ -4,7 +4,7 @@
                     [--strategy default|mirrored|multi-worker] [--cpu-devices N]
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
-    keras-gen zoo list | show NAME | verify NAME
+    keras-gen zoo list | show NAME [--json] | verify NAME | gallery [--out docs/zoo.md]
     keras-gen evaluate NAME_OR_MODEL [--full] [--samples N] | --all [--rows JSON] [--report MD]
     keras-gen ising [--temperatures T ...] [--out DIR]
 
@@ -448,6 +448,10 @@ def cmd_zoo(args):
         )
     elif args.action == "verify":
         print(f"{args.name}: sha256 ok ({zoo.verify(args.name)})")
+    elif args.action == "gallery":
+        from keras_gen.zoo import gallery
+
+        print(f"wrote {gallery.write(args.out)} ({len(zoo.names())} entries)")
 
 
 def cmd_ising(args):
@@ -618,12 +622,14 @@ def build_parser():
 
     zoo_cmd = sub.add_parser(
         "zoo",
-        help="list, show or verify the pretrained models",
+        help="list, show or verify the pretrained models; write their gallery",
         description="list: every entry with its size and headline metrics; show NAME: one entry "
-        "(architecture, data, metrics, the command that reproduces it, files); verify NAME: its weights' sha256.",
+        "(architecture, data, metrics, the command that reproduces it, files); verify NAME: its weights' sha256; "
+        "gallery: write the page of pictures, metrics and commands (docs/zoo.md, from a checkout's root).",
     )
-    zoo_cmd.add_argument("action", choices=["list", "show", "verify"])
+    zoo_cmd.add_argument("action", choices=["list", "show", "verify", "gallery"])
     zoo_cmd.add_argument("name", nargs="?")
+    zoo_cmd.add_argument("--out", default=os.path.join("docs", "zoo.md"), help="with gallery: the page to write")
     zoo_cmd.add_argument("--json", action="store_true", help="with show: print the card's JSON as stored")
     zoo_cmd.set_defaults(func=cmd_zoo)
 
@@ -672,7 +678,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "zoo" and args.action != "list" and not args.name:
+    if args.command == "zoo" and args.action in ("show", "verify") and not args.name:
         raise SystemExit(f"keras-gen zoo {args.action}: a model name is required.")
     if args.command == "zoo" and args.json and args.action != "show":
         raise SystemExit(f"keras-gen zoo {args.action}: --json applies to show only.")

@@ -13,7 +13,14 @@ LIGHT_COMMANDS = """
 import sys
 from keras_gen import cli
 
-for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["zoo", "list"], ["zoo", "show", "vae_mnist"]):
+for argv in (
+    ["--help"],
+    ["train", "--help"],
+    ["evaluate", "--help"],
+    ["zoo", "list"],
+    ["zoo", "show", "vae_mnist"],
+    ["zoo", "gallery", "--out", "zoo.md"],
+):
     try:
         cli.main(argv)
     except SystemExit as stop:
@@ -101,3 +108,16 @@ def test_evaluate_is_quick_by_default_and_ends_with_the_verdict(monkeypatch, cap
     cli.main(["evaluate", "some_gan", "--full", "--iwae-k", "50"])
     assert asked[-1]["n_samples"] == 10_000 and asked[-1]["n_reference"] is None and asked[-1]["iwae_k"] == 50
     assert "the zoo table's protocol" in capsys.readouterr().out
+
+
+def test_zoo_gallery_writes_the_page_with_links_from_where_it_is(tmp_path, capsys):
+    from keras_gen import cli
+    from keras_gen.zoo import gallery
+
+    page = tmp_path / "site" / "zoo.md"
+    assert cli.main(["zoo", "gallery", "--out", str(page)]) == 0
+    assert str(page) in capsys.readouterr().out
+    text = page.read_text()
+    assert text == gallery.markdown(page)
+    pictures = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
+    assert pictures and all((page.parent / picture).is_file() for picture in pictures)

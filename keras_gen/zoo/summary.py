@@ -2,8 +2,8 @@
 
 `keras-gen zoo list` prints `text_table()` and `keras-gen zoo show NAME`
 prints `describe(card)`; README's zoo table is `markdown_table()` verbatim (a
-test compares them), so no number is copied by hand. Nothing here imports
-TensorFlow: a card is JSON.
+test compares them), so no number is copied by hand; the gallery page is
+`keras_gen.zoo.gallery`. Nothing here imports TensorFlow: a card is JSON.
 """
 
 from __future__ import annotations
@@ -115,6 +115,12 @@ def _numbers(metrics):
     return out
 
 
+def command(card):
+    """The command that reproduces the entry, a line per step: a shell line ending
+    in && continues on the next, so the lines paste as the one command."""
+    return card.recipe.command.replace(" && ", " &&\n")
+
+
 def _wrap(text, width):
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
 
@@ -137,8 +143,7 @@ def describe(card):
         ("data", f"{card.dataset.get('name', '')} ({dataset})" if dataset else card.dataset.get("name", "")),
         ("measured", "\n".join(headline(card)) or "-"),
         ("numbers", ", ".join(_numbers(card.metrics)) or "-"),
-        # A shell line ending in && continues on the next: the lines paste as the one command.
-        ("reproduce", card.recipe.command.replace(" && ", " &&\n") + "\n(from the root of a source checkout)"),
+        ("reproduce", command(card) + "\n(from the root of a source checkout)"),
         ("trained", "; ".join(str(t) for t in trained)),
         (
             "weights",
