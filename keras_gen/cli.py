@@ -1,6 +1,6 @@
 """The `keras-gen` command line.
 
-    keras-gen train [FAMILY] [--dataset ring8|grid25|mnist] [--epochs N] [--out DIR]
+    keras-gen train [FAMILY] [--dataset ring8|grid25|mnist|FILE.npz] [--epochs N] [--out DIR]
                     [--strategy default|mirrored|multi-worker] [--cpu-devices N]
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
@@ -86,26 +86,35 @@ def positive_float(text):
 
 
 # ------------------------------------------------------------------ families
+def label(dataset):
+    """The dataset's name in model and run names: a file's stem (a path is no Keras name)."""
+    return os.path.splitext(os.path.basename(dataset))[0]
+
+
 def _vae_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.vae import make_vae
 
-    if dataset in data.TOY_DATASETS:
+    if data.is_points(dataset):
         model = make_vae(
             "dense",
-            (2,),
+            data.data_shape(dataset),
             latent_dim=args.latent_dim or 2,
             likelihood="gaussian",
             encoder_kwargs={"hidden": [128, 128]},
             decoder_kwargs={"hidden": [128, 128]},
             seed=args.seed,
-            name=f"vae_{dataset}",
+            name=f"vae_{label(dataset)}",
         )
         preprocessing = None
     else:
         # The keras.io convolutional VAE (latent 2 unless told otherwise).
         model = make_vae(
-            "conv", data.data_shape(dataset), latent_dim=args.latent_dim or 2, seed=args.seed, name=f"vae_{dataset}"
+            "conv",
+            data.data_shape(dataset),
+            latent_dim=args.latent_dim or 2,
+            seed=args.seed,
+            name=f"vae_{label(dataset)}",
         )
         preprocessing = "binarized"
     return model, preprocessing, False, {}
@@ -117,13 +126,13 @@ def _rbm_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.rbm import make_rbm
 
-    if dataset in data.TOY_DATASETS:
+    if data.is_points(dataset):
         # Real-valued data: Gaussian visibles, the stable settings of
         # training/grbm_ring8.py (learned log sigma from 0.5, weights at the
         # data scale, PCD-10 so the chains keep up with a multimodal model).
         model = make_rbm(
             "gaussian",
-            2,
+            data.data_shape(dataset)[0],
             args.hidden or 20,
             k=args.k or 10,
             persistent=True,
@@ -131,7 +140,7 @@ def _rbm_setup(dataset, args):
             learn_sigma=True,
             weight_stddev=0.5,
             seed=args.seed,
-            name=f"rbm_{dataset}",
+            name=f"rbm_{label(dataset)}",
         )
         args.optimizer = keras.optimizers.Adam(args.learning_rate or 3e-3)
         # Scatter plots show samples of p(v|h), not the component means.
@@ -140,13 +149,13 @@ def _rbm_setup(dataset, args):
     # conditioned gradient (rbm_mnist: -87.7 nats against -95.3 uncentered).
     model = make_rbm(
         "bernoulli",
-        784,
+        data.data_shape(dataset, flatten=True)[0],
         args.hidden or 500,
         k=args.k or 1,
         persistent=True,
         centering=True,
         seed=args.seed,
-        name=f"rbm_{dataset}",
+        name=f"rbm_{label(dataset)}",
     )
     # Visible biases at the pixel log-odds (Hinton's practical guide): from
     # zero, an adaptive optimizer needs many epochs just to learn the marginals.
@@ -162,7 +171,7 @@ def _gan_setup(dataset, args, game="gan"):
     from keras_gen import data
     from keras_gen.models import gan
 
-    toy = dataset in data.TOY_DATASETS
+    toy = data.is_points(dataset)
     kwargs = {
         "gan": gan.standard_compile_kwargs,
         "dcgan": gan.dcgan_compile_kwargs,
@@ -172,15 +181,19 @@ def _gan_setup(dataset, args, game="gan"):
     if args.learning_rate:
         for key in ("d_optimizer", "g_optimizer"):
             kwargs[key].learning_rate = args.learning_rate
-    name = f"{game}_{dataset}"
+    name = f"{game}_{label(dataset)}"
     if toy:
         if game == "dcgan":
             raise SystemExit(
-                "keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist); "
-                "use gan, wgan or wgan_gp on the 2-D toy data."
+                "keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist or an "
+                "image file); use gan, wgan or wgan_gp on points."
             )
         model = gan.make_toy_gan(
-            latent_dim=args.latent_dim or 8, seed=args.seed, name=name, ema_momentum=args.ema_momentum
+            latent_dim=args.latent_dim or 8,
+            seed=args.seed,
+            name=name,
+            ema_momentum=args.ema_momentum,
+            data_dim=data.data_shape(dataset)[0],
         )
         flatten = True
     elif game == "gan":
@@ -216,11 +229,13 @@ def _diffusion_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.diffusion import make_diffusion
 
-    name = f"diffusion_{dataset}"
-    if dataset in data.TOY_DATASETS:
+    name = f"diffusion_{label(dataset)}"
+    if data.is_points(dataset):
         # The ddpm_ring8 recipe's denoiser (training/ddpm_ring8.py).
         hidden = [args.hidden or 256] * 3
-        model = make_diffusion("mlp", (2,), network_kwargs={"hidden": hidden}, seed=args.seed, name=name)
+        model = make_diffusion(
+            "mlp", data.data_shape(dataset), network_kwargs={"hidden": hidden}, seed=args.seed, name=name
+        )
         return model, None, True, {"steps": 50}
     # The ddpm_mnist UNet, unconditional (labels are not part of this pipeline).
     model = make_diffusion("unet", data.data_shape(dataset), ema_momentum=0.9995, seed=args.seed, name=name)
@@ -234,14 +249,20 @@ def _ebm_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.ebm import make_ebm
 
-    name = f"ebm_{dataset}"
-    if dataset in data.TOY_DATASETS:
+    name = f"ebm_{label(dataset)}"
+    if data.is_points(dataset):
         # The ebm_ring8 recipe's settings (training/ebm_ring8.py): exact Langevin
-        # negatives, so the energy is a density.
+        # negatives, so the energy is a density. Its box holds the ring with a
+        # margin of a quarter of its width; so does a file's.
+        box = (-3.0, 3.0)
+        if data.is_file(dataset):
+            x = data.load_arrays(dataset, "train")[0]
+            low, high = float(x.min()), float(x.max())
+            box = (low - (high - low) / 4, high + (high - low) / 4)
         model = make_ebm(
             "mlp",
-            (2,),
-            sample_range=(-3.0, 3.0),
+            data.data_shape(dataset),
+            sample_range=box,
             langevin_steps=args.k or 100,
             step_size=1e-4,
             noise_scale=None,
@@ -281,13 +302,15 @@ def cmd_train(args):
 
     if args.family not in FAMILIES:
         raise SystemExit(_not_a_family(args.family))
-    if args.dataset not in data.available():
-        raise SystemExit(f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}.")
-    toy = args.dataset in data.TOY_DATASETS
+    if args.dataset not in data.available() and not data.is_file(args.dataset):
+        raise SystemExit(
+            f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}, or a .npy/.npz file."
+        )
+    toy = data.is_points(args.dataset)
     epochs, batch_size = TRAIN_DEFAULTS["toy" if toy else "mnist"]
     epochs = args.epochs or epochs
     batch_size = args.batch_size or batch_size
-    out = args.out or os.path.join("runs", f"{args.family}_{args.dataset}")
+    out = args.out or os.path.join("runs", f"{args.family}_{label(args.dataset)}")
 
     strategy = _strategy(args)
     keras.utils.set_random_seed(args.seed)
@@ -300,23 +323,25 @@ def cmd_train(args):
             model.compile(
                 optimizer=getattr(args, "optimizer", None) or keras.optimizers.Adam(args.learning_rate or 1e-3)
             )
-    reference = None
+    reference = data.toy_2d(args.dataset, 2000, seed=args.seed + 1) if args.dataset in data.TOY_DATASETS else None
+    validate = "test" in data.splits(args.dataset)  # a file may hold no test split
     if toy:
         train_ds = data.load(args.dataset, "train", batch_size=batch_size, seed=args.seed)
-        val_ds = data.load(args.dataset, "test", batch_size=1000, shuffle=False, seed=args.seed)
-        reference = data.toy_2d(args.dataset, 2000, seed=args.seed + 1)
+        val_ds = data.load(args.dataset, "test", batch_size=1000, shuffle=False, seed=args.seed) if validate else None
     else:
         train_ds = data.load(
             args.dataset, "train", preprocessing=preprocessing, flatten=flatten, batch_size=batch_size, seed=args.seed
         )
-        val_ds = data.load(
-            args.dataset,
-            "test",
-            preprocessing=f"{preprocessing}_static" if preprocessing == "binarized" else preprocessing,
-            flatten=flatten,
-            batch_size=500,
-            shuffle=False,
-        )
+        val_ds = None
+        if validate:
+            val_ds = data.load(
+                args.dataset,
+                "test",
+                preprocessing=f"{preprocessing}_static" if preprocessing == "binarized" else preprocessing,
+                flatten=flatten,
+                batch_size=500,
+                shuffle=False,
+            )
     steps = args.steps_per_epoch
     if steps:
         train_ds = train_ds.repeat()
@@ -337,7 +362,7 @@ def cmd_train(args):
         "samples": os.path.join(out, "samples"),
         "loss_curves": os.path.join(out, "loss_curves.png"),
     }
-    if toy:
+    if args.dataset in data.TOY_DATASETS:
         coverage = data.mode_coverage(model.sample(2000, seed=args.seed, **sample_kwargs), args.dataset)
         summary["mode_coverage"] = coverage
     print(json.dumps(summary, indent=2, default=float))
@@ -554,7 +579,12 @@ def build_parser():
         help="vae (default), rbm, diffusion, ebm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over "
         "their 5 critic steps); for a zoo name, prints the command that reproduces it",
     )
-    train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
+    train.add_argument(
+        "--dataset",
+        default="ring8",
+        help="ring8 (embedded, default), grid25, mnist, or a .npy/.npz file: points (n, d) or images "
+        "(n, H, W[, C]), uint8 or floats in [0, 1]; a .npz may hold x_train and x_test (validation)",
+    )
     train.add_argument("--epochs", type=positive_int, default=None)
     train.add_argument("--batch-size", type=positive_int, default=None)
     train.add_argument("--steps-per-epoch", type=positive_int, default=None)
