@@ -12,6 +12,11 @@ The folder tree is the architecture; lower layers never import higher ones:
     recipes/     training procedures shared by the command line, training/ and benchmarks/
     data, callbacks, runs, plots, export, cli: data pipelines, Keras callbacks,
                  training runs with artifacts, figures, SavedModel export, the command
+
+`import keras_gen` is light: it starts neither TensorFlow nor Keras, so the
+command line answers `--help` and `zoo list` at once. Importing
+`keras_gen.models` (or any family in it) registers every family's classes
+with keras.saving, so `keras.saving.load_model` finds them.
 """
 
 __version__ = "0.2.0"
@@ -52,10 +57,3 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder):
 
 if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
     sys.meta_path.insert(0, _MovedModuleFinder())
-
-# Importing the families registers their classes with keras.saving, so
-# `keras.saving.load_model` finds them once keras_gen is imported.
-import importlib  # noqa: E402
-
-for _family in ("classifier", "dbn", "diffusion", "ebm", "gan", "ising", "rbm", "vae"):
-    importlib.import_module(f"keras_gen.models.{_family}")

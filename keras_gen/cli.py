@@ -1,11 +1,11 @@
 """The `keras-gen` command line.
 
-    keras-gen train [FAMILY] [--dataset ring8|grid25|mnist] [--epochs N] [--out DIR]
+    keras-gen train [FAMILY] [--dataset ring8|grid25|mnist|FILE.npz] [--epochs N] [--out DIR]
                     [--strategy default|mirrored|multi-worker] [--cpu-devices N]
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
-    keras-gen zoo list | show NAME | verify NAME
-    keras-gen evaluate NAME_OR_MODEL [--samples 10000] | --all [--rows JSON] [--report MD]
+    keras-gen zoo list | show NAME [--json] | verify NAME | gallery [--out docs/zoo.md]
+    keras-gen evaluate NAME_OR_MODEL [--full] [--samples N] | --all [--rows JSON] [--report MD]
     keras-gen ising [--temperatures T ...] [--out DIR]
 
 `train` with no arguments is the main job on the embedded default: a VAE on
@@ -20,14 +20,46 @@ import json
 import os
 import sys
 
-# Keep TensorFlow's C++ start-up chatter out of a command-line tool's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 TRAIN_DEFAULTS = {
     # family -> dataset kind -> (epochs, batch size)
     "toy": (30, 256),
     "mnist": (10, 128),
 }
+
+
+# ------------------------------------------------------------------ start-up
+def quiet_tensorflow():
+    """Import TensorFlow without its log lines (what `--verbose` shows).
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's C++ logging once it is set up,
+    but the lines its libraries write while they load (before absl's logging
+    starts) ignore it: they go to a temporary file instead, replayed if the
+    import fails. TensorFlow is imported here, and only by the commands that
+    need it, so `--help` and `zoo` answer without it.
+    """
+    import logging
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        stderr = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            except BaseException:
+                os.dup2(stderr, 2)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                raise
+            finally:
+                os.dup2(stderr, 2)
+                os.close(stderr)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 # ------------------------------------------------------------- argument types
@@ -54,26 +86,35 @@ def positive_float(text):
 
 
 # ------------------------------------------------------------------ families
+def label(dataset):
+    """The dataset's name in model and run names: a file's stem (a path is no Keras name)."""
+    return os.path.splitext(os.path.basename(dataset))[0]
+
+
 def _vae_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.vae import make_vae
 
-    if dataset in data.TOY_DATASETS:
+    if data.is_points(dataset):
         model = make_vae(
             "dense",
-            (2,),
+            data.data_shape(dataset),
             latent_dim=args.latent_dim or 2,
             likelihood="gaussian",
             encoder_kwargs={"hidden": [128, 128]},
             decoder_kwargs={"hidden": [128, 128]},
             seed=args.seed,
-            name=f"vae_{dataset}",
+            name=f"vae_{label(dataset)}",
         )
         preprocessing = None
     else:
         # The keras.io convolutional VAE (latent 2 unless told otherwise).
         model = make_vae(
-            "conv", data.data_shape(dataset), latent_dim=args.latent_dim or 2, seed=args.seed, name=f"vae_{dataset}"
+            "conv",
+            data.data_shape(dataset),
+            latent_dim=args.latent_dim or 2,
+            seed=args.seed,
+            name=f"vae_{label(dataset)}",
         )
         preprocessing = "binarized"
     return model, preprocessing, False, {}
@@ -85,13 +126,13 @@ def _rbm_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.rbm import make_rbm
 
-    if dataset in data.TOY_DATASETS:
+    if data.is_points(dataset):
         # Real-valued data: Gaussian visibles, the stable settings of
         # training/grbm_ring8.py (learned log sigma from 0.5, weights at the
         # data scale, PCD-10 so the chains keep up with a multimodal model).
         model = make_rbm(
             "gaussian",
-            2,
+            data.data_shape(dataset)[0],
             args.hidden or 20,
             k=args.k or 10,
             persistent=True,
@@ -99,7 +140,7 @@ def _rbm_setup(dataset, args):
             learn_sigma=True,
             weight_stddev=0.5,
             seed=args.seed,
-            name=f"rbm_{dataset}",
+            name=f"rbm_{label(dataset)}",
         )
         args.optimizer = keras.optimizers.Adam(args.learning_rate or 3e-3)
         # Scatter plots show samples of p(v|h), not the component means.
@@ -108,13 +149,13 @@ def _rbm_setup(dataset, args):
     # conditioned gradient (rbm_mnist: -87.7 nats against -95.3 uncentered).
     model = make_rbm(
         "bernoulli",
-        784,
+        data.data_shape(dataset, flatten=True)[0],
         args.hidden or 500,
         k=args.k or 1,
         persistent=True,
         centering=True,
         seed=args.seed,
-        name=f"rbm_{dataset}",
+        name=f"rbm_{label(dataset)}",
     )
     # Visible biases at the pixel log-odds (Hinton's practical guide): from
     # zero, an adaptive optimizer needs many epochs just to learn the marginals.
@@ -130,7 +171,7 @@ def _gan_setup(dataset, args, game="gan"):
     from keras_gen import data
     from keras_gen.models import gan
 
-    toy = dataset in data.TOY_DATASETS
+    toy = data.is_points(dataset)
     kwargs = {
         "gan": gan.standard_compile_kwargs,
         "dcgan": gan.dcgan_compile_kwargs,
@@ -140,15 +181,19 @@ def _gan_setup(dataset, args, game="gan"):
     if args.learning_rate:
         for key in ("d_optimizer", "g_optimizer"):
             kwargs[key].learning_rate = args.learning_rate
-    name = f"{game}_{dataset}"
+    name = f"{game}_{label(dataset)}"
     if toy:
         if game == "dcgan":
             raise SystemExit(
-                "keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist); "
-                "use gan, wgan or wgan_gp on the 2-D toy data."
+                "keras-gen train dcgan: the DCGAN is convolutional and needs images (--dataset mnist or an "
+                "image file); use gan, wgan or wgan_gp on points."
             )
         model = gan.make_toy_gan(
-            latent_dim=args.latent_dim or 8, seed=args.seed, name=name, ema_momentum=args.ema_momentum
+            latent_dim=args.latent_dim or 8,
+            seed=args.seed,
+            name=name,
+            ema_momentum=args.ema_momentum,
+            data_dim=data.data_shape(dataset)[0],
         )
         flatten = True
     elif game == "gan":
@@ -184,11 +229,13 @@ def _diffusion_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.diffusion import make_diffusion
 
-    name = f"diffusion_{dataset}"
-    if dataset in data.TOY_DATASETS:
+    name = f"diffusion_{label(dataset)}"
+    if data.is_points(dataset):
         # The ddpm_ring8 recipe's denoiser (training/ddpm_ring8.py).
         hidden = [args.hidden or 256] * 3
-        model = make_diffusion("mlp", (2,), network_kwargs={"hidden": hidden}, seed=args.seed, name=name)
+        model = make_diffusion(
+            "mlp", data.data_shape(dataset), network_kwargs={"hidden": hidden}, seed=args.seed, name=name
+        )
         return model, None, True, {"steps": 50}
     # The ddpm_mnist UNet, unconditional (labels are not part of this pipeline).
     model = make_diffusion("unet", data.data_shape(dataset), ema_momentum=0.9995, seed=args.seed, name=name)
@@ -202,14 +249,20 @@ def _ebm_setup(dataset, args):
     from keras_gen import data
     from keras_gen.models.ebm import make_ebm
 
-    name = f"ebm_{dataset}"
-    if dataset in data.TOY_DATASETS:
+    name = f"ebm_{label(dataset)}"
+    if data.is_points(dataset):
         # The ebm_ring8 recipe's settings (training/ebm_ring8.py): exact Langevin
-        # negatives, so the energy is a density.
+        # negatives, so the energy is a density. Its box holds the ring with a
+        # margin of a quarter of its width; so does a file's.
+        box = (-3.0, 3.0)
+        if data.is_file(dataset):
+            x = data.load_arrays(dataset, "train")[0]
+            low, high = float(x.min()), float(x.max())
+            box = (low - (high - low) / 4, high + (high - low) / 4)
         model = make_ebm(
             "mlp",
-            (2,),
-            sample_range=(-3.0, 3.0),
+            data.data_shape(dataset),
+            sample_range=box,
             langevin_steps=args.k or 100,
             step_size=1e-4,
             noise_scale=None,
@@ -249,13 +302,15 @@ def cmd_train(args):
 
     if args.family not in FAMILIES:
         raise SystemExit(_not_a_family(args.family))
-    if args.dataset not in data.available():
-        raise SystemExit(f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}.")
-    toy = args.dataset in data.TOY_DATASETS
+    if args.dataset not in data.available() and not data.is_file(args.dataset):
+        raise SystemExit(
+            f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}, or a .npy/.npz file."
+        )
+    toy = data.is_points(args.dataset)
     epochs, batch_size = TRAIN_DEFAULTS["toy" if toy else "mnist"]
     epochs = args.epochs or epochs
     batch_size = args.batch_size or batch_size
-    out = args.out or os.path.join("runs", f"{args.family}_{args.dataset}")
+    out = args.out or os.path.join("runs", f"{args.family}_{label(args.dataset)}")
 
     strategy = _strategy(args)
     keras.utils.set_random_seed(args.seed)
@@ -268,24 +323,25 @@ def cmd_train(args):
             model.compile(
                 optimizer=getattr(args, "optimizer", None) or keras.optimizers.Adam(args.learning_rate or 1e-3)
             )
-    reference = None
+    reference = data.toy_2d(args.dataset, 2000, seed=args.seed + 1) if args.dataset in data.TOY_DATASETS else None
+    validate = "test" in data.splits(args.dataset)  # a file may hold no test split
     if toy:
         train_ds = data.load_epochs(args.dataset, "train", batch_size=batch_size, seed=args.seed)
-        val_ds = data.load(args.dataset, "test", batch_size=1000, shuffle=False, seed=args.seed)
-        reference = data.toy_2d(args.dataset, 2000, seed=args.seed + 1)
+        val_ds = data.load(args.dataset, "test", batch_size=1000, shuffle=False, seed=args.seed) if validate else None
     else:
         train_ds = data.load_epochs(
             args.dataset, "train", preprocessing=preprocessing, flatten=flatten, batch_size=batch_size, seed=args.seed
         )
-        val_ds = data.load(
-            args.dataset,
-            "test",
-            preprocessing=f"{preprocessing}_static" if preprocessing == "binarized" else preprocessing,
-            flatten=flatten,
-            batch_size=500,
-            shuffle=False,
-        )
-    # Epochs, not a dataset: each epoch's order is known on resume (fit_with_artifacts streams them).
+        val_ds = None
+        if validate:
+            val_ds = data.load(
+                args.dataset,
+                "test",
+                preprocessing=f"{preprocessing}_static" if preprocessing == "binarized" else preprocessing,
+                flatten=flatten,
+                batch_size=500,
+                shuffle=False,
+            )
     steps = args.steps_per_epoch
     fit_with_artifacts(
         model,
@@ -304,7 +360,7 @@ def cmd_train(args):
         "samples": os.path.join(out, "samples"),
         "loss_curves": os.path.join(out, "loss_curves.png"),
     }
-    if toy:
+    if args.dataset in data.TOY_DATASETS:
         coverage = data.mode_coverage(model.sample(2000, seed=args.seed, **sample_kwargs), args.dataset)
         summary["mode_coverage"] = coverage
     print(json.dumps(summary, indent=2, default=float))
@@ -342,7 +398,7 @@ def load_model(name_or_path):
     """A `.keras` file or a zoo name -> a built model."""
     import keras
 
-    import keras_gen  # noqa: F401 - registers the families
+    import keras_gen.models  # noqa: F401 - registers the families with keras.saving
     from keras_gen import zoo
 
     if name_or_path.endswith(".keras") or os.path.exists(name_or_path):
@@ -400,21 +456,25 @@ def cmd_export(args):
 
 def cmd_zoo(args):
     from keras_gen import zoo
+    from keras_gen.zoo import summary
 
     if args.action == "list":
-        from keras_gen.zoo import summary
-
         # A malformed card is reported and skipped; the well-formed entries still list.
         for problem in zoo.problems():
             print(f"keras-gen zoo list: skipped: {problem}", file=sys.stderr)
-        rows = summary.rows()
-        widths = [max(len(r[i]) for r in rows + [("entry", "family", "data")]) for i in range(3)]
-        for row in [("entry", "family", "data", "measured")] + rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
+        print(summary.text_table(), end="")
     elif args.action == "show":
-        print(json.dumps(zoo.card(args.name).to_dict(), indent=2))
+        entry = zoo.card(args.name)
+        print(
+            json.dumps(entry.to_dict(), indent=2) if args.json else summary.describe(entry),
+            end="\n" if args.json else "",
+        )
     elif args.action == "verify":
         print(f"{args.name}: sha256 ok ({zoo.verify(args.name)})")
+    elif args.action == "gallery":
+        from keras_gen.zoo import gallery
+
+        print(f"wrote {gallery.write(args.out)} ({len(zoo.names())} entries)")
 
 
 def cmd_ising(args):
@@ -435,33 +495,63 @@ def cmd_ising(args):
     print(f"total time: {result['timings']['total_s']:.0f} s")
 
 
+# `keras-gen evaluate NAME`: a quick check by default, the zoo table's protocol with --full.
+EVALUATE_QUICK = {"samples": 2_000, "reference": 2_000, "nll_images": 100, "iwae_k": 100, "ais_betas": 1_000}
+EVALUATE_FULL = {"samples": 10_000, "reference": None, "nll_images": 1_000, "iwae_k": 1_000, "ais_betas": None}
+
+
 def cmd_evaluate(args):
     """One row of sample quality (and NLL) for a model, or the whole zoo table."""
     from keras_gen import evaluation
 
+    protocol = EVALUATE_FULL if args.full or args.all else EVALUATE_QUICK
+    given = {"samples": args.samples, "nll_images": args.nll_images, "iwae_k": args.iwae_k}
+    settings = {key: given.get(key) or value for key, value in protocol.items()}
     if args.all:
         from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
 
         path = evaluate_zoo(
-            args.rows, args.report, samples=args.samples, seed=args.seed, nll_images=args.nll_images, iwae_k=args.iwae_k
+            args.rows,
+            args.report,
+            samples=settings["samples"],
+            seed=args.seed,
+            nll_images=settings["nll_images"],
+            iwae_k=settings["iwae_k"],
         )
         print(f"wrote section {SECTION!r} of {path} (rows in {args.rows})")
         return
     if not args.model:
         raise SystemExit("keras-gen evaluate: give a zoo name or a .keras file, or --all.")
-    model = load_model(args.model)
+    stage = evaluation.stage_lines(prefix="keras-gen evaluate: ")
+    with stage(f"loading {args.model}"):
+        model = load_model(args.model)
+    reference = settings["reference"]
     try:
         row = evaluation.evaluate(
             model,
-            n_samples=args.samples,
+            n_samples=settings["samples"],
             seed=args.seed,
             likelihood=not args.no_nll,
-            nll_images=args.nll_images,
-            iwae_k=args.iwae_k,
+            nll_images=settings["nll_images"],
+            iwae_k=settings["iwae_k"],
+            ais_betas=settings["ais_betas"],
+            n_reference=reference,
+            progress=stage,
         )
     except evaluation.NotEvaluable as err:
         raise SystemExit(f"keras-gen evaluate: {err}") from None
-    print(json.dumps(row, indent=2, default=float) if args.json else evaluation.format_row(row))
+    if args.json:
+        print(json.dumps(row, indent=2, default=float))
+        return
+    how = (
+        "the zoo table's protocol"
+        if protocol is EVALUATE_FULL
+        else "a quick check; --full for the zoo table's protocol"
+    )
+    print(
+        f"{row['model']}: {row['n_samples']:,} samples against {row['n_reference']:,} MNIST test images ({how})\n"
+        f"{evaluation.format_row(row, targets=False)}\n{evaluation.format_verdict(row)}"
+    )
 
 
 # ------------------------------------------------------------------ parser
@@ -470,6 +560,13 @@ def build_parser():
         prog="keras-gen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback instead of one line")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="tensorflow_logs",
+        action="store_true",
+        help="show TensorFlow's own log messages (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a family with fit, leaving checkpoints and sample grids")
@@ -480,7 +577,12 @@ def build_parser():
         help="vae (default), rbm, diffusion, ebm, gan, dcgan, wgan or wgan_gp (WGANs split each batch over "
         "their 5 critic steps); for a zoo name, prints the command that reproduces it",
     )
-    train.add_argument("--dataset", default="ring8", help="ring8 (embedded, default), grid25, mnist")
+    train.add_argument(
+        "--dataset",
+        default="ring8",
+        help="ring8 (embedded, default), grid25, mnist, or a .npy/.npz file: points (n, d) or images "
+        "(n, H, W[, C]), uint8 or floats in [0, 1]; a .npz may hold x_train and x_test (validation)",
+    )
     train.add_argument("--epochs", type=positive_int, default=None)
     train.add_argument("--batch-size", type=positive_int, default=None)
     train.add_argument("--steps-per-epoch", type=positive_int, default=None)
@@ -546,9 +648,17 @@ def build_parser():
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(func=cmd_export)
 
-    zoo_cmd = sub.add_parser("zoo", help="list, show or verify the pretrained models")
-    zoo_cmd.add_argument("action", choices=["list", "show", "verify"])
+    zoo_cmd = sub.add_parser(
+        "zoo",
+        help="list, show or verify the pretrained models; write their gallery",
+        description="list: every entry with its size and headline metrics; show NAME: one entry "
+        "(architecture, data, metrics, the command that reproduces it, files); verify NAME: its weights' sha256; "
+        "gallery: write the page of pictures, metrics and commands (docs/zoo.md, from a checkout's root).",
+    )
+    zoo_cmd.add_argument("action", choices=["list", "show", "verify", "gallery"])
     zoo_cmd.add_argument("name", nargs="?")
+    zoo_cmd.add_argument("--out", default=os.path.join("docs", "zoo.md"), help="with gallery: the page to write")
+    zoo_cmd.add_argument("--json", action="store_true", help="with show: print the card's JSON as stored")
     zoo_cmd.set_defaults(func=cmd_zoo)
 
     ising_cmd = sub.add_parser("ising", help="physics demo: RBMs learn the 2-D Ising model; observables vs exact")
@@ -563,12 +673,23 @@ def build_parser():
 
     evaluate = sub.add_parser("evaluate", help="sample quality (FD, score, KID, precision/recall) and NLL")
     evaluate.add_argument("model", nargs="?", help="zoo name or .keras file")
-    evaluate.add_argument("--all", action="store_true", help="every zoo entry, table into BENCHMARKS.md")
-    evaluate.add_argument("--samples", type=positive_int, default=10_000, help="generated samples (default 10,000)")
+    evaluate.add_argument(
+        "--all", action="store_true", help="every zoo entry with the --full protocol, table into BENCHMARKS.md"
+    )
+    evaluate.add_argument(
+        "--full",
+        action="store_true",
+        help="the zoo table's protocol: 10,000 samples against all 10,000 test images, the NLL of 1,000 "
+        "images (IWAE k=1,000; AIS with 14,500 temperatures); by default a quick check of a few minutes: "
+        "2,000 samples against 2,000 test images, the NLL of 100 images (k=100; 1,000 temperatures)",
+    )
+    evaluate.add_argument("--samples", type=positive_int, default=None, help="generated samples (2,000; --full 10,000)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--no-nll", action="store_true", help="skip the test-set likelihood")
-    evaluate.add_argument("--nll-images", type=positive_int, default=1000, help="test images for the NLL")
-    evaluate.add_argument("--iwae-k", type=positive_int, default=1000, help="importance samples for a VAE's NLL bound")
+    evaluate.add_argument("--nll-images", type=positive_int, default=None, help="test images for the NLL (100; 1,000)")
+    evaluate.add_argument(
+        "--iwae-k", type=positive_int, default=None, help="importance samples for a VAE's NLL bound (100; 1,000)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print the whole row as JSON")
     evaluate.add_argument(
         "--rows",
@@ -585,11 +706,15 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "zoo" and args.action != "list" and not args.name:
+    if args.command == "zoo" and args.action in ("show", "verify") and not args.name:
         raise SystemExit(f"keras-gen zoo {args.action}: a model name is required.")
+    if args.command == "zoo" and args.json and args.action != "show":
+        raise SystemExit(f"keras-gen zoo {args.action}: --json applies to show only.")
     from keras_gen import zoo
-    from keras_gen.core.validation import DataError
+    from keras_gen.core.errors import DataError
 
+    if args.command != "zoo" and not args.tensorflow_logs:  # the zoo's cards are JSON: no TensorFlow
+        quiet_tensorflow()
     try:
         args.func(args)
     except (zoo.ZooError, zoo.WeightsIntegrityError, DataError, FileExistsError) as err:

@@ -5,6 +5,15 @@ MNIST comes through `tfds.load("mnist")` exactly as a user would load it (set
 generated here from a seed and need no download; they are the embedded
 default for demos and tests.
 
+A local `.npy` or `.npz` file is a dataset too: its name is its path. A `.npy`
+holds the train split; a `.npz` holds `x_train` (or `train`, or a single
+array) and optionally `x_test`/`x_validation` and labels `y_train`, ... (the
+keras.datasets layout). Arrays of shape (n, d) are points, like the toy sets
+(real values, preprocessing does not apply); arrays (n, H, W) or (n, H, W, C)
+are images, uint8 in [0, 255] or floats in [0, 1], preprocessed like MNIST.
+Each split is checked when it is read (numbers, shape, finite, range) and a
+problem raises `DataError` naming the file.
+
 Preprocessings (the `preprocessing=` argument):
   * "unit"              -- float32 intensities in [0, 1]
   * "symmetric"         -- float32 in [-1, 1], for tanh generators
@@ -17,9 +26,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
+
+from keras_gen.core.errors import DataError
 
 PREPROCESSINGS = ("unit", "symmetric", "binarized", "binarized_static", "thresholded")
 IMAGE_DATASETS = {"mnist": (28, 28, 1)}
@@ -29,10 +41,29 @@ TOY_DATASETS = ("ring8", "grid25")
 RING8_RADIUS = 2.0
 RING8_STD = 0.02
 GRID25_STD = 0.05
+FILE_SUFFIXES = (".npy", ".npz")
+SPLITS = ("train", "test", "validation")
 
 
 def available():
     return sorted(IMAGE_DATASETS) + list(TOY_DATASETS)
+
+
+def is_file(name):
+    """Whether `name` names a local .npy/.npz file rather than a built-in set."""
+    return isinstance(name, (str, os.PathLike)) and os.fspath(name).endswith(FILE_SUFFIXES)
+
+
+def is_points(name):
+    """Whether the dataset is points (n, d) rather than images: the toy sets, or a file of 2-D arrays."""
+    return name in TOY_DATASETS or (is_file(name) and _file_arrays(name, "train")[0].ndim == 2)
+
+
+def splits(name):
+    """The splits a dataset has (a file: those it holds)."""
+    if is_file(name):
+        return [split for split in SPLITS if f"x_{split}" in _file_contents(name)]
+    return ["train", "test"]
 
 
 # ------------------------------------------------------------------ toy data
@@ -80,7 +111,92 @@ def mode_coverage(samples, name="ring8", n_sigma=3.0, min_count=None):
     }
 
 
+# -------------------------------------------------------------- local files
+def _file_contents(path):
+    """{"x_train": array, ...} of a .npy/.npz file (no pickles: a file is data, never code)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"Dataset file {path!r} not found.")
+    stat = os.stat(path)
+    return _read_file(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_file(path, mtime_ns, size):
+    """The arrays of a file, read once while it is unchanged (its time and size are part of
+    the cache's key); read-only, since they are shared."""
+    arrays = _read_arrays(path)
+    for array in arrays.values():
+        array.setflags(write=False)
+    return arrays
+
+
+def _read_arrays(path):
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"Dataset file {path}: not a readable {os.path.splitext(path)[1]} file ({err}).") from None
+    if path.endswith(".npy"):
+        return {"x_train": loaded}
+    with loaded:
+        arrays = {key: loaded[key] for key in loaded.files}
+    if len(arrays) == 1:
+        return {"x_train": next(iter(arrays.values()))}
+    return {f"x_{key}" if key in SPLITS else key: value for key, value in arrays.items()}
+
+
+def _file_arrays(path, split):
+    """(x, labels) of `split` in a local file, checked: numbers, at least one example,
+    the train split's shape, finite; images uint8 in [0, 255] or floats in [0, 1]."""
+    path = os.fspath(path)
+    arrays = _file_contents(path)
+    if f"x_{split}" not in arrays:
+        raise DataError(
+            f"Dataset file {path}: no {split} split (it holds {', '.join(sorted(arrays))}); a .npy is the train "
+            "split, a .npz holds x_train and optionally x_test, x_validation and labels y_train, y_test, ..."
+        )
+    where = f"Dataset file {path}, x_{split}"
+    x = arrays[f"x_{split}"]
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{where}: expected real numbers, got dtype {x.dtype}.")
+    if x.ndim not in (2, 3, 4) or len(x) == 0:
+        raise DataError(
+            f"{where}: expected shape (n, d) for points or (n, H, W[, C]) for images with n >= 1, got {x.shape}."
+        )
+    train_shape = arrays["x_train"].shape[1:] if "x_train" in arrays else x.shape[1:]
+    if x.shape[1:] != train_shape:
+        raise DataError(f"{where}: examples of shape {x.shape[1:]}, but x_train's are {train_shape}.")
+    if not np.issubdtype(x.dtype, np.integer) and x.dtype != bool and not np.all(np.isfinite(x)):
+        raise DataError(f"{where}: contains NaN or infinite values.")
+    if x.ndim == 2:
+        x = x.astype(np.float32)
+    else:
+        x = x[..., None] if x.ndim == 3 else x
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+            if low < 0 or high > 255:
+                raise DataError(f"{where}: integer images must lie in [0, 255], got values in [{low:g}, {high:g}].")
+            x = x.astype(np.uint8)
+        elif low < 0 or high > 1:
+            raise DataError(f"{where}: float images must lie in [0, 1], got values in [{low:.3g}, {high:.3g}].")
+        else:
+            x = x.astype(np.float32)
+    labels = arrays.get(f"y_{split}")
+    if labels is None:
+        labels = np.full(len(x), -1, dtype=np.int64)
+    elif labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"Dataset file {path}, y_{split}: expected {len(x)} integer labels, got {labels.dtype}{labels.shape}."
+        )
+    return x, labels.astype(np.int64)
+
+
 # -------------------------------------------------------------------- images
+def _full_scale(images):
+    """What an image array's brightest pixel is: 255 for uint8 (MNIST, image files), 1 for floats."""
+    return 255.0 if images.dtype == np.uint8 else 1.0
+
+
 @functools.lru_cache(maxsize=8)
 def _image_arrays(name, split):
     import tensorflow_datasets as tfds
@@ -98,19 +214,19 @@ def _image_arrays(name, split):
     return images, labels
 
 
-def _binarize_static(images_u8, seed):
+def _binarize_static(images, seed):
     rng = np.random.default_rng(seed)
-    return (rng.random(images_u8.shape, dtype=np.float32) < images_u8 / np.float32(255)).astype(np.float32)
+    return (rng.random(images.shape, dtype=np.float32) < images / np.float32(_full_scale(images))).astype(np.float32)
 
 
-def _preprocess_numpy(images_u8, preprocessing, seed):
-    x = images_u8.astype(np.float32) / np.float32(255)
+def _preprocess_numpy(images, preprocessing, seed):
+    x = images.astype(np.float32) / np.float32(_full_scale(images))
     if preprocessing == "unit":
         return x
     if preprocessing == "symmetric":
         return x * 2 - 1
     if preprocessing in ("binarized", "binarized_static"):
-        return _binarize_static(images_u8, seed)
+        return _binarize_static(images, seed)
     if preprocessing == "thresholded":
         return (x > 0.5).astype(np.float32)
     raise ValueError(f"Unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSINGS}.")
@@ -134,9 +250,10 @@ def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False
         offset = {"train": 0, "test": 1, "validation": 2}.get(split, 3)
         x = toy_2d(name, n, seed=1000 * seed + offset)
         return x, np.full(len(x), -1, dtype=np.int64)
-    _check_name(name)
+    if is_file(name) and is_points(name):
+        return _file_arrays(name, split)
     _check_preprocessing(preprocessing)
-    images, labels = _image_arrays(name, split)
+    images, labels = _images(name, split)
     x = _preprocess_numpy(images, preprocessing, seed)
     if flatten:
         x = x.reshape(len(x), -1)
@@ -146,9 +263,12 @@ def load_arrays(name="mnist", split="train", preprocessing="unit", flatten=False
 def data_shape(name, flatten=False):
     if name in TOY_DATASETS:
         return (2,)
-    _check_name(name)
-    shape = IMAGE_DATASETS[name]
-    return (math.prod(shape),) if flatten else shape
+    if is_file(name):
+        shape = _file_arrays(name, "train")[0].shape[1:]
+    else:
+        _check_name(name)
+        shape = IMAGE_DATASETS[name]
+    return (math.prod(shape),) if flatten else tuple(shape)
 
 
 def data_domain(preprocessing):
@@ -230,24 +350,24 @@ def load_epochs(
     every epoch a function of (seed, epoch), so a resumed run sees the batches an
     uninterrupted one would (`keras_gen.runs.fit_with_artifacts` streams them)."""
     _no_options(name, options)
-    if name in TOY_DATASETS:
+    if is_points(name):
         x, labels = load_arrays(name, split, seed=seed)
         transform = None if with_labels else _first
         return Epochs(
             (x, labels), batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder, transform=transform
         )
-    _check_name(name)
     _check_preprocessing(preprocessing)
-    images, labels = _image_arrays(name, split)
+    images, labels = _images(name, split)
+    scale = _full_scale(images)
     source = _binarize_static(images, seed) if preprocessing == "binarized_static" else images
     if flatten:
         source = source.reshape(len(source), -1)
     if preprocessing == "binarized":
-        transform = _dynamic_binarize(with_labels)
+        transform = _dynamic_binarize(with_labels, scale)
     elif preprocessing == "binarized_static":
         transform = None if with_labels else _first
     else:
-        transform = _scale(preprocessing, with_labels)
+        transform = _scale(preprocessing, with_labels, scale)
     return Epochs(
         (source, labels), batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder, transform=transform
     )
@@ -347,9 +467,17 @@ class Epochs:
         return batches.apply(tf.data.experimental.assert_cardinality(self.steps)).prefetch(tf.data.AUTOTUNE)
 
 
-def _scale(preprocessing, with_labels):
+def _images(name, split):
+    """(images, labels) of a split of a built-in image set or an image file."""
+    if is_file(name):
+        return _file_arrays(name, split)
+    _check_name(name)
+    return _image_arrays(name, split)
+
+
+def _scale(preprocessing, with_labels, scale=255.0):
     def fn(x, y, seed):
-        x = tf.cast(x, tf.float32) / 255.0
+        x = tf.cast(x, tf.float32) / scale
         if preprocessing == "symmetric":
             x = x * 2.0 - 1.0
         elif preprocessing == "thresholded":
@@ -359,9 +487,9 @@ def _scale(preprocessing, with_labels):
     return fn
 
 
-def _dynamic_binarize(with_labels):
+def _dynamic_binarize(with_labels, scale=255.0):
     def fn(x, y, seed):
-        p = tf.cast(x, tf.float32) / 255.0
+        p = tf.cast(x, tf.float32) / scale
         u = tf.random.stateless_uniform(tf.shape(p), seed=seed)
         x = tf.cast(u < p, tf.float32)
         return (x, y) if with_labels else x

@@ -54,3 +54,28 @@ def _run_without_keras_gen(body, folder):
 def serve_without_keras_gen():
     """`serve_without_keras_gen(body, folder)`: check an export from a process without keras_gen."""
     return _run_without_keras_gen
+
+
+# A row as `evaluate` returns it: numbers, the targets' floors and their checks.
+EVALUATION_ROW = {
+    "model": "some_gan",
+    "family": "gan",
+    "fd": 50.7,
+    "fd_train_test": 0.918,
+    "score": 8.252,
+    "test_score": 9.885,
+    "kid": 14.9,
+    "kid_std": 1.9,
+    "precision": 0.628,
+    "recall": 0.813,
+    "class_max_deviation": 0.255,
+    "mmd": 0.027,
+    "samples_per_second": 1800.0,
+    "n_samples": 2000,
+    "n_reference": 2000,
+    "nll": None,
+    "score_ok": False,
+    "fd_ok": False,
+    "classes_ok": True,
+    "targets_met": False,
+}

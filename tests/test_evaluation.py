@@ -10,6 +10,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from conftest import EVALUATION_ROW
 from scipy import linalg
 
 from keras_gen import evaluation, zoo
@@ -401,3 +402,22 @@ def test_every_density_family_scores_inputs_for_ood_detection():
     np.testing.assert_allclose(ood.log_densities(ebm, x), -ebm.energy(2 * x - 1).numpy(), rtol=1e-6)
     rbm = models[1]
     np.testing.assert_allclose(ood.log_densities(rbm, x), -rbm.layer.free_energy(x.reshape(6, -1)).numpy(), rtol=1e-5)
+
+
+def test_the_verdict_names_each_target_its_value_and_the_failures():
+    ROW = EVALUATION_ROW
+    lines = evaluation.format_verdict(ROW).splitlines()
+    assert lines[0] == "targets:"
+    score, fd, classes = lines[1:4]
+    assert score.split()[:3] == ["classifier", "score", "8.252"] and "9.588" in score and score.endswith("FAIL")
+    assert fd.split()[:3] == ["Fréchet", "distance", "50.7"] and "≤ 1.84" in fd and fd.endswith("FAIL")
+    assert classes.split()[:3] == ["class", "balance", "±26%"] and "±30%" in classes and classes.endswith("pass")
+    assert lines[4] == "verdict: 1 of 3 targets met; not met: classifier score, Fréchet distance"
+    assert evaluation.format_row(ROW).endswith("; targets NOT met: classifier score, Fréchet distance")
+    assert "targets" not in evaluation.format_row(ROW, targets=False)
+
+    met = {**ROW, "score_ok": True, "fd_ok": True, "targets_met": True}
+    assert evaluation.format_verdict(met).splitlines()[-1] == "verdict: all 3 targets met"
+    assert evaluation.format_row(met).endswith("; targets met")
+    # The checks and the verdict share one set of thresholds.
+    assert [passed for *_, passed in evaluation.verdict(ROW)] == [False, False, True]

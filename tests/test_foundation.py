@@ -594,7 +594,7 @@ def test_cli_reports_unknown_names_clearly(tmp_path, monkeypatch, zoo_home):
 
 # ------------------------------------------------------------------ packaging
 def test_a_regular_install_finds_the_zoo(tmp_path):
-    """A non-editable install carries the cards and weights to <prefix>/share/keras-gen.
+    """A non-editable install carries the cards, weights and figures to <prefix>/share/keras-gen.
 
     `--ignore-installed` keeps pip from uninstalling the keras-gen this test
     suite runs in while it installs the copy under test into a private prefix."""
@@ -622,9 +622,10 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     site = next(prefix.glob("lib/python*/site-packages"))
     probe = (
-        "import json, keras_gen, keras_gen.zoo as zoo; "
+        "import json, keras_gen, keras_gen.zoo as zoo; from keras_gen.zoo.summary import figures; "
         "print(json.dumps([keras_gen.__file__, [str(r) for r in zoo.roots()], zoo.names(), "
-        "[str(zoo.verify(n)) for n in zoo.names()]]))"
+        "[str(zoo.verify(n)) for n in zoo.names()], "
+        "[[str(path), exists] for n in zoo.names() for path, exists in figures(zoo.card(n))]]))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_GEN_HOME", "PYTHONPATH")}
     env["PYTHONPATH"] = str(site)
@@ -632,7 +633,7 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    module_file, roots, names, verified = json.loads(result.stdout.strip().splitlines()[-1])
+    module_file, roots, names, verified, figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert module_file.startswith(str(site))  # the installed copy, not this checkout
     # The install's own data folder comes first (the interpreter's prefix may
     # follow when keras-gen is also installed there, as in CI).
@@ -640,6 +641,8 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     assert not any(r.startswith(root) for r in roots)  # nothing read from this checkout
     assert names == zoo.names()  # every card of the checkout travelled with the install
     assert all(path.startswith(str(prefix)) for path in verified)
+    # Every figure `keras-gen zoo show` prints is a file of the install.
+    assert figures and all(exists and path.startswith(str(prefix)) for path, exists in figures)
     # Only keras_gen is installed as a top-level package.
     assert sorted(
         p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".egg-info")) and p.name != "__pycache__"
@@ -698,3 +701,91 @@ def test_a_non_finite_step_stops_the_run_before_anything_is_saved(tmp_path):
     saved = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch_001.keras")
     for w, a in zip(model.trainable_weights, saved.trainable_weights):
         np.testing.assert_array_equal(w.numpy(), a.numpy(), err_msg=w.path)
+
+
+@pytest.mark.parametrize("key", sorted(zoo.registry.FACTORIES))
+def test_registry_reads_each_factory_signature_from_its_source(key):
+    """Cards are checked against signatures read without importing the factories;
+    they must be the factories' own (names, kinds, which have defaults)."""
+    import inspect
+
+    def shape(signature):
+        return [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in signature.parameters.values()]
+
+    assert shape(zoo.registry.signature(key)) == shape(inspect.signature(zoo.registry.factory(key)))
+    assert zoo.registry.key_of(zoo.registry.factory(key)) == key
+
+
+# ------------------------------------------------------------------ local dataset files
+def test_a_local_npy_or_npz_file_is_a_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(64, 3)).astype(np.float64)
+    np.save(tmp_path / "points.npy", points)
+    name = str(tmp_path / "points.npy")
+    assert data.is_points(name) and data.data_shape(name) == (3,) and data.splits(name) == ["train"]
+    batch = next(iter(data.load(name, batch_size=16, shuffle=False)))
+    assert batch.dtype == tf.float32 and batch.shape == (16, 3)
+    np.testing.assert_allclose(batch.numpy(), points[:16].astype(np.float32))
+
+    # Images in the keras.datasets layout: uint8 (n, H, W), labels, a test split.
+    images = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=40)
+    np.savez(tmp_path / "digits.npz", x_train=images[:32], y_train=labels[:32], x_test=images[32:])
+    name = str(tmp_path / "digits.npz")
+    assert not data.is_points(name) and data.data_shape(name) == (28, 28, 1)
+    assert data.splits(name) == ["train", "test"]
+    x, y = next(iter(data.load(name, batch_size=8, shuffle=False, with_labels=True)))
+    np.testing.assert_allclose(x.numpy(), images[:8, :, :, None] / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), labels[:8])
+    binary = next(iter(data.load(name, "test", preprocessing="binarized", batch_size=8, flatten=True)))
+    assert binary.shape == (8, 784) and set(np.unique(binary.numpy())) <= {0.0, 1.0}
+    # Float images in [0, 1] are the same images.
+    np.savez(tmp_path / "floats.npz", x_train=images[:32] / 255.0)
+    symmetric, _ = data.load_arrays(str(tmp_path / "floats.npz"), preprocessing="symmetric")
+    np.testing.assert_allclose(symmetric, data.load_arrays(name, preprocessing="symmetric")[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x_train": np.array([[0.0, np.nan]])}, "NaN or infinite"),
+        ({"x_train": np.full((2, 4, 4), 1.5)}, r"float images must lie in \[0, 1\]"),
+        ({"x_train": np.full((2, 4, 4), 300)}, r"integer images must lie in \[0, 255\]"),
+        ({"x_train": np.zeros(5)}, r"expected shape \(n, d\)"),
+        ({"x_train": np.zeros((0, 3))}, "n >= 1"),
+        ({"x_train": np.array([["a", "b"]])}, "expected real numbers"),
+        ({"x_train": np.zeros((4, 3)), "x_test": np.zeros((4, 2))}, r"x_train's are \(3,\)"),
+        ({"x_train": np.zeros((4, 3)), "y_train": np.zeros(3, int)}, "expected 4 integer labels"),
+    ],
+)
+def test_a_local_dataset_file_is_checked_when_read(tmp_path, arrays, message):
+    from keras_gen.core.validation import DataError
+
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=message) as err:
+        for split in data.splits(str(path)):
+            data.load(str(path), split, batch_size=2)
+    assert str(path) in str(err.value)
+
+
+def test_a_missing_split_or_file_is_named(tmp_path):
+    from keras_gen.core.validation import DataError
+
+    np.save(tmp_path / "train_only.npy", np.zeros((4, 2)))
+    with pytest.raises(DataError, match="no test split"):
+        data.load(str(tmp_path / "train_only.npy"), "test")
+    with pytest.raises(DataError, match="not found"):
+        data.load(str(tmp_path / "nothing.npz"))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))  # a pickle: never loaded
+    with pytest.raises(DataError, match="not a readable .npy file"):
+        data.load(str(tmp_path / "objects.npy"))
+
+
+def test_cli_trains_on_a_local_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    points = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)
+    np.savez(tmp_path / "blobs.npz", x_train=points[:192], x_test=points[192:])
+    cli.main(["train", "vae", "--dataset", "blobs.npz", "--epochs", "1", "--verbose", "0"])
+    model = keras.saving.load_model(tmp_path / "runs" / "vae_blobs" / "model.keras")
+    assert model.sample(5, seed=0).shape == (5, 3)

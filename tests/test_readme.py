@@ -1,6 +1,7 @@
 """README says only what is true of this checkout.
 
-* Its zoo table is `keras_gen.zoo.summary.markdown_table()` verbatim: the
+* Its zoo table is `keras_gen.zoo.summary.markdown_table()` verbatim, and the
+  gallery it links to (docs/zoo.md) is `keras_gen.zoo.gallery.markdown()`: the
   numbers come from the cards, never copied by hand.
 * Every Python block parses, and its imports run.
 * Every dotted `keras_gen.…` name it mentions exists.
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+GALLERY = ROOT / "docs" / "zoo.md"
 TEXT = README.read_text()
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, re.S)
 
@@ -28,6 +31,19 @@ def test_zoo_table_is_generated_from_the_cards():
     assert match.group(1) == summary.markdown_table(), (
         "README's zoo table differs from the cards: paste keras_gen.zoo.summary.markdown_table()"
     )
+
+
+def test_zoo_gallery_is_generated_from_the_cards_and_its_pictures_exist():
+    from keras_gen.zoo import gallery
+
+    assert "(docs/zoo.md)" in TEXT, "README does not link the gallery"
+    page = GALLERY.read_text()
+    assert page == gallery.markdown(GALLERY), "docs/zoo.md differs from the cards: run `keras-gen zoo gallery`"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+    links = re.findall(r"(?<!!)\[[^\]]*\]\(([^)#]+)\)", page)
+    assert len(images) >= len(re.findall(r"^## ", page, re.M))  # a picture per entry at least
+    missing = [path for path in images + links if not (GALLERY.parent / path).is_file()]
+    assert not missing, f"the gallery links files that do not exist: {missing}"
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))

@@ -6,16 +6,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_gen.core.errors import DataError
+
 DOMAINS = {
     "binary": "binary values {0, 1}",
     "unit": "values in [0, 1]",
     "symmetric": "values in [-1, 1]",
     "real": "finite real values",
 }
-
-
-class DataError(ValueError):
-    """Data that a model cannot accept (shape, dtype, NaN, domain)."""
 
 
 def _first_x(data):

@@ -23,7 +23,10 @@ from keras_gen.evaluation.table import (  # noqa: F401
     conditional_accuracy,
     evaluate,
     format_row,
+    format_verdict,
     generate,
     mnist_test_nll,
+    stage_lines,
     targets,
+    verdict,
 )

@@ -10,8 +10,10 @@ from what the model can do, not from its family's name: a model with
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import sys
 import time
 
 import numpy as np
@@ -27,6 +29,12 @@ from keras_gen.evaluation.sample_quality import (
     to_images,
 )
 from keras_gen.models.classifier import IMAGE_SHAPE
+
+# The image-model targets (`targets`): score >= 0.97 x the test set's own score,
+# FD <= 2 x FD(train, test) at the same sample count, every class within ±30% of uniform.
+SCORE_FRACTION = 0.97
+FD_FACTOR = 2.0
+CLASS_DEVIATION = 0.3
 
 
 def family_of(model):
@@ -143,6 +151,7 @@ def evaluate(
     ais_betas=None,
     n_reference=None,
     sample_kwargs=None,
+    progress=None,
     **quality_kwargs,
 ):
     """One row of the zoo table for a zoo name or a model.
@@ -150,12 +159,16 @@ def evaluate(
     The reference is the MNIST test set (all 10,000 images, or a random
     `n_reference` of them for quick checks). Samples are drawn with
     `sample_kwargs` (default: the zoo card's, e.g. a diffusion model's steps).
+    `progress(label)`, if given, is a context manager around each stage
+    (`stage_lines()` prints one line per stage).
     """
+    stage = progress or _silent
     if isinstance(model_or_name, str):
         entry = zoo.card(model_or_name)
         if entry.family == "classifier":
             raise NotEvaluable(f"{model_or_name!r} is the domain classifier, not a generative model.")
-        model = zoo.load(model_or_name)
+        with stage(f"loading {model_or_name}"):
+            model = zoo.load(model_or_name)
     else:
         model = model_or_name
     shape = tuple(model.data_shape)
@@ -165,27 +178,62 @@ def evaluate(
             "the MNIST metrics do not apply (2-D toy models: keras_gen.data.mode_coverage; "
             "Ising models: keras_gen.evaluation.ising.compare_with_exact)."
         )
-    classifier = classifier or load_classifier()
+    if classifier is None:
+        with stage("loading the domain classifier"):
+            classifier = load_classifier()
     kwargs = dict((getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}))
     if sample_kwargs is not None:
         kwargs = dict(sample_kwargs)
-    samples, rate = generate(model, n_samples, seed=seed, **kwargs)
-    generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier, label=model.name)
-    test = mnist_set("test", classifier, n=n_reference, seed=seed)
+    with stage(f"drawing {n_samples:,} samples"):
+        samples, rate = generate(model, n_samples, seed=seed, **kwargs)
+    with stage(f"judging them against {n_reference or 10_000:,} MNIST test images"):
+        generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier, label=model.name)
+        test = mnist_set("test", classifier, n=n_reference, seed=seed)
+        quality = sample_quality(generated, test, seed=seed, **quality_kwargs)
     row = {
         "model": getattr(model, "zoo_card", {}).get("name", model.name),
         "family": family_of(model),
-        **sample_quality(generated, test, seed=seed, **quality_kwargs),
+        **quality,
         "samples_per_second": rate,
         "sampling": describe_sampling(model, kwargs),
     }
-    row.update(targets(row, classifier, seed=seed, n_reference=n_reference))
+    with stage(f"the targets' floor: {n_samples:,} MNIST training images against the test images"):
+        row.update(targets(row, classifier, seed=seed, n_reference=n_reference))
     if likelihood:
-        nll = mnist_test_nll(
-            model, n_images=nll_images, iwae_k=iwae_k, ais_chains=ais_chains, ais_betas=ais_betas, seed=seed
-        )
+        nll = None
+        kind = likelihood_kind(model)
+        if kind is not None:
+            how = f"IWAE bound, k={iwae_k}" if kind == "iwae" else "AIS and reverse AIS"
+            with stage(f"test-set likelihood ({how}) of {nll_images:,} images"):
+                nll = mnist_test_nll(
+                    model, n_images=nll_images, iwae_k=iwae_k, ais_chains=ais_chains, ais_betas=ais_betas, seed=seed
+                )
         row.update(nll or {"nll": None, "nll_method": "none: no tractable likelihood for this family"})
     return row
+
+
+@contextlib.contextmanager
+def _silent(label):
+    yield
+
+
+def stage_lines(prefix="", stream=None):
+    """A `progress` for `evaluate`: each stage's label when it starts and its
+    time when it ends, on one line of `stream` (stderr by default)."""
+
+    @contextlib.contextmanager
+    def stage(label):
+        out = stream or sys.stderr
+        print(f"{prefix}{label} ...", end="", file=out, flush=True)
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            print(" stopped", file=out, flush=True)
+            raise
+        print(f" {time.perf_counter() - started:.1f} s", file=out, flush=True)
+
+    return stage
 
 
 def conditional_accuracy(model, classifier=None, n_per_class=500, seed=0, **sample_kwargs):
@@ -207,21 +255,63 @@ def conditional_accuracy(model, classifier=None, n_per_class=500, seed=0, **samp
 def targets(row, classifier, seed=0, n_reference=None):
     """The image-model targets: score ≥ 0.97 × the test set's own score,
     FD ≤ 2 × FD(train, test) at the same sample count, every class within
-    ±30% of uniform."""
+    ±30% of uniform (`SCORE_FRACTION`, `FD_FACTOR`, `CLASS_DEVIATION`)."""
     test = mnist_set("test", classifier, n=n_reference, seed=seed)
     train = mnist_set("train", classifier, n=row["n_samples"], seed=seed)
     test_score = metrics.classifier_score(test.probabilities)["score"]
     fd_floor = metrics.frechet_distance(train.features, test.features)
     checks = {
-        "score_ok": row["score"] >= 0.97 * test_score,
-        "fd_ok": row["fd"] <= 2 * fd_floor,
-        "classes_ok": row["class_max_deviation"] <= 0.3,
+        "score_ok": row["score"] >= SCORE_FRACTION * test_score,
+        "fd_ok": row["fd"] <= FD_FACTOR * fd_floor,
+        "classes_ok": row["class_max_deviation"] <= CLASS_DEVIATION,
     }
     return {"test_score": test_score, "fd_train_test": fd_floor, **checks, "targets_met": all(checks.values())}
 
 
-def format_row(row):
-    """One line of text for `keras-gen evaluate NAME`."""
+def verdict(row):
+    """Each target of a row of `evaluate`: (target, measured, required, passed)."""
+    return [
+        (
+            "classifier score",
+            f"{row['score']:.3f}",
+            f"≥ {SCORE_FRACTION * row['test_score']:.3f} ({SCORE_FRACTION:g} × the test set's {row['test_score']:.3f})",
+            row["score_ok"],
+        ),
+        (
+            "Fréchet distance",
+            f"{row['fd']:.3g}",
+            f"≤ {FD_FACTOR * row['fd_train_test']:.3g} ({FD_FACTOR:g} × train vs test, {row['fd_train_test']:.3g})",
+            row["fd_ok"],
+        ),
+        (
+            "class balance",
+            f"±{row['class_max_deviation']:.0%}",
+            f"≤ ±{CLASS_DEVIATION:.0%} of uniform, every class",
+            row["classes_ok"],
+        ),
+    ]
+
+
+def format_verdict(row):
+    """The targets as a table, one per line with pass/FAIL, and a last line naming the failed ones."""
+    checks = verdict(row)
+    widths = [max(len(check[i]) for check in checks) for i in range(3)]
+    lines = ["targets:"]
+    for *cells, passed in checks:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + ("  pass" if passed else "  FAIL"))
+    failed = [target for target, _, _, passed in checks if not passed]
+    met = len(checks) - len(failed)
+    lines.append(
+        f"verdict: all {len(checks)} targets met"
+        if not failed
+        else f"verdict: {met} of {len(checks)} targets met; not met: {', '.join(failed)}"
+    )
+    return "\n".join(lines)
+
+
+def format_row(row, targets=True):
+    """One line of text for `keras-gen evaluate NAME`: the numbers, and unless
+    `targets=False` whether the targets are met (naming those that are not)."""
 
     def f(key, fmt):
         return "—" if row.get(key) is None else format(row[key], fmt)
@@ -233,5 +323,12 @@ def format_row(row):
         f"KID {f('kid', '.2e')} ± {f('kid_std', '.1e')}, precision {f('precision', '.3f')}, "
         f"recall {f('recall', '.3f')}, classes max dev {f('class_max_deviation', '.0%')}, "
         f"pixel MMD {f('mmd', '.3f')}, NLL {nll}, {f('samples_per_second', ',.0f')} samples/s, "
-        f"n={row.get('n_samples')}; targets {'met' if row.get('targets_met') else 'NOT met'}"
-    )
+        f"n={row.get('n_samples')}"
+    ) + (_targets_note(row) if targets else "")
+
+
+def _targets_note(row):
+    if "targets_met" not in row:
+        return ""
+    failed = [target for target, _, _, passed in verdict(row) if not passed]
+    return "; targets met" if not failed else f"; targets NOT met: {', '.join(failed)}"

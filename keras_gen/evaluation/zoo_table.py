@@ -27,7 +27,7 @@ from keras_gen import zoo
 from keras_gen.benchmarking.report import BenchmarksFile, markdown_table
 from keras_gen.core.files import write_text
 from keras_gen.evaluation.sample_quality import NotEvaluable, load_classifier, reference_rows
-from keras_gen.evaluation.table import evaluate, format_row
+from keras_gen.evaluation.table import CLASS_DEVIATION, FD_FACTOR, SCORE_FRACTION, evaluate, format_row
 from keras_gen.models.classifier import CLASSIFIER_NAME
 from keras_gen.zoo.publish import now_iso
 
@@ -202,10 +202,10 @@ def write_table(rows, benchmarks_path, samples):
     if test:
         md.append("")
         md.append(
-            f"Targets for the image models: score ≥ 0.97 × the test set's own score "
-            f"({test['test_score']:.3f}, so ≥ {0.97 * test['test_score']:.3f}), FD ≤ 2 × FD(train, test) "
-            f"({test['fd_train_test']:.3g}, so ≤ {2 * test['fd_train_test']:.3g}), every class within ±30% "
-            "of uniform."
+            f"Targets for the image models: score ≥ {SCORE_FRACTION:g} × the test set's own score "
+            f"({test['test_score']:.3f}, so ≥ {SCORE_FRACTION * test['test_score']:.3f}), "
+            f"FD ≤ {FD_FACTOR:g} × FD(train, test) ({test['fd_train_test']:.3g}, so ≤ "
+            f"{FD_FACTOR * test['fd_train_test']:.3g}), every class within ±{CLASS_DEVIATION:.0%} of uniform."
         )
     md += ["", "### Models", "", markdown_table([table_row(r) for r in model_rows if "fd" in r], COLUMNS)]
     for row in model_rows:

@@ -12,3 +12,10 @@
   exact bond RBM, the periodic VAE).
 * `classifier`: the MNIST domain classifier behind the sample-quality metrics.
 """
+
+import importlib
+
+# Importing the families registers their classes with keras.saving, so
+# `keras.saving.load_model` finds every one of them once any is imported.
+for _family in ("classifier", "dbn", "diffusion", "ebm", "gan", "ising", "rbm", "vae"):
+    importlib.import_module(f"keras_gen.models.{_family}")

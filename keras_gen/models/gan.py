@@ -510,12 +510,12 @@ def make_gan(
     )
 
 
-def make_toy_gan(latent_dim=8, hidden=(128, 128), ema_momentum=None, seed=None, name="toy_gan"):
-    """An MLP GAN for 2-D toy data (real-valued, linear output, no dropout):
-    the models of the mode-collapse experiment."""
+def make_toy_gan(latent_dim=8, hidden=(128, 128), ema_momentum=None, seed=None, name="toy_gan", data_dim=2):
+    """An MLP GAN for real-valued points, 2-D toy data by default (linear output, no
+    dropout): the models of the mode-collapse experiment."""
     return make_gan(
         "mlp",
-        (2,),
+        (data_dim,),
         latent_dim=latent_dim,
         data_domain="real",
         generator_kwargs={"hidden": list(hidden), "output_activation": None},

@@ -83,7 +83,6 @@ def train(recipe, args):
     train_ds = data.load_epochs(
         "mnist", "train", preprocessing="symmetric", batch_size=recipe.batch_size, seed=args.seed, drop_remainder=True
     )
-    # Epochs, not a dataset: each epoch's order is known on resume (fit_with_artifacts streams them).
     steps = args.steps_per_epoch
     fit_with_artifacts(
         model,

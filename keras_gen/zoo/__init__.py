@@ -4,6 +4,8 @@
 * `card`: the card schema, validated on read (`ZooCard`, `ZooError`).
 * `registry`: the model factories a card may name.
 * `publish`: writing an entry (weights, sha256, card) from a trained model.
+* `summary` and `gallery`: the zoo at a glance (`keras-gen zoo list`, `show`),
+  README's zoo table and the gallery page (docs/zoo.md).
 """
 
 import warnings
