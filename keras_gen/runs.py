@@ -78,7 +78,8 @@ def fit_with_artifacts(
         out_dir = tempfile.mkdtemp(prefix="keras-gen-worker-")
     os.makedirs(out_dir, exist_ok=True)
     model.build_for_data()
-    model.build_optimizers()
+    with model.distribute_strategy.scope():  # optimizer slots are made where fit would make them
+        model.build_optimizers()
     initial_epoch = backup.restore(model, tidy=chief)
     if initial_epoch is None:
         # No backup (a run from before backups were verified, or one whose
