@@ -684,8 +684,9 @@ def test_every_batch_of_a_dataset_is_checked_and_integers_are_cast(tmp_path):
 
 def test_a_non_finite_step_stops_the_run_before_anything_is_saved(tmp_path):
     """A learning rate that overflows the weights: fit_with_artifacts stops at the first
-    non-finite step with an error naming epoch and step; the model holds the weights of the
-    last healthy epoch and no checkpoint or backup of the bad epoch is written."""
+    non-finite step with an error naming epoch and step; the update of that step is skipped,
+    so the model holds the (finite) weights of the last finite step, and no checkpoint or
+    backup of the bad epoch is written."""
     from keras_gen import runs
     from keras_gen.callbacks import TrainingDiverged
 
@@ -695,12 +696,12 @@ def test_a_non_finite_step_stops_the_run_before_anything_is_saved(tmp_path):
     overflow = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: model.optimizer.learning_rate.assign(1e30) if epoch == 1 else None
     )
-    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 2, step \d+: non-finite"):
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 2, step \d+: non-finite.*last finite step"):
         runs.fit_with_artifacts(model, x, str(tmp_path / "run"), epochs=3, n_samples=4, verbose=0, callbacks=[overflow])
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["epoch_001.keras"]
-    saved = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch_001.keras")
-    for w, a in zip(model.trainable_weights, saved.trainable_weights):
-        np.testing.assert_array_equal(w.numpy(), a.numpy(), err_msg=w.path)
+    assert sorted(os.listdir(tmp_path / "run" / "backup")) == ["epoch_0001.json", "epoch_0001.keras"]
+    for w in model.weights:
+        assert np.all(np.isfinite(w.numpy())), w.path
 
 
 @pytest.mark.parametrize("key", sorted(zoo.registry.FACTORIES))
