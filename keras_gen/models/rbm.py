@@ -213,6 +213,12 @@ class RBM(GenerativeModel):
             batch = None if input_shape is None else input_shape[0]
             self._make_chains(self.n_chains or batch or DEFAULT_N_CHAINS)
 
+    def build_for_data(self):
+        # Not by the base's dummy batch of one: that would make one persistent chain.
+        if not self.built:
+            self.build((None, self.layer.n_visible))
+        return super().build_for_data()
+
     def fit(self, x=None, y=None, *args, batch_size=None, **kwargs):
         # The TF trainer builds lazily inside the traced train function, where
         # no variable may be created: create the chains here, sized by the
