@@ -2,7 +2,10 @@
 
 Each family declares `serving_endpoints()`: name -> (function, input specs).
 The export is a plain SavedModel: `tf.saved_model.load(path)` serves it with
-TensorFlow alone, no keras-gen (and no Keras) import needed. Keras's own
+TensorFlow alone, no keras-gen (and no Keras) import needed. Every input is
+checked against its spec before any work (a wrong shape raises an
+InvalidArgumentError naming the expected one), and an argument with a Python
+default is optional (`core.validation.checked_endpoint`). Keras's own
 `model.export(path)` writes the model's `call` alone, as `serve`.
 """
 

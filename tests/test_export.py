@@ -168,3 +168,89 @@ def test_a_saved_gan_or_rbm_loads_without_warnings(case, tmp_path, caplog, capfd
     assert [v.numpy().tolist() for v in loaded.optimizer.variables] == [
         v.numpy().tolist() for v in model.optimizer.variables
     ]
+
+
+# ------------------------------------------------------------------ checked signatures
+WRONG_RANK = """
+import sys
+import tensorflow as tf
+
+path, endpoint, name = sys.argv[1:]
+function = tf.saved_model.load(path).signatures[endpoint]
+try:
+    function(**{name: tf.zeros([2, 8, 8])})  # an image batch without its channel axis
+except tf.errors.InvalidArgumentError as err:
+    print("refused:", str(err))
+"""
+
+
+@pytest.mark.parametrize("export", ["keras_gen", "keras"])
+def test_a_wrong_rank_is_refused_before_any_kernel_runs(export, tmp_path):
+    """A rank-3 batch reaching a oneDNN convolution aborts the process; the
+    check must fire first. Run in a child process, so a crash cannot take
+    pytest with it."""
+    import subprocess
+    import sys
+
+    model = tiny_conv_vae()
+    path = tmp_path / "export"
+    if export == "keras":
+        model.export(str(path), verbose=False)
+        endpoint = "serve"
+    else:
+        model.export_saved_model(str(path))
+        endpoint = "encode"
+    result = subprocess.run(
+        [sys.executable, "-c", WRONG_RANK, str(path), endpoint, "x"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused:" in result.stdout, result.stdout
+    assert "[2,8,8] is not compatible with expected shape [?,8,8,1]" in result.stdout, result.stdout
+
+
+def test_signatures_refuse_wrong_shapes_and_dtypes_by_name(tmp_path):
+    model = tiny_rbm(persistent=False)
+    model.export_saved_model(str(tmp_path / "export"))
+    signatures = tf.saved_model.load(str(tmp_path / "export")).signatures
+    free_energy = signatures["free_energy"]
+    assert free_energy(v=tf.zeros([3, 12]))["free_energy"].shape == (3,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"tensor v \[3,11\] .* expected shape \[\?,12\]"):
+        free_energy(v=tf.zeros([3, 11]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="float tensor but is a double tensor"):
+        free_energy(v=tf.zeros([3, 12], tf.float64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"tensor n \[1\] .* expected shape \[\]"):
+        signatures["sample"](n=tf.constant([4]), seed=tf.constant(0), gibbs_steps=tf.constant(2))
+
+
+@pytest.mark.parametrize("family", ["rbm", "dbn"])
+def test_sample_takes_gibbs_steps_or_its_default(family, tmp_path):
+    """`gibbs_steps` is optional: a default-valued input of the `sample`
+    signature (TF Serving and session clients may omit it) and of the restored
+    `served.sample` function; given, it is used."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = tiny_rbm(persistent=False) if family == "rbm" else tiny_dbn()
+    path = str(tmp_path / "export")
+    model.export_saved_model(path)
+    served = tf.saved_model.load(path)
+    output = "probabilities" if family == "rbm" else "mean"
+    n, seed = tf.constant(3), tf.constant(1)
+    np.testing.assert_allclose(served.sample(n=n, seed=seed)[output], model.sample(3, seed=1), atol=1e-5)
+    given = served.signatures["sample"](n=n, seed=seed, gibbs_steps=tf.constant(4))[output]
+    np.testing.assert_allclose(given, model.sample(3, seed=1, gibbs_steps=4), atol=1e-5)
+
+    saved = saved_model_pb2.SavedModel()
+    with open(f"{path}/saved_model.pb", "rb") as f:
+        saved.ParseFromString(f.read())
+    signature = saved.meta_graphs[0].signature_def["sample"]
+    assert tf.make_ndarray(signature.defaults["gibbs_steps"]) == rbm.DEFAULT_GIBBS_STEPS
+    # What a session client (TF Serving) does: feed n and seed only.
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        fetched = session.run(
+            signature.outputs[output].name, {signature.inputs["n"].name: 3, signature.inputs["seed"].name: 1}
+        )
+    np.testing.assert_allclose(fetched, model.sample(3, seed=1), atol=1e-5)

@@ -48,12 +48,13 @@ def replica_mean(per_example):
 
 def serving_archive(model, endpoints):
     """A `keras.export.ExportArchive` of `model` serving `endpoints`
-    (name -> (function, input specs))."""
+    (name -> (function, input specs)), every input checked before any work
+    (`validation.checked_endpoint`)."""
     model.build_for_data()
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (fn, specs) in endpoints.items():
-        archive.add_endpoint(name, fn, input_signature=specs)
+        archive.add_endpoint(name, validation.checked_endpoint(fn, specs), input_signature=specs)
     return archive
 
 
@@ -404,8 +405,9 @@ class GenerativeModel(keras.Model):
 
         Keras infers the input of a subclassed model from its first call; a
         family's `train_step` may never call the model itself (a GAN calls its
-        two networks), so the input comes from `call_signature` instead. The
-        named signatures (`sample`, `encode`, ...) are `export_saved_model`'s.
+        two networks), so the input comes from `call_signature` instead, and
+        is checked like every keras-gen signature. The named signatures
+        (`sample`, `encode`, ...) are `export_saved_model`'s.
         """
         self.build_for_data()
         if format != "tf_saved_model" or input_signature is not None or kwargs:
