@@ -2,7 +2,11 @@
 
 Each family declares `serving_endpoints()`: name -> (function, input specs).
 The export is a plain SavedModel: `tf.saved_model.load(path)` serves it with
-TensorFlow alone, no keras-gen (and no Keras) import needed.
+TensorFlow alone, no keras-gen (and no Keras) import needed. Every input is
+checked against its spec before any work (a wrong shape raises an
+InvalidArgumentError naming the expected one), and an argument with a Python
+default is optional (`core.validation.checked_endpoint`). Keras's own
+`model.export(path)` writes the model's `call` alone, as `serve`.
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ import os
 import shutil
 import tempfile
 
-import keras
-
+from keras_gen.core.base import serving_archive
 from keras_gen.core.files import write_json
 
 MARKER = "keras_gen_export.json"
@@ -78,10 +81,7 @@ def export_saved_model(model, path, overwrite=False):
             raise FileExistsError(f"{path} exists (an export); pass overwrite=True (CLI: --overwrite) to replace it.")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for name, (fn, specs) in endpoints.items():
-        archive.add_endpoint(name, fn, input_signature=specs)
+    archive = serving_archive(model, endpoints)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         archive.write_out(staging, verbose=False)

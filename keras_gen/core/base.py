@@ -46,6 +46,18 @@ def replica_mean(per_example):
     return mean
 
 
+def serving_archive(model, endpoints):
+    """A `keras.export.ExportArchive` of `model` serving `endpoints`
+    (name -> (function, input specs)), every input checked before any work
+    (`validation.checked_endpoint`)."""
+    model.build_for_data()
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (fn, specs) in endpoints.items():
+        archive.add_endpoint(name, validation.checked_endpoint(fn, specs), input_signature=specs)
+    return archive
+
+
 def features(data):
     """The x of a batch as `fit` passes it: x, (x,), (x, y) or (x, y, sample_weight)."""
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -216,7 +228,11 @@ class GenerativeModel(keras.Model):
                 stacklevel=2,
             )
             steps_per_execution = 1
-        return super().compile(*args, jit_compile=jit_compile, steps_per_execution=steps_per_execution, **kwargs)
+        super().compile(*args, jit_compile=jit_compile, steps_per_execution=steps_per_execution, **kwargs)
+        # Built now, as `compile_from_config` builds it when the model loads: a
+        # model saved before its first step then holds the optimizer variables
+        # its loader expects (else Keras skips them with a warning).
+        self.build_optimizers()
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -313,10 +329,7 @@ class GenerativeModel(keras.Model):
         # Keras skips this for models that override `compile`; ours only
         # changes a default, so restore the compile state (and with it the
         # optimizer, whose variables `.keras` files hold) as Keras would.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.trainable_variables:
-            self.optimizer.build(self.trainable_variables)
+        self.compile(**keras.saving.deserialize_keras_object(config))  # builds the optimizer
 
     # --------------------------------------------------------------- sampling
     def sample(self, n, seed=None, **kwargs):
@@ -381,6 +394,28 @@ class GenerativeModel(keras.Model):
         from keras_gen.export import export_saved_model
 
         return export_saved_model(self, path, overwrite=overwrite)
+
+    def call_signature(self):
+        """The input specs of `call`, which Keras's `model.export` serves as `serve`:
+        a batch of data (the GAN's `call` takes latent points instead)."""
+        return [tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")]
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras's export of `call` (endpoint `serve`), also for a model never called.
+
+        Keras infers the input of a subclassed model from its first call; a
+        family's `train_step` may never call the model itself (a GAN calls its
+        two networks), so the input comes from `call_signature` instead, and
+        is checked like every keras-gen signature. The named signatures
+        (`sample`, `encode`, ...) are `export_saved_model`'s.
+        """
+        self.build_for_data()
+        if format != "tf_saved_model" or input_signature is not None or kwargs:
+            input_signature = input_signature or self.call_signature()
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+        # Keras's `export` runs `self.__call__` through an ExportArchive, as here.
+        archive = serving_archive(self, {"serve": (lambda x: self(x), self.call_signature())})
+        archive.write_out(filepath, verbose=True if verbose is None else verbose)
 
     # ------------------------------------------------------------------ config
     # Config keys whose values are Keras objects (sub-models, layers, or lists

@@ -3,6 +3,8 @@ before any training, sampling or writing happens."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import tensorflow as tf
 
@@ -126,7 +128,7 @@ def checked_dataset(dataset, domain="real", owner="model"):
             x = tf.identity(x)
         return x if rest is None else (x, *rest)
 
-    return dataset.enumerate().map(check)
+    return dataset.enumerate().map(check)  # in order: a map without parallel calls is deterministic
 
 
 def fit_error(err):
@@ -139,6 +141,43 @@ def fit_error(err):
         return None
     owner_batch, number, what = match.groups()
     return DataError(f"{owner_batch} {number} {what}; training stopped before using it.")
+
+
+# ------------------------------------------------------- exported signatures
+def checked_endpoint(fn, specs):
+    """`fn` as a SavedModel endpoint whose inputs are checked before any work.
+
+    TensorFlow does not check a signature's inputs against its specs: a tensor
+    of the wrong rank reaches the first kernel, and some kernels (oneDNN's
+    convolutions) abort the whole process on it. Here every input passes
+    `tf.ensure_shape` first, and `fn` sees only the checked tensors, so a
+    wrong shape fails with an `InvalidArgumentError` that names the expected
+    shape (a wrong dtype is refused when the signature binds its inputs).
+
+    A Python default of `fn` (by position, e.g. `gibbs_steps=1000`) becomes a
+    default-valued input: optional in the SignatureDef (TF Serving may omit
+    it) and in the restored function (`served.sample(n=..., seed=...)`).
+    """
+    parameters = list(inspect.signature(fn).parameters.values())
+    if len(parameters) != len(specs):
+        raise ValueError(f"{fn.__name__} takes {len(parameters)} inputs, its signature lists {len(specs)}.")
+
+    def checked(*args):
+        args = [tf.ensure_shape(arg, spec.shape, name=f"check_{spec.name}") for arg, spec in zip(args, specs)]
+        return fn(*args)
+
+    checked.__name__ = getattr(fn, "__name__", "endpoint")
+    checked.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(
+                spec.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=inspect.Parameter.empty if p.default is p.empty else tf.constant(p.default, spec.dtype),
+            )
+            for p, spec in zip(parameters, specs)
+        ]
+    )
+    return checked
 
 
 def _fmt(shape):

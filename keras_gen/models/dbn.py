@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_gen.core.base import GenerativeModel, register
 from keras_gen.core.caching import compiled_once
 from keras_gen.core.random import fold_in, seed_tensor
-from keras_gen.models.rbm import RBM, RBM_LAYERS, BernoulliRBM
+from keras_gen.models.rbm import DEFAULT_GIBBS_STEPS, RBM, RBM_LAYERS, BernoulliRBM
 from keras_gen.sampling.gibbs import block_gibbs
 
 
@@ -124,7 +124,7 @@ class DBN(GenerativeModel):
     def train_step(self, data):
         raise NotImplementedError("A DBN is trained greedily by DBN.fit, one RBM at a time.")
 
-    def generate_samples(self, n, seed, gibbs_steps=1000, return_probabilities=True):
+    def generate_samples(self, n, seed, gibbs_steps=DEFAULT_GIBBS_STEPS, return_probabilities=True):
         seed = seed_tensor(seed)
         top = self.rbm_layers[-1]
         v0 = top.random_visible(n, fold_in(seed, 1))
@@ -155,7 +155,7 @@ class DBN(GenerativeModel):
         return compiled_once(self, "sample", sample)
 
     def serving_endpoints(self):
-        def sample(n, seed, gibbs_steps):
+        def sample(n, seed, gibbs_steps=DEFAULT_GIBBS_STEPS):  # optional in the export
             s = tf.stack([seed, 0])
             top = self.rbm_layers[-1]
             v0 = top.random_visible(n, fold_in(s, 1))

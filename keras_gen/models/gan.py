@@ -214,10 +214,15 @@ class GAN(GenerativeModel):
         self.d_optimizer = d_optimizer
         # Keras's own optimizer slot holds the generator's: fit and its callbacks see one optimizer
         # whose iterations count train steps.
-        super().compile(optimizer=g_optimizer, jit_compile=jit_compile, **kwargs)
-        # Built now, so their variables exist before a checkpoint is restored into them.
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.optimizer.build(self.generator.trainable_variables)
+        super().compile(optimizer=g_optimizer, jit_compile=jit_compile, **kwargs)  # builds both optimizers
+
+    def build_optimizers(self):
+        """Each player's optimizer over its own network's variables (built at
+        `compile`, so they exist before a checkpoint is restored into them)."""
+        for optimizer, network in ((self.d_optimizer, self.discriminator), (self.optimizer, self.generator)):
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(network.trainable_variables)
+        return self
 
     @property
     def g_optimizer(self):
@@ -258,6 +263,9 @@ class GAN(GenerativeModel):
     def call(self, z, training=False):
         """G(z)."""
         return self.generator(z, training=training)
+
+    def call_signature(self):
+        return [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")]
 
     def train_step(self, data):
         x = features(data)

@@ -37,6 +37,8 @@ from keras_gen.models.vae import VAE
 from keras_gen.physics.lattice import TC, as_temperatures, check_lattice_size, reference_temperatures
 from keras_gen.sampling.gibbs import block_gibbs
 
+GIBBS_STEPS = 2000  # sweeps of `sample` and of the exported `sample_T...` signatures
+
 
 # ===================================================================== layers
 @register
@@ -207,7 +209,7 @@ class IsingRBMs(GenerativeModel):
 
         return compiled_once(self, ("gibbs", i), run)
 
-    def generate_samples(self, n, seed, temperature=TC, gibbs_steps=2000, init=None):
+    def generate_samples(self, n, seed, temperature=TC, gibbs_steps=GIBBS_STEPS, init=None):
         """n spin configurations ({0, 1}) after `gibbs_steps` block-Gibbs sweeps
         from uniformly random spins, from `init` (n configurations), or with
         `init="ordered"` from the ordered states: half all up, half all down
@@ -232,7 +234,7 @@ class IsingRBMs(GenerativeModel):
         ]
 
         def sampler_of(layer):  # binds the layer without an extra argument in the signature
-            def sample(n, seed, gibbs_steps):
+            def sample(n, seed, gibbs_steps=GIBBS_STEPS):  # optional in the export
                 s = tf.stack([seed, 0])
                 if self.start == "ordered":
                     v0 = ordered_spins(n, layer.n_visible)

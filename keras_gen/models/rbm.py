@@ -72,6 +72,7 @@ __all__ = [
 ]
 
 DEFAULT_N_CHAINS = 100  # PCD chains when the batch size is unknown at build time
+DEFAULT_GIBBS_STEPS = 1000  # sweeps of `sample` and of the exported `sample` signature
 
 
 def as_rbm_layer(obj):
@@ -218,6 +219,12 @@ class RBM(GenerativeModel):
         if self.persistent and self.persistent_chains is None:
             batch = None if input_shape is None else input_shape[0]
             self._make_chains(self.n_chains or batch or DEFAULT_N_CHAINS)
+
+    def build_for_data(self):
+        # Not by the base's dummy batch of one: that would make one persistent chain.
+        if not self.built:
+            self.build((None, self.layer.n_visible))
+        return super().build_for_data()
 
     def fit(self, x=None, y=None, *args, batch_size=None, **kwargs):
         # The TF trainer builds lazily inside the traced train function, where
@@ -419,7 +426,7 @@ class RBM(GenerativeModel):
         """-F(v): log p(v) up to the constant log Z."""
         return -self.layer.free_energy(self.layer._cast(x))
 
-    def generate_samples(self, n, seed, gibbs_steps=1000, init=None, return_probabilities=True):
+    def generate_samples(self, n, seed, gibbs_steps=DEFAULT_GIBBS_STEPS, init=None, return_probabilities=True):
         """n samples after `gibbs_steps` sweeps from random states (or `init`).
 
         Returns the visible means of the last sweep (Bernoulli probabilities:
@@ -447,7 +454,7 @@ class RBM(GenerativeModel):
         n_visible = self.layer.n_visible
         mean_name = "probabilities" if self.layer.visible_type == "bernoulli" else "mean"
 
-        def sample(n, seed, gibbs_steps):
+        def sample(n, seed, gibbs_steps=DEFAULT_GIBBS_STEPS):  # optional in the export
             s = tf.stack([seed, 0])
             v0 = self.layer.random_visible(n, fold_in(s, 1))
             v, h = block_gibbs(self.layer, v0, tf.maximum(gibbs_steps, 1), fold_in(s, 2))
