@@ -256,7 +256,8 @@ def apply_if_finite(optimizer, grads, variables):
         optimizer.apply(grads, variables)
         return tf.constant(True)
 
-    if replicas == 1 or tf.__internal__.distribute.strategy_supports_no_merge_call():
+    # Any strategy, even with one replica, applies through merge_call (unless it says it needs none).
+    if not tf.distribute.has_strategy() or tf.__internal__.distribute.strategy_supports_no_merge_call():
         return tf.cond(finite, apply, lambda: tf.constant(False))
 
     def in_cross_replica(strategy, finite, grads):
