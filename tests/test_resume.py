@@ -145,7 +145,9 @@ def wgan_clipped():
 RESUMED = {**FAMILIES, "wgan_clipped": wgan_clipped}
 
 
-@pytest.mark.parametrize("family", sorted(RESUMED))
+@pytest.mark.parametrize(
+    "family", [f if f in ("vae", "rbm_pcd") else pytest.param(f, marks=pytest.mark.slow) for f in sorted(RESUMED)]
+)
 def test_an_interrupted_run_ends_where_an_uninterrupted_one_does(family, tmp_path):
     make = RESUMED[family]
     reference = uninterrupted(make)
