@@ -334,12 +334,16 @@ class NonFiniteGuard(keras.callbacks.Callback):
         return None
 
     def on_train_batch_end(self, batch, logs=None):
-        problem = self.problem(logs) or self._skipped_update()
+        skipped = self._skipped_update()
+        problem = self.problem(logs) or skipped
         if problem is None:
             return
         self.model.stop_training = True
+        # A non-finite step was skipped in the graph: what is in memory is the last finite
+        # step. A subclass's sign of divergence (runaway energies) goes back to a healthy epoch.
+        non_finite = skipped is not None or NonFiniteGuard.problem(self, logs) is not None
         weights = self._snapshot()
-        if all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
+        if non_finite and all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
             kept = "kept the weights of the last finite step"
         else:
             for variable, value in zip(self.model.weights, self.healthy):
