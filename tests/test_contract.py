@@ -88,6 +88,7 @@ def trained_weights(make, with_validation):
     return model, [w.numpy() for w in model.weights]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_validation_leaves_training_bit_identical(family):
     _, plain = trained_weights(FAMILIES[family], with_validation=False)
@@ -102,6 +103,7 @@ def test_validation_leaves_training_bit_identical(family):
     assert not changed, f"{family}: validation changed {changed}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_evaluation_is_a_function_of_the_weights(family):
     keras.utils.set_random_seed(0)
@@ -112,6 +114,7 @@ def test_evaluation_is_a_function_of_the_weights(family):
     assert first == second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("requested", ["auto", False])
 def test_saved_model_keeps_the_requested_jit_compile(tmp_path, requested):
     for make in (dense_vae, standard_gan, ddpm, langevin_ebm):
@@ -145,6 +148,7 @@ def test_sample_takes_a_positive_integer_only(family):
             model.sample(bad, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_sample_batches_streams_and_huge_n_is_refused(family):
     model, _ = FAMILIES[family]()

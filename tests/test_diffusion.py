@@ -108,6 +108,7 @@ def test_v_prediction_samples_as_epsilon_prediction():
     np.testing.assert_allclose(v, eps, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_ddim_inversion_round_trips_with_first_order_error():
     schedule = diffusion.NoiseSchedule("linear", 1000)
     denoise = diffusion.gaussian_denoiser(MEAN, COV, schedule)
@@ -165,6 +166,7 @@ def test_training_learns_the_optimal_denoiser_direction():
         assert residual < 0.15, (t, residual)
 
 
+@pytest.mark.slow
 def test_ema_is_the_moving_average_and_samples():
     import keras
 
@@ -182,6 +184,7 @@ def test_ema_is_the_moving_average_and_samples():
     assert model.sampling_network is model.ema_network
 
 
+@pytest.mark.slow
 def test_save_load_and_seeded_sampling(tmp_path):
     import keras
 
@@ -199,6 +202,7 @@ def test_save_load_and_seeded_sampling(tmp_path):
     assert loaded.get_config()["schedule"] == "cosine" and loaded.schedule.steps == 100
 
 
+@pytest.mark.slow
 def test_class_conditional_training_and_guidance():
     import keras
 
@@ -218,6 +222,7 @@ def test_class_conditional_training_and_guidance():
         model.fit(x, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_export_serves_sample_and_denoise_without_keras_gen(tmp_path, serve_without_keras_gen):
     import keras
 
@@ -244,6 +249,7 @@ def test_export_serves_sample_and_denoise_without_keras_gen(tmp_path, serve_with
     assert "served (8, 2) (5, 2)" in output
 
 
+@pytest.mark.slow
 def test_cli_trains_and_samples_a_diffusion_model(tmp_path, monkeypatch, capsys):
     from keras_gen import cli
 

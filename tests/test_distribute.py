@@ -222,6 +222,7 @@ def mirrored_results(tmp_path_factory):
     return finish(run_child(MIRRORED, [str(out), *FAMILIES], tmp_path, timeout=900), out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_mirrored_two_replicas_equal_one_device(family, mirrored_results):
     r = mirrored_results[family]
@@ -284,6 +285,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_equal_one_process(tmp_path):
     """MultiWorkerMirroredStrategy, two processes, the VAE and the RBM: same
     weights as one process, and only the chief writes the run folder."""

@@ -42,6 +42,7 @@ def test_grid_log_partition_is_exact_for_gaussians_and_mixtures():
     np.testing.assert_allclose(log_p, -mixture(x).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_replay_buffer_is_written_cyclically_and_chains_start_from_it():
     model = tiny_model(buffer_size=96)
     initial = model.replay_buffer.numpy().copy()
@@ -64,6 +65,7 @@ def test_replay_buffer_is_written_cyclically_and_chains_start_from_it():
     assert not any(tuple(s) in rows for s in model.chain_starts(500, seed).numpy())
 
 
+@pytest.mark.slow
 def test_buffer_and_seed_are_saved_and_training_resumes_exactly(tmp_path):
     keras.utils.set_random_seed(0)
     model = tiny_model()
@@ -80,6 +82,7 @@ def test_buffer_and_seed_are_saved_and_training_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(model.sample(8, seed=2), loaded.sample(8, seed=2))
 
 
+@pytest.mark.slow
 def test_training_lowers_the_energy_of_data_and_samples_find_it():
     keras.utils.set_random_seed(0)
     model = tiny_model(buffer_size=512, langevin_steps=20, step_size=0.005)
@@ -156,6 +159,7 @@ def test_bad_settings_are_refused():
         ebm.make_ebm("transformer")
 
 
+@pytest.mark.slow
 def test_export_serves_energy_score_and_samples_without_keras_gen(tmp_path, serve_without_keras_gen):
     model = tiny_model()
     model.fit(blob(64), epochs=1, batch_size=32, verbose=0)
@@ -193,6 +197,7 @@ def test_grid_samples_are_exact_samples_of_the_density():
     assert np.all(np.abs(x.std(0) - stds) < 5 * stds / np.sqrt(2 * len(x)))
 
 
+@pytest.mark.slow
 def test_cli_trains_and_samples_an_energy_model(tmp_path, monkeypatch, capsys):
     from keras_gen import cli
 

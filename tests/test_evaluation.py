@@ -231,6 +231,7 @@ def test_classifier_is_refused_when_its_weights_do_not_match(tmp_path, monkeypat
         evaluation.load_classifier()
 
 
+@pytest.mark.slow
 @needs_classifier
 def test_fd_floor_and_corruptions_in_the_right_order(classifier):
     n = 1000
@@ -328,6 +329,7 @@ def test_toy_models_are_not_evaluated_on_mnist_metrics():
         evaluation.evaluate(toy, n_samples=10)
 
 
+@pytest.mark.slow
 @needs_classifier
 def test_frechet_distance_callback_logs_a_metric_checkpoints_can_monitor(classifier, tmp_path):
     from keras_gen import data

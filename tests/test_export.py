@@ -184,6 +184,7 @@ except tf.errors.InvalidArgumentError as err:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("export", ["keras_gen", "keras"])
 def test_a_wrong_rank_is_refused_before_any_kernel_runs(export, tmp_path):
     """A rank-3 batch reaching a oneDNN convolution aborts the process; the

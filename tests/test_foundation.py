@@ -354,6 +354,7 @@ def publish_tiny(model, home, **changes):
     return publish(model, home, "tiny_rbm", **kwargs)
 
 
+@pytest.mark.slow
 def test_publish_round_trip(tmp_path, monkeypatch):
     """publish -> zoo.load from a fresh KERAS_GEN_HOME gives the same model: same
     variables, same samples; the weights hold no optimizer state; the card validates."""
@@ -459,6 +460,7 @@ def test_every_shipped_entry_holds_only_model_variables_and_loads_without_warnin
     assert "optimizer" not in logged.lower(), logged
 
 
+@pytest.mark.slow
 def test_every_shipped_generative_entry_loads_and_samples():
     """Each generative model of the zoo loads from its card (weights checked by
     sha256) and draws reproducible samples of its data shape, in its domain."""
@@ -502,6 +504,7 @@ SERVE_WITHOUT_KERAS_GEN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_export_serves_without_keras_gen(tmp_path):
     model = tiny_vae(seed=2)
     model.build_for_data()
@@ -562,6 +565,7 @@ def test_export_never_overwrites_by_accident(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ command line
+@pytest.mark.slow
 def test_cli_train_sample_export(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cli.main(["train", "vae", "--dataset", "ring8", "--epochs", "2", "--steps-per-epoch", "20", "--out", "run"])
@@ -593,6 +597,7 @@ def test_cli_reports_unknown_names_clearly(tmp_path, monkeypatch, zoo_home):
 
 
 # ------------------------------------------------------------------ packaging
+@pytest.mark.slow
 def test_a_regular_install_finds_the_zoo(tmp_path):
     """A non-editable install carries the cards, weights and figures to <prefix>/share/keras-gen.
 
@@ -649,6 +654,7 @@ def test_a_regular_install_finds_the_zoo(tmp_path):
     ) == ["keras_gen"]
 
 
+@pytest.mark.slow
 def test_every_batch_of_a_dataset_is_checked_and_integers_are_cast(tmp_path):
     """A NaN (or a value out of the domain) in a late batch stops fit with a one-line error
     naming the batch, before any step uses it; integer and boolean data train as floats;

@@ -108,6 +108,7 @@ def test_counter_dropout_keeps_the_expected_fraction_and_scales_inverted():
 
 
 # ------------------------------------------------------------- the game's sides
+@pytest.mark.slow
 def test_each_player_moves_its_own_way():
     """Discriminator alone: it learns to tell the data (+1s) from G(z) (near 0).
     Generator alone, against a fixed D: D(G(z)) rises, for every loss."""
@@ -149,6 +150,7 @@ class _GeneratorWeights(keras.callbacks.Callback):
         self.steps.append([v.numpy().astype(np.float64) for v in self.model.generator.weights])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("simultaneous", [False, True])
 def test_generator_ema_is_the_moving_average_of_every_step(simultaneous):
     """average_t = m_t average_{t-1} + (1 - m_t) G_t with m_t = min(m, (1 + t)/(10 + t)),
@@ -177,6 +179,7 @@ def test_generator_ema_is_the_moving_average_of_every_step(simultaneous):
         gan.tiny_gan_for_tests(seed=0, ema_momentum=1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("game", ["standard", "wgan_gp"])
 def test_mixed_bfloat16_trains_with_float32_losses(game):
     """Under the mixed_bfloat16 policy (layers compute in bfloat16) the losses, the
@@ -243,6 +246,7 @@ def _wgan_gp(seed):
     return model
 
 
+@pytest.mark.slow
 def test_keras_round_trip_keeps_both_optimizers_and_continues_bit_for_bit(tmp_path):
     x = symmetric_data(128)
     model = _wgan_gp(seed=7)
@@ -287,6 +291,7 @@ def _train_in(out_dir, x, epochs, interrupt_at=None):
     return model
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     x = symmetric_data(128)
     straight = _train_in(str(tmp_path / "straight"), x, epochs=4)
@@ -302,6 +307,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     np.testing.assert_array_equal(iterations["epoch"], np.repeat([1, 2, 3, 4], 2))  # whole epochs, none twice
 
 
+@pytest.mark.slow
 def test_finished_run_is_continued_not_repeated(tmp_path):
     """The same call after a finished run trains nothing; a larger `epochs`
     continues from the last checkpoint with both optimizers' and the seed
@@ -408,6 +414,7 @@ def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
         gan_networks.build_dcgan_discriminator(normalization="layer")
 
 
+@pytest.mark.slow
 def test_exported_generator_serves_without_keras_gen(tmp_path, serve_without_keras_gen):
     model = gan.make_gan("mlp", (784,), noise="uniform", ema_momentum=0.99, seed=0, name="mlp_gan")
     model.compile(optimizer="adam")
@@ -483,6 +490,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_two_replicas_equal_one_device(tmp_path):
     """WGAN-GP (nested gradients, dropout) and the clipped WGAN on 2 logical
     CPUs give the one-device weights: the noise of every example, the
@@ -508,6 +516,7 @@ def test_mirrored_two_replicas_equal_one_device(tmp_path):
         assert numbers["metric_diff"] < 1e-4, (game, numbers)
 
 
+@pytest.mark.slow
 def test_cli_trains_a_gan_with_a_generator_ema(tmp_path, monkeypatch):
     from keras_gen import cli
 

@@ -527,6 +527,7 @@ def test_exact_ising_rbm_is_the_boltzmann_distribution(T):
         exact_ising_rbm(4, 0.0)
 
 
+@pytest.mark.slow
 def test_rbm_learns_ising_end_to_end(tmp_path):
     """Data pipeline -> train_ising_rbm (make_rbm + fit) -> Gibbs chains -> observables.
 
@@ -598,6 +599,7 @@ np.savez(sys.argv[2], **out)
 """
 
 
+@pytest.mark.slow
 def test_ising_rbms_export_serves_without_keras_gen(tmp_path):
     """One `sample_T...` signature per temperature; with start="ordered" the served
     chains start ordered, so at T = 0.3 (the exact bond RBM) they stay ordered."""
@@ -647,6 +649,7 @@ def test_ising_rbms_start_chains_ordered_when_asked():
         make_ising_rbms([1.0], L=4, start="cold")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ising_rbm_L8", "ising_bond_rbm_L8"])
 def test_zoo_ising_rbms_reproduce_their_card(name):
     """The zoo entry loads (sha256 checked) and its samples reproduce the card's

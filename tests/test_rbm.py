@@ -220,6 +220,7 @@ def test_ais_gaussian_agrees_with_exact_log_partition():
     assert abs(est["log_z"] - exact) < 3 * est["stderr"] + 0.01, (est, exact)
 
 
+@pytest.mark.slow
 def test_raise_agrees_with_exact_log_likelihood_per_example():
     """Reverse AIS estimates each example's log p; with a long path it matches enumeration."""
     data = (np.random.default_rng(1).random((200, 20)) < 0.3).astype("float32")
@@ -532,6 +533,7 @@ def test_gaussian_rbm_accepts_real_data_and_refuses_nan():
         model.validate_data(np.array([[0.0, np.nan, 1.0]], np.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", ["learned_sigma", "fixed_unit_sigma_high_lr"])
 def test_gaussian_rbm_default_training_is_stable(settings):
     """Gaussian RBMs diverge with careless settings; ours must not.
@@ -576,6 +578,7 @@ def test_gaussian_rbm_default_training_is_stable(settings):
         assert after["mean"] > before - 0.01, (before, after["mean"])
 
 
+@pytest.mark.slow
 def test_cli_trains_rbm_with_checkpoints_and_samples(tmp_path, monkeypatch):
     from keras_gen import cli
 
@@ -685,6 +688,7 @@ def serve_in_fresh_process(export_dir, v, tmp_path):
     return names, {k: np.load(tmp_path / f"{k}.npy") for k in ("free_energy", "hidden", "probabilities", "sample")}
 
 
+@pytest.mark.slow
 def test_export_serves_the_same_functions_without_keras_gen(trained, tmp_path):
     from keras_gen import export
 
@@ -711,6 +715,7 @@ def _rbm_mnist_available():
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _rbm_mnist_available(), reason="needs the rbm_mnist zoo weights and MNIST (TFDS_DATA_DIR)")
 def test_zoo_rbm_mnist_reproduces_its_card_and_serves(tmp_path):
     from keras_gen import data, export, zoo
@@ -729,6 +734,7 @@ def test_zoo_rbm_mnist_reproduces_its_card_and_serves(tmp_path):
     assert out["sample"].shape == (6, 784) and set(np.unique(out["sample"])) <= {0.0, 1.0}
 
 
+@pytest.mark.slow
 def test_gibbs_steps_schedule_switches_k_between_epochs():
     def run(schedule=None, manual=False):
         model = rbm.make_rbm("bernoulli", 10, 6, k=1, persistent=True, n_chains=20, seed=7)
@@ -758,6 +764,7 @@ def test_gibbs_steps_schedule_switches_k_between_epochs():
 
 
 # ---------------------------------------------------------------------- DBN
+@pytest.mark.slow
 def test_dbn_greedy_training_and_sampling():
     deep = dbn.make_dbn((10, 8, 6), k=1, persistent=True, seed=2)
     initial = [layer.kernel.numpy().copy() for layer in deep.rbm_layers]

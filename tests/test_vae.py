@@ -74,6 +74,7 @@ def exact_log_likelihood_1d_latent(model, x, grid=4001, bound=9.0):
     return logsumexp(log_px_z + log_prior[None], axis=1) + math.log(dz)
 
 
+@pytest.mark.slow
 def test_iwae_bound_is_below_exact_likelihood_and_tightens_with_k():
     keras.utils.set_random_seed(0)
     x = binary_data(512, dim=8)
@@ -109,6 +110,7 @@ def test_gaussian_likelihood_is_a_normalised_density():
 
 
 # ------------------------------------------------------------------ training contract
+@pytest.mark.slow
 def test_fit_learns_and_reports_the_three_metrics():
     keras.utils.set_random_seed(0)
     x = binary_data(512)
@@ -126,6 +128,7 @@ def test_fit_learns_and_reports_the_three_metrics():
     assert h["val_loss"][-1] < 0.8 * 12 * math.log(2)
 
 
+@pytest.mark.slow
 def test_keras_round_trip_gives_identical_outputs_and_identical_continued_training(tmp_path):
     keras.utils.set_random_seed(0)
     x = binary_data(256)
@@ -170,6 +173,7 @@ def _train_in(out_dir, x, epochs, interrupt_at=None):
     return model
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     x = binary_data(256)
     straight = _train_in(str(tmp_path / "straight"), x, epochs=4)
