@@ -167,14 +167,7 @@ class RunBackup:
         self.keep = int(keep)
 
     def _records(self):
-        if not os.path.isdir(self.directory):
-            return []
-        found = []
-        for name in os.listdir(self.directory):
-            stem, ext = os.path.splitext(name)
-            if ext == ".json" and stem.startswith("epoch_") and stem[6:].isdigit():
-                found.append((int(stem[6:]), os.path.join(self.directory, name)))
-        return sorted(found, reverse=True)
+        return sorted(epoch_files(self.directory, ".json"), reverse=True)
 
     def _check(self, record_path):
         """(epoch, model path) of a record whose files are whole, else raise ValueError."""
@@ -265,14 +258,19 @@ class BackupEveryEpoch(keras.callbacks.Callback):
 
 def latest_checkpoint(directory):
     """(epoch, path) of the newest `epoch_NNN.keras` in `directory`, or None."""
+    return max(epoch_files(directory, ".keras"), default=None)
+
+
+def epoch_files(directory, extension):
+    """[(epoch, path)] of the `epoch_N...<extension>` files in `directory` (any number of digits)."""
     if not os.path.isdir(directory):
-        return None
+        return []
     found = []
     for name in os.listdir(directory):
         stem, ext = os.path.splitext(name)
-        if ext == ".keras" and stem.startswith("epoch_") and stem[6:].isdigit():
+        if ext == extension and stem.startswith("epoch_") and stem[6:].isdigit():
             found.append((int(stem[6:]), os.path.join(directory, name)))
-    return max(found) if found else None
+    return found
 
 
 def read_history(path):
