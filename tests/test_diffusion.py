@@ -218,6 +218,15 @@ def test_class_conditional_training_and_guidance():
         samples = model.sample(400, seed=1, steps=50, label=label, guidance=1.0)
         # Most samples of a class lie on its side.
         assert np.mean(np.sign(samples[:, 0]) == (1 if label else -1)) > 0.9
+    # One label per sample, and labels drawn uniformly from the seed.
+    wanted = np.arange(400) % 2
+    samples = model.sample(400, seed=2, steps=50, label=wanted, guidance=1.0)
+    assert np.mean(np.sign(samples[:, 0]) == 2 * wanted - 1) > 0.9
+    drawn = np.mean(model.sample(400, seed=3, steps=50, label="random", guidance=1.0)[:, 0] > 0)
+    assert abs(drawn - 0.5) < 0.12  # binomial sd 0.025, plus the few misplaced samples
+    for bad, message in (([0, 1], "400 classes"), (2, r"\[0, 2\)"), ("all", "random"), (0.5, "integers")):
+        with pytest.raises(ValueError, match=message):
+            model.sample(400, seed=3, steps=5, label=bad)
     with pytest.raises(ValueError, match="pairs"):
         model.fit(x, epochs=1, verbose=0)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -304,13 +305,17 @@ class DiffusionModel(GenerativeModel):
         )
 
     def generate_samples(self, n, seed, steps=50, eta=0.0, label=None, guidance=0.0, x_T=None, stop_after=None):
-        """n samples after `steps` reverse steps (eta 0: DDIM; 1: DDPM), optionally of
-        class `label` with guidance w; from `x_T` if given, else from N(0, I).
-        `stop_after=k`: the state after the first k steps (a trajectory's point)."""
+        """n samples after `steps` reverse steps (eta 0: DDIM; 1: DDPM), from `x_T` if
+        given, else from N(0, I). `stop_after=k`: the state after the first k steps
+        (a trajectory's point).
+
+        A class-conditional model takes `label` (with guidance w): one class for all
+        n samples, n labels (one per sample), or "random" for classes drawn uniformly
+        from `seed` (the conditional model's own p(x), MNIST's classes being nearly
+        balanced); None samples the unconditional (null-label) denoiser.
+        """
         seed = seed_tensor(seed)
-        if label is not None and not self.num_classes:
-            raise ValueError("label= needs a class-conditional model (num_classes).")
-        labels = None if label is None else tf.fill([n], tf.cast(label, tf.int32))
+        labels = self._sampling_labels(label, n, seed)
         if x_T is None:
             x_T = standard_normal((n, *self._data_shape), fold_in(seed, -1))
         fn = compiled_once(self, ("sample", label is None), self._sampler, jit_compile=xla_by_default(self))
@@ -323,6 +328,22 @@ class DiffusionModel(GenerativeModel):
             tf.constant(float(guidance)),
             tf.constant(int(steps) if stop_after is None else int(stop_after)),
         )
+
+    def _sampling_labels(self, label, n, seed):
+        if label is None:
+            return None
+        if not self.num_classes:
+            raise ValueError("label= needs a class-conditional model (num_classes).")
+        if isinstance(label, str):
+            if label != "random":
+                raise ValueError(f'label must be a class, n classes or "random", got {label!r}.')
+            return tf.random.stateless_uniform([n], fold_in(seed, -2), 0, self.num_classes, tf.int32)
+        labels = np.asarray(label)
+        if labels.ndim > 1 or (labels.ndim == 1 and len(labels) != n):
+            raise ValueError(f"label: one class or {n} classes (one per sample), got shape {labels.shape}.")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f"label: classes are integers in [0, {self.num_classes}), got {label!r}.")
+        return tf.constant(np.broadcast_to(labels, (n,)), tf.int32)
 
     def invert(self, x0, steps=50):
         """Deterministic DDIM latents of real data `x0` (for interpolation)."""
