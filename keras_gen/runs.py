@@ -21,7 +21,14 @@ import tensorflow as tf
 from keras_gen import plots
 from keras_gen.callbacks import AtomicModelCheckpoint, EpochTimer, NonFiniteGuard, SampleGrid
 from keras_gen.core.distribute import is_chief
-from keras_gen.core.files import fsync_directory, remove_temporaries, save_atomically, sha256, write_json
+from keras_gen.core.files import (
+    copy_atomically,
+    fsync_directory,
+    remove_temporaries,
+    save_atomically,
+    sha256,
+    write_json,
+)
 from keras_gen.data import Epochs
 
 
@@ -41,6 +48,7 @@ def fit_with_artifacts(
     verbose="auto",
     keep_checkpoints=None,
     data_seed=0,
+    resume_from=None,
 ):
     """Train `model` with `fit`, leaving checkpoints, samples and plots in `out_dir`.
 
@@ -58,7 +66,9 @@ def fit_with_artifacts(
     (exact only if its order does not change between passes).
 
     A finished run is not repeated: the same call trains nothing, and a larger
-    `epochs` trains it further.
+    `epochs` trains it further. `resume_from`: a run state that `save_run_state`
+    carried away (e.g. committed, for a run that outlives its machine), used
+    when `out_dir` has no backup of its own.
     """
     if not isinstance(train_data, (Epochs, tf.data.Dataset)):
         arrays = train_data if isinstance(train_data, tuple) else (train_data,)
@@ -77,6 +87,8 @@ def fit_with_artifacts(
     if not chief:
         out_dir = tempfile.mkdtemp(prefix="keras-gen-worker-")
     os.makedirs(out_dir, exist_ok=True)
+    if resume_from is not None and chief:
+        adopt_run_state(resume_from, os.path.dirname(backup.directory))
     model.build_for_data()
     with model.distribute_strategy.scope():  # optimizer slots are made where fit would make them
         model.build_optimizers()
@@ -243,6 +255,64 @@ class RunBackup:
             if name.endswith(".keras") and name not in recorded:
                 os.remove(os.path.join(self.directory, name))
         fsync_directory(self.directory)
+
+
+def save_run_state(out_dir, dest, _attempts=3):
+    """Copy the newest whole backup of run `out_dir`, and its history, into `dest`.
+
+    The result is the smallest folder that resumes the run exactly (weights,
+    optimizer slots, chains, buffers, seed states, the epoch and so the data
+    order): a long run can be carried to another machine, or committed and
+    continued in a later session, with `resume_from=dest` (the recipes'
+    `--resume-from`). Safe while the run is training: the copy is checked
+    against the backup's sha256 record, and the previous state in `dest` is
+    replaced only once the new one is whole. Returns the epoch saved.
+    """
+    source = RunBackup(os.path.join(out_dir, "backup"))
+    for _, record_path in source._records():
+        try:
+            epoch, model_path = source._check(record_path)
+        except ValueError:
+            continue  # damaged, or pruned by the running trainer meanwhile: an older one
+        with open(record_path) as f:
+            record = json.load(f)
+        target = RunBackup(os.path.join(dest, "backup"), keep=1)
+        os.makedirs(target.directory, exist_ok=True)
+        stem = os.path.join(target.directory, f"epoch_{epoch:04d}")
+        copy_atomically(model_path, stem + ".keras")
+        if sha256(stem + ".keras") != record["sha256"]:
+            os.remove(stem + ".keras")
+            if _attempts > 1:  # the trainer replaced it while we copied: take the newer one
+                return save_run_state(out_dir, dest, _attempts - 1)
+            raise BackupError(f"{model_path} kept changing while it was copied.")
+        history = os.path.join(out_dir, "history.csv")
+        if os.path.exists(history):
+            copy_atomically(history, os.path.join(dest, "history.csv"))
+        write_json(stem + ".json", {**record, "file": os.path.basename(stem + ".keras")})
+        target._prune()
+        return epoch
+    raise BackupError(f"No whole backup to save in {source.directory}.")
+
+
+def adopt_run_state(state_dir, out_dir):
+    """Start run `out_dir` from `state_dir` (what `save_run_state` wrote) unless it
+    has a backup of its own: a run is never set back by an older carried state.
+    The state's sha256 is checked when the backup is restored."""
+    own = RunBackup(os.path.join(out_dir, "backup"))
+    if own._records():
+        return False
+    carried = RunBackup(os.path.join(state_dir, "backup"))
+    records = carried._records()
+    if not records:
+        raise BackupError(f"{state_dir} holds no run state (no backup/epoch_NNNN.json).")
+    epoch, record_path = records[0]
+    os.makedirs(own.directory, exist_ok=True)
+    for path in (os.path.join(carried.directory, f"epoch_{epoch:04d}.keras"), record_path):
+        copy_atomically(path, os.path.join(own.directory, os.path.basename(path)))
+    history = os.path.join(state_dir, "history.csv")
+    if os.path.exists(history) and not os.path.exists(os.path.join(out_dir, "history.csv")):
+        copy_atomically(history, os.path.join(out_dir, "history.csv"))
+    return True
 
 
 class BackupEveryEpoch(keras.callbacks.Callback):

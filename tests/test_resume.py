@@ -34,6 +34,7 @@ from keras_gen import data, runs
 from keras_gen.callbacks import TrainingDiverged
 from keras_gen.core.distribute import apply_if_finite
 from keras_gen.models import gan, vae
+from keras_gen.zoo.publish import recipe_main
 
 EPOCHS = 2
 BATCH = 16  # 96 examples: 6 steps per epoch
@@ -199,6 +200,39 @@ def test_a_run_without_backup_continues_from_its_last_checkpoint(tmp_path):
     for name in os.listdir(out / "backup"):
         os.remove(out / "backup" / name)
     assert_same_state(reference, run(dense_vae, out, epochs=3))
+
+
+def test_a_carried_run_state_resumes_on_another_machine(tmp_path, capsys):
+    """A long run outlives its machine: its state is saved to a small folder
+    (committed, copied), and a fresh run folder elsewhere continues from it,
+    through the command line every zoo recipe shares."""
+    trained = []
+
+    def train(args):
+        model, x = build(dense_vae)
+        runs.fit_with_artifacts(model, x, args.out, epochs=args.epochs, batch_size=BATCH, n_samples=4, verbose=0)
+        trained.append(model)
+
+    def recipe(*argv):
+        recipe_main("a tiny recipe", "tiny", 2, str(tmp_path), train, finalize=None, argv=["--train-only", *argv])
+
+    reference = uninterrupted(dense_vae, epochs=3)
+    recipe("--out", str(tmp_path / "first_machine"))
+    carried = tmp_path / "carried"
+    recipe("--out", str(tmp_path / "first_machine"), "--save-state", str(carried))
+    assert "state after epoch 2 saved" in capsys.readouterr().out
+    assert sorted(os.listdir(carried / "backup")) == ["epoch_0002.json", "epoch_0002.keras"]
+    out = tmp_path / "second_machine"
+    recipe("--out", str(out), "--resume-from", str(carried), "--epochs", "3")
+    assert_same_state(reference, trained[-1])
+    assert len(runs.read_history(out / "history.csv")["epoch_seconds"]) == 3
+    # A run with a backup of its own is never set back by a carried state.
+    assert not runs.adopt_run_state(carried, out)
+    # A damaged carried state is named, not trained from scratch.
+    blob = carried / "backup" / "epoch_0002.keras"
+    blob.write_bytes(blob.read_bytes()[:-10])
+    with pytest.raises(runs.BackupError, match=r"epoch_0002\.keras has \d+ bytes"):
+        recipe("--out", str(tmp_path / "third_machine"), "--resume-from", str(carried), "--epochs", "3")
 
 
 # ------------------------------------------------------- non-finite updates

@@ -13,6 +13,13 @@ score, precision/recall against the MNIST test set) and publishes the entry.
 
     python training/ddpm_mnist.py --epochs 40                    # train or resume
     python training/ddpm_mnist.py --finalize runs/ddpm_mnist/model.keras
+
+The run outlives a machine: `--save-state saved_models/training_state/ddpm_mnist`
+copies its newest verified state (weights, optimizer, EMA, seeds, the
+epoch and so the data order) into the checkout, where it is committed; a
+later session continues it exactly with
+
+    python training/ddpm_mnist.py --epochs 40 --train-only --resume-from saved_models/training_state/ddpm_mnist
 """
 
 from __future__ import annotations

@@ -18,6 +18,13 @@ against the MNIST test set) and publishes the entry.
 
     python training/ebm_mnist.py --epochs 30 --train-only        # train or resume
     python training/ebm_mnist.py --finalize runs/ebm_mnist/model.keras
+
+The run outlives a machine: `--save-state saved_models/training_state/ebm_mnist`
+copies its newest verified state (weights, optimizer, replay buffer, seeds, the
+epoch and so the data order) into the checkout, where it is committed; a
+later session continues it exactly with
+
+    python training/ebm_mnist.py --epochs 30 --train-only --resume-from saved_models/training_state/ebm_mnist
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -51,6 +52,22 @@ def write_text(path, text):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        _commit(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def copy_atomically(source, path):
+    """Copy file `source` to `path`, atomically."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
         _commit(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -59,6 +59,8 @@ def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_argumen
     MODEL.keras` skips training. `add_arguments(parser)` adds a recipe's own options."""
     import argparse
 
+    from keras_gen import runs
+
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--out", default=f"runs/{name}")
@@ -66,9 +68,25 @@ def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_argumen
     parser.add_argument("--root", default=root, help="where zoo/ and saved_models/ are (default: this checkout)")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) without finalizing")
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; evaluate this model, write the card")
+    parser.add_argument(
+        "--resume-from",
+        metavar="STATE",
+        help="start from a run state saved by --save-state (when --out has no backup of its own)",
+    )
+    parser.add_argument(
+        "--save-state",
+        metavar="STATE",
+        help="copy the newest whole state of the run in --out to STATE (safe while it trains) and exit",
+    )
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.save_state:
+        epoch = runs.save_run_state(args.out, args.save_state)
+        print(f"{args.out}: the state after epoch {epoch} saved in {args.save_state}")
+        return args
+    if args.resume_from and runs.adopt_run_state(args.resume_from, args.out):
+        print(f"{args.out}: starting from the run state in {args.resume_from}")
     path = args.finalize or train(args)
     if not args.train_only:
         finalize(path, args)
