@@ -286,3 +286,40 @@ def test_stop_after_gives_the_points_of_one_trajectory():
     middle = model.sample(8, seed=1, steps=10, x_T=x_T, stop_after=4)
     assert not np.allclose(middle, full) and not np.allclose(middle, x_T)
     np.testing.assert_allclose(model.sample(8, seed=1, steps=10, x_T=x_T, stop_after=10), full, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_bfloat16_unet_trains_saves_and_predicts_like_float32(tmp_path):
+    import keras
+
+    from keras_gen.models.diffusion import build_unet, make_diffusion
+
+    shape = dict(image_shape=(8, 8, 1), widths=(8, 16), block_depth=1, attention=True, groups=4, num_classes=2)
+    kwargs = {k: v for k, v in shape.items() if k not in ("image_shape", "num_classes")}
+    model = make_diffusion(
+        "unet", (8, 8, 1), steps=50, prediction="v", num_classes=2, seed=0,
+        network_kwargs={**kwargs, "dtype_policy": "mixed_bfloat16"},
+    )  # fmt: skip
+    policies = {layer.dtype_policy.name for layer in model.network.layers if layer.weights}
+    assert policies == {"mixed_bfloat16", "float32"}  # float32: the output layer
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    assert all(w.dtype == "float32" for w in model.network.weights)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
+    labels = rng.integers(0, 2, 64).astype("int32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    loss = model.fit(x, labels, epochs=1, batch_size=32, verbose=0).history["loss"][-1]
+    assert np.isfinite(loss)
+    # The same weights computing in float32 predict within bfloat16's precision (8 bits).
+    reference = build_unet(**shape)
+    reference.set_weights(model.network.get_weights())
+    t = rng.integers(0, 50, 64).astype("int32")
+    mixed = model.denoise(x, t, labels).numpy()
+    exact = model.denoise(x, t, labels, network=reference).numpy()
+    assert mixed.dtype == np.float32
+    assert np.abs(mixed - exact).max() < 0.05 * np.abs(exact).max() + 1e-3
+    # A saved model computes as it was trained.
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert {layer.dtype_policy.name for layer in loaded.network.layers if layer.weights} == policies
+    np.testing.assert_array_equal(loaded.sample(4, seed=1, steps=5), model.sample(4, seed=1, steps=5))
