@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import runpy
+import sys
+from pathlib import Path
+
 import pytest
 
 from keras_gen import cli
@@ -66,3 +70,18 @@ def _with_func(parser, func):
         for sub in action.choices.values():
             sub.set_defaults(func=func)
     return parser
+
+
+RECIPES = sorted(p.name for p in (Path(__file__).parents[1] / "training").glob("*.py"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_zoo_recipe_refuses_a_bad_epoch_count(recipe, tmp_path, monkeypatch, capsys):
+    path = Path(__file__).parents[1] / "training" / recipe
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [recipe, "--epochs", "0", "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(path), run_name="__main__")  # as `python training/<recipe>` runs it
+    assert stop.value.code == 2
+    assert "expected a positive integer, got 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -37,6 +37,7 @@ import numpy as np
 
 from keras_gen import data, evaluation
 from keras_gen.callbacks import EnergyDivergenceGuard
+from keras_gen.cli import positive_int
 from keras_gen.models.ebm import make_ebm
 from keras_gen.runs import fit_with_artifacts
 from keras_gen.zoo.publish import publish, recipe_main, run_history
@@ -182,7 +183,7 @@ def finalize(model_path, args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--samples", type=int, default=10_000, help="samples judged by the evaluation table")
+    parser.add_argument("--samples", type=positive_int, default=10_000, help="samples judged by the evaluation table")
 
 
 def main(argv=None):

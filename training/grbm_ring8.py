@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from keras_gen import data, plots
+from keras_gen.cli import positive_int
 from keras_gen.evaluation.likelihood import free_energy_numpy, log_likelihood
 from keras_gen.models.rbm import make_rbm
 from keras_gen.runs import fit_with_artifacts
@@ -180,7 +181,7 @@ def finalize(model_path, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--epochs", type=positive_int, default=EPOCHS)
     parser.add_argument("--out", default="runs/grbm_ring8")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_gen import data, plots
 from keras_gen.callbacks import AtomicModelCheckpoint, EpochTimer
+from keras_gen.cli import positive_int
 from keras_gen.core.files import save_atomically
 from keras_gen.models.classifier import CLASSIFIER_NAME, make_mnist_classifier
 from keras_gen.zoo.publish import publish, run_history
@@ -146,7 +147,7 @@ def finalize(model_path, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=positive_int, default=12)
     parser.add_argument("--out", default="runs/mnist_classifier")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")

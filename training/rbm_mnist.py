@@ -46,6 +46,7 @@ import numpy as np
 from keras_gen import data, plots, zoo
 from keras_gen.benchmarking.report import BenchmarksFile
 from keras_gen.callbacks import FreeEnergyGap, GibbsStepsSchedule
+from keras_gen.cli import positive_float, positive_int
 from keras_gen.evaluation.likelihood import free_energy_numpy, log_likelihood
 from keras_gen.models.rbm import make_rbm
 from keras_gen.runs import fit_with_artifacts
@@ -331,19 +332,19 @@ def _free_energy(model, x, batch_size=1000):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=SCHEDULE["epochs"])
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="shorter epochs (smoke tests)")
+    parser.add_argument("--epochs", type=positive_int, default=SCHEDULE["epochs"])
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=None, help="shorter epochs (smoke tests)")
     parser.add_argument("--out", default="runs/rbm_mnist")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--ais-chains", type=int, default=AIS_CHAINS)
-    parser.add_argument("--ais-betas", type=int, default=AIS_BETAS)
+    parser.add_argument("--ais-chains", type=positive_int, default=AIS_CHAINS)
+    parser.add_argument("--ais-betas", type=positive_int, default=AIS_BETAS)
     parser.add_argument(
         "--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card"
     )
     parser.add_argument("--train-only", action="store_true", help="train (or resume) without finalizing")
     parser.add_argument(
-        "--train-seconds", type=float, default=None, help="with --finalize: the training time to record"
+        "--train-seconds", type=positive_float, default=None, help="with --finalize: the training time to record"
     )
     parser.add_argument("--note", default=None, help="with --finalize: a remark on how the run went, for the card")
     parser.add_argument("--report", action="store_true", help="only rewrite the BENCHMARKS.md section from the card")

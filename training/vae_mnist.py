@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_gen import data, plots
+from keras_gen.cli import positive_float, positive_int
 from keras_gen.models.vae import make_vae
 from keras_gen.runs import fit_with_artifacts
 from keras_gen.zoo.publish import publish, run_history
@@ -131,17 +132,17 @@ def finalize(model_path, args, train_seconds=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=positive_int, default=100)
     parser.add_argument("--out", default="runs/vae_mnist")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=ROOT, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--k", type=int, default=1000, help="importance samples for the NLL bound")
+    parser.add_argument("--k", type=positive_int, default=1000, help="importance samples for the NLL bound")
     parser.add_argument(
         "--finalize", metavar="MODEL.keras", help="skip training; evaluate this model and write the card"
     )
-    parser.add_argument("--iwae-images", type=int, default=1000, help="test images for the IWAE bound")
+    parser.add_argument("--iwae-images", type=positive_int, default=1000, help="test images for the IWAE bound")
     parser.add_argument(
-        "--train-seconds", type=float, default=None, help="with --finalize: the training time to record"
+        "--train-seconds", type=positive_float, default=None, help="with --finalize: the training time to record"
     )
     args = parser.parse_args(argv)
     if args.finalize:

@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_gen import data, plots, zoo
 from keras_gen.callbacks import IterationHistory, read_iterations
+from keras_gen.cli import positive_float, positive_int
 from keras_gen.core.files import write_json
 from keras_gen.runs import fit_with_artifacts, read_history
 from keras_gen.zoo.publish import publish
@@ -245,13 +246,13 @@ def finalize(recipe, model_path, args, train_seconds=None):
 def main(recipe, root, argv=None, doc=None):
     """The command line of a GAN recipe; `root` holds the zoo/ and saved_models/ it writes."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {recipe.epochs}")
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="shorter epochs (smoke tests)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help=f"default {recipe.epochs}")
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=None, help="shorter epochs (smoke tests)")
     parser.add_argument("--out", default=f"runs/{recipe.name}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--finalize", metavar="MODEL.keras", help="skip training; write the card for this model")
     parser.add_argument("--root", default=root, help="where zoo/ and saved_models/ are (default: this checkout)")
-    parser.add_argument("--train-seconds", type=float, default=None, help="with --finalize: the training time")
+    parser.add_argument("--train-seconds", type=positive_float, default=None, help="with --finalize: the training time")
     parser.add_argument(
         "--continue-from",
         metavar="ZOO_NAME",

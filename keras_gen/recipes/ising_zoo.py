@@ -25,6 +25,7 @@ import os
 import time
 
 from keras_gen import zoo
+from keras_gen.cli import positive_int
 from keras_gen.core.files import save_atomically, write_json
 from keras_gen.evaluation.ising import (
     COMPARED,
@@ -215,9 +216,9 @@ def main(variant, root, argv=None, doc=None):
     """The command line of a zoo recipe in `training/`: arguments to `make_zoo_entry`."""
     recipe = dict(RBM_RECIPE, **variant["recipe"])
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {recipe['epochs']}")
-    parser.add_argument("--hidden", type=int, default=recipe["n_hidden"])
-    parser.add_argument("--n-samples", type=int, default=100_000, help="Monte Carlo samples per temperature")
+    parser.add_argument("--epochs", type=positive_int, default=None, help=f"default {recipe['epochs']}")
+    parser.add_argument("--hidden", type=positive_int, default=recipe["n_hidden"])
+    parser.add_argument("--n-samples", type=positive_int, default=100_000, help="Monte Carlo samples per temperature")
     parser.add_argument("--out", default=os.path.join("runs", variant["name"]))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate-only", action="store_true", help="measure the saved zoo weights again")

@@ -60,9 +60,10 @@ def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_argumen
     import argparse
 
     from keras_gen import runs
+    from keras_gen.cli import positive_int
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--epochs", type=positive_int, default=epochs)
     parser.add_argument("--out", default=f"runs/{name}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=root, help="where zoo/ and saved_models/ are (default: this checkout)")
