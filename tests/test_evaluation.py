@@ -301,6 +301,21 @@ def test_evaluate_a_small_model_end_to_end(classifier):
     assert "FD" in evaluation.format_row(row)
 
 
+@needs_classifier
+def test_a_quality_sweep_finds_the_sampler_setting_that_mixes(classifier):
+    from keras_gen import zoo
+
+    model = zoo.load("rbm_mnist")
+    settings = {"1 sweep": {"gibbs_steps": 1}, "300 sweeps": {"gibbs_steps": 300}}
+    table = evaluation.quality_sweep(model, settings, n_samples=300, classifier=classifier, seed=1)
+    assert table["n_samples"] == 300 and table["seed"] == 1 and set(table["rows"]) == set(settings)
+    # One sweep from random states is still noise; 300 reach digits.
+    assert table["best"] == "300 sweeps"
+    assert table["rows"]["1 sweep"]["fd"] > 3 * table["rows"]["300 sweeps"]["fd"]
+    assert table["rows"]["300 sweeps"]["score"] > 5
+    assert all(row["samples_per_second"] > 0 for row in table["rows"].values())
+
+
 def test_rbm_test_likelihood_reports_ais_and_reverse_ais():
     """An RBM's NLL comes with both sides: AIS (optimistic when chains miss modes) and RAISE."""
     pytest.importorskip("tensorflow_datasets")

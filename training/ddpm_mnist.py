@@ -90,23 +90,6 @@ def train(args):
 
 STEPS_COMPARED = (10, 20, 50, 100, 1000)
 GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
-QUALITY_KEYS = ("fd", "score", "precision", "recall")
-
-
-def quality_rows(model, settings, n_samples, classifier, seed):
-    """FD, score and precision/recall of n samples for each {row: sample kwargs},
-    every row against the same MNIST test features."""
-    from keras_gen.evaluation.sample_quality import ImageSet, mnist_set, sample_quality, to_images
-
-    test = mnist_set("test", classifier, seed=seed)
-    rows = {}
-    for key, kwargs in settings.items():
-        samples, rate = evaluation.generate(model, n_samples, seed=seed, **kwargs)
-        quality = sample_quality(ImageSet(to_images(samples, "symmetric"), classifier), test, seed=seed)
-        rows[key] = {k: round(float(quality[k]), 4) for k in QUALITY_KEYS}
-        rows[key]["samples_per_second"] = round(rate, 2)
-        print(key, rows[key], flush=True)
-    return rows
 
 
 def guidance_table(model, n_samples, classifier, seed=1):
@@ -114,18 +97,17 @@ def guidance_table(model, n_samples, classifier, seed=1):
     classes; `best` is the weight of lowest FD, the one the headline row uses."""
     settings = {"unconditional": SAMPLER}
     settings.update({f"{w:g}": {**SAMPLER, "label": "random", "guidance": w} for w in GUIDANCE_SWEEP})
-    rows = quality_rows(model, settings, n_samples, classifier, seed)
-    best = min(GUIDANCE_SWEEP, key=lambda w: rows[f"{w:g}"]["fd"])
-    return {"n_samples": n_samples, "seed": seed, "sampler": "DDIM (eta 0), 50 steps", "rows": rows, "best": best}
+    table = evaluation.quality_sweep(model, settings, n_samples, classifier, seed=seed)
+    weighted = {k: v for k, v in table["rows"].items() if k != "unconditional"}
+    table["best"] = float(min(weighted, key=lambda k: weighted[k]["fd"]))
+    return {**table, "sampler": "DDIM (eta 0), 50 steps"}
 
 
 def steps_table(model, n_samples, classifier, guidance, seed=0):
     """FD, score and precision/recall against the number of DDIM steps, same n for each."""
-    settings = {
-        str(steps): {"steps": steps, "eta": 0.0, "label": "random", "guidance": guidance} for steps in STEPS_COMPARED
-    }
-    rows = quality_rows(model, settings, n_samples, classifier, seed)
-    return {"n_samples": n_samples, "sampler": f"DDIM (eta 0), random classes, guidance {guidance:g}", "rows": rows}
+    settings = {str(k): {"steps": k, "eta": 0.0, "label": "random", "guidance": guidance} for k in STEPS_COMPARED}
+    table = evaluation.quality_sweep(model, settings, n_samples, classifier, seed=seed)
+    return {**table, "sampler": f"DDIM (eta 0), random classes, guidance {guidance:g}"}
 
 
 def guidance_figure(model, path, seed=3):

@@ -26,6 +26,7 @@ from keras_gen.evaluation.table import (  # noqa: F401
     format_verdict,
     generate,
     mnist_test_nll,
+    quality_sweep,
     stage_lines,
     targets,
     verdict,

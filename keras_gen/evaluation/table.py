@@ -139,6 +139,27 @@ def generate(model, n, seed=0, batch_size=1000, **kwargs):
     return np.concatenate(parts), n / seconds
 
 
+def quality_sweep(model, settings, n_samples, classifier=None, seed=0, keys=("fd", "score", "precision", "recall")):
+    """Sample quality of n samples for each sampler setting, every row against the
+    same MNIST test features: `settings` maps a row's name to `sample` kwargs
+    (e.g. guidance weights or chain lengths). Returns {row: {metric: value,
+    "samples_per_second": rate}} and `best`, the row of lowest FD.
+
+    Choose a setting on one seed and measure the chosen one on another: the
+    lowest of several noisy FDs is biased low.
+    """
+    classifier = classifier or load_classifier()
+    test = mnist_set("test", classifier, seed=seed)
+    domain = getattr(model, "data_domain", "unit")
+    rows = {}
+    for name, kwargs in settings.items():
+        samples, rate = generate(model, n_samples, seed=seed, **kwargs)
+        quality = sample_quality(ImageSet(to_images(samples, domain), classifier), test, seed=seed)
+        rows[name] = {k: round(float(quality[k]), 4) for k in keys}
+        rows[name]["samples_per_second"] = round(rate, 2)
+    return {"n_samples": n_samples, "seed": seed, "rows": rows, "best": min(rows, key=lambda r: rows[r]["fd"])}
+
+
 def evaluate(
     model_or_name,
     n_samples=10_000,
