@@ -95,3 +95,21 @@ def test_a_mirrored_run_says_how_many_replicas_it_uses(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training on 2 replicas (MirroredStrategy)" in result.stderr.splitlines()
+
+
+def test_the_zoo_recipes_take_tensorboard_too(tmp_path, monkeypatch):
+    from keras_gen.zoo.publish import recipe_main
+
+    trained = []
+
+    def train(args):
+        trained.append(args.tensorboard)
+        return "model.keras"
+
+    argv = ["--out", str(tmp_path / "run"), "--train-only", "--tensorboard", str(tmp_path / "tb")]
+    recipe_main("doc", "some_recipe", 1, str(tmp_path), train, finalize=None, argv=argv)
+    assert trained == [str(tmp_path / "tb")]
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(SystemExit, match=r'some_recipe --tensorboard: .*pip install "keras-gen\[tensorboard\]"'):
+        recipe_main("doc", "some_recipe", 1, str(tmp_path), train, finalize=None, argv=argv)
+    assert len(trained) == 1
