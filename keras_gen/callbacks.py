@@ -1,6 +1,6 @@
 """Every Keras callback keras-gen provides, in one place.
 
-* Pictures and sample quality: `SampleGrid`, `FrechetDistance`.
+* Pictures and sample quality: `SampleGrid`, `SampleImages` (TensorBoard), `FrechetDistance`.
 * RBMs: `FreeEnergyGap` (overfitting monitor), `GibbsStepsSchedule`.
 * GANs: `IterationHistory` (each step's own metrics) and `read_iterations`.
 * Guards: `NonFiniteGuard` (any run), `EnergyDivergenceGuard` (runaway energies).
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 
@@ -44,16 +45,75 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
+        self.show(self.model.sample(self.n, seed=self.seed, **self.sample_kwargs), epoch)
+
+    def show(self, samples, epoch):
+        """Save the figure of `samples` after `epoch` (0-based); its path."""
         os.makedirs(self.directory, exist_ok=True)
-        samples = self.model.sample(self.n, seed=self.seed, **self.sample_kwargs)
         path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
         plots.save_samples(samples, path, title=f"epoch {epoch + 1}", reference=self.reference)
         self.paths.append(path)
+        return path
 
     def make_gif(self, path=None):
         path = path or os.path.join(self.directory, "training.gif")
         pngs = sorted(p for p in os.listdir(self.directory) if p.startswith("epoch_") and p.endswith(".png"))
         return plots.make_gif([os.path.join(self.directory, p) for p in pngs], path)
+
+
+TENSORBOARD_MISSING = 'TensorBoard is not installed: pip install "keras-gen[tensorboard]"'
+
+
+def require_tensorboard():
+    """Raise ImportError with the install command unless the `tensorboard` package is
+    importable (`tf.summary` and `keras.callbacks.TensorBoard` write nothing without it)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ImportError(TENSORBOARD_MISSING) from None
+
+
+class SampleImages(SampleGrid):
+    """`SampleGrid`'s figure of every epoch as a TensorBoard image (`tf.summary.image`).
+
+    The picture is the PNG `SampleGrid` draws: a grid for images, and for 2-D
+    points (the ring datasets) a scatter plot of the samples over `reference`,
+    rendered to an image. It is written to `log_dir/samples` under `tag`, at
+    step = the 0-based epoch, the step `keras.callbacks.TensorBoard` gives
+    its epoch scalars. The samples are drawn with the integer `seed`, a
+    stateless draw: every epoch shows the same latent points, and the
+    model's seed generator (the training's random numbers) is not touched.
+    With `directory` the PNGs are kept there too, from the same draw.
+    """
+
+    def __init__(
+        self, log_dir, n=100, seed=1234, every=1, reference=None, sample_kwargs=None, directory=None, tag="samples"
+    ):
+        require_tensorboard()
+        super().__init__(directory, n=n, seed=seed, every=every, reference=reference, sample_kwargs=sample_kwargs)
+        self.log_dir = log_dir
+        self.tag = tag
+        self._writer = None
+
+    def show(self, samples, epoch):
+        if self.directory:
+            path = super().show(samples, epoch)
+            with open(path, "rb") as f:
+                png = f.read()
+        else:
+            buffer = io.BytesIO()
+            plots.save_samples(samples, buffer, title=f"epoch {epoch + 1}", reference=self.reference)
+            png = buffer.getvalue()
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
+        with self._writer.as_default():
+            tf.summary.image(self.tag, tf.image.decode_png(png, channels=3)[tf.newaxis], step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class FrechetDistance(keras.callbacks.Callback):

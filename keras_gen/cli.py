@@ -1,7 +1,7 @@
 """The `keras-gen` command line.
 
     keras-gen train [FAMILY] [--dataset ring8|grid25|mnist|FILE.npz] [--epochs N] [--out DIR]
-                    [--strategy default|mirrored|multi-worker] [--cpu-devices N]
+                    [--strategy default|mirrored|multi-worker] [--cpu-devices N] [--tensorboard DIR]
     keras-gen sample NAME_OR_MODEL [-n 100] [--seed 0] [--out samples.png]
     keras-gen export NAME_OR_MODEL DIR [--overwrite]
     keras-gen zoo list | show NAME [--json] | verify NAME | gallery [--out docs/zoo.md]
@@ -302,6 +302,13 @@ def cmd_train(args):
 
     if args.family not in FAMILIES:
         raise SystemExit(_not_a_family(args.family))
+    if args.tensorboard:
+        from keras_gen.callbacks import require_tensorboard
+
+        try:
+            require_tensorboard()
+        except ImportError as err:
+            raise SystemExit(f"keras-gen train --tensorboard: {err}") from None
     if args.dataset not in data.available() and not data.is_file(args.dataset):
         raise SystemExit(
             f"keras-gen train: unknown dataset {args.dataset!r}; known: {data.available()}, or a .npy/.npz file."
@@ -313,6 +320,12 @@ def cmd_train(args):
     out = args.out or os.path.join("runs", f"{args.family}_{label(args.dataset)}")
 
     strategy = _strategy(args)
+    if args.strategy != "default":
+        replicas = strategy.num_replicas_in_sync
+        print(
+            f"training on {replicas} replica{'s' if replicas != 1 else ''} ({type(strategy).__name__})",
+            file=sys.stderr,
+        )
     keras.utils.set_random_seed(args.seed)
     # Variables (weights, optimizer slots, chains, seeds) are created in the
     # strategy's scope, so they are mirrored on every replica.
@@ -354,6 +367,7 @@ def cmd_train(args):
         sample_kwargs=sample_kwargs,
         reference=reference,
         verbose=args.verbose,
+        tensorboard=args.tensorboard,
     )
     summary = {
         "model": os.path.join(out, "model.keras"),
@@ -611,6 +625,13 @@ def build_parser():
         help="1: progress bar (default), 2: one line per epoch, 0: silent",
     )
     train.add_argument("--out", default=None, help="run folder (default runs/FAMILY_DATASET); rerun to resume")
+    train.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help="also write TensorBoard logs to DIR: the epoch losses and metrics, and the sample figure of each "
+        'epoch (needs pip install "keras-gen[tensorboard]"; view with tensorboard --logdir DIR)',
+    )
     train.add_argument(
         "--strategy",
         default="default",

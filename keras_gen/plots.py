@@ -47,9 +47,10 @@ def image_grid(samples, ncols=None, pad=2):
 
 
 def save_samples(samples, path, title=None, ncols=None, reference=None):
-    """A sample grid for images, a scatter plot for 2-D points."""
+    """A sample grid for images, a scatter plot for 2-D points; `path` may be a binary file object (PNG)."""
     samples = np.asarray(samples)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if isinstance(path, (str, os.PathLike)):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if samples.ndim == 2 and samples.shape[1] == 2:
         fig, ax = plt.subplots(figsize=(5, 5))
         if reference is not None:
@@ -73,7 +74,7 @@ def save_samples(samples, path, title=None, ncols=None, reference=None):
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
     return path
 

@@ -3,7 +3,8 @@
 One function serves the CLI and the zoo recipes: per-epoch checkpoints and a
 backup written atomically and verified, resumption of an interrupted run to
 the weights an uninterrupted one would reach (data order included), a sample
-grid per epoch and their GIF, the history as CSV and as loss curves.
+grid per epoch and their GIF, the history as CSV and as loss curves, and on
+request TensorBoard logs (the epoch scalars and the sample figure).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import keras
 import tensorflow as tf
 
 from keras_gen import plots
-from keras_gen.callbacks import AtomicModelCheckpoint, EpochTimer, NonFiniteGuard, SampleGrid
+from keras_gen.callbacks import (
+    AtomicModelCheckpoint,
+    EpochTimer,
+    NonFiniteGuard,
+    SampleGrid,
+    SampleImages,
+    require_tensorboard,
+)
 from keras_gen.core.distribute import is_chief
 from keras_gen.core.files import (
     copy_atomically,
@@ -49,6 +57,7 @@ def fit_with_artifacts(
     keep_checkpoints=None,
     data_seed=0,
     resume_from=None,
+    tensorboard=None,
 ):
     """Train `model` with `fit`, leaving checkpoints, samples and plots in `out_dir`.
 
@@ -69,7 +78,15 @@ def fit_with_artifacts(
     `epochs` trains it further. `resume_from`: a run state that `save_run_state`
     carried away (e.g. committed, for a run that outlives its machine), used
     when `out_dir` has no backup of its own.
+
+    `tensorboard`: a folder for TensorBoard logs: `keras.callbacks.TensorBoard`'s
+    epoch scalars (losses, metrics, `epoch_seconds`) in `train/` and
+    `validation/`, and the sample figure of each epoch in `samples/`
+    (`callbacks.SampleImages`, the same draw as the PNGs). It needs the
+    `tensorboard` package, checked before anything is written.
     """
+    if tensorboard is not None:
+        require_tensorboard()
     if not isinstance(train_data, (Epochs, tf.data.Dataset)):
         arrays = train_data if isinstance(train_data, tuple) else (train_data,)
         train_data = Epochs(arrays, batch_size or 32, seed=data_seed)
@@ -86,6 +103,8 @@ def fit_with_artifacts(
     chief = is_chief(model.distribute_strategy)
     if not chief:
         out_dir = tempfile.mkdtemp(prefix="keras-gen-worker-")
+        if tensorboard is not None:
+            tensorboard = os.path.join(out_dir, "tensorboard")
     os.makedirs(out_dir, exist_ok=True)
     if resume_from is not None and chief:
         adopt_run_state(resume_from, os.path.dirname(backup.directory))
@@ -108,13 +127,11 @@ def fit_with_artifacts(
         # batch k * steps, wherever the run (re)started.
         steps_per_epoch = steps_per_epoch or train_data.steps
         train_data = train_data.stream(start_batch=min(initial_epoch, epochs) * steps_per_epoch)
-    grid = SampleGrid(
-        os.path.join(out_dir, "samples"),
-        n=n_samples,
-        seed=sample_seed,
-        reference=reference,
-        sample_kwargs=sample_kwargs,
-    )
+    grid_kwargs = {"n": n_samples, "seed": sample_seed, "reference": reference, "sample_kwargs": sample_kwargs}
+    if tensorboard is None:
+        grid = SampleGrid(os.path.join(out_dir, "samples"), **grid_kwargs)
+    else:  # one draw per epoch for the PNG and the TensorBoard image
+        grid = SampleImages(tensorboard, directory=os.path.join(out_dir, "samples"), **grid_kwargs)
     history_csv = os.path.join(out_dir, "history.csv")
     all_callbacks = [
         EpochTimer(),
@@ -131,6 +148,7 @@ def fit_with_artifacts(
         ),
         grid,
         keras.callbacks.CSVLogger(history_csv, append=True),
+        *([] if tensorboard is None else [epoch_scalars(tensorboard)]),
         # The backup marks an epoch as done, so it is written last: a run
         # interrupted while the history row, the checkpoint or a user callback
         # is written repeats the epoch instead of losing its record.
@@ -155,6 +173,14 @@ def fit_with_artifacts(
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
     return history
+
+
+def epoch_scalars(log_dir):
+    """`keras.callbacks.TensorBoard` writing the epoch logs only: no graph (a custom
+    `train_step` has none worth drawing), no profiling, no per-batch values."""
+    return keras.callbacks.TensorBoard(
+        log_dir, histogram_freq=0, write_graph=False, write_images=False, update_freq="epoch", profile_batch=0
+    )
 
 
 class BackupError(RuntimeError):

@@ -789,6 +789,7 @@ def test_a_missing_split_or_file_is_named(tmp_path):
         data.load(str(tmp_path / "objects.npy"))
 
 
+@pytest.mark.slow  # tests/test_tensorboard.py trains through the command line by default
 def test_cli_trains_on_a_local_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     points = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)

@@ -395,6 +395,7 @@ def test_architectures_are_those_of_the_notes_and_the_tutorial():
     np.testing.assert_allclose(ends[[0, -1]], out[:2], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batch_normalized_critic_is_clipped_and_refuses_the_gradient_penalty():
     """The original WGAN's critic: batch normalization after the second convolution.
     Clipping reaches its scale and offset too (every trainable critic weight), and

@@ -86,6 +86,7 @@ def test_ula_has_its_closed_form_step_size_bias(step, noise):
     assert float(result.acceptance_rate) == 1.0
 
 
+@pytest.mark.slow  # the samplers' exact tests (ULA bias, MALA moments) stay in the default selection
 def test_schedules_clipping_and_bounds():
     """Per-step schedules are followed; a clipped gradient bounds each move; a box holds."""
     energy = langevin.quadratic_energy(np.eye(3) * 100.0)

@@ -299,6 +299,7 @@ def test_centered_update_is_a_step_in_the_centered_parameters():
         rbm.make_rbm("gaussian", 4, 2, centering=True)
 
 
+@pytest.mark.slow
 def test_translation_tied_rbm_follows_the_exact_gradient_of_its_filters():
     """On a 3 x 2 periodic lattice with two filters, W[i, f*6 + p] = K[f, (i - p) mod (3, 2)],
     b = β·1, c_f = γ_f: the tied gradients are the exact gradients of (K, β, γ) by

@@ -83,7 +83,14 @@ def train(args):
         drop_remainder=True,
     )
     fit_with_artifacts(
-        model, train_ds, args.out, epochs=args.epochs, n_samples=64, sample_kwargs=SAMPLE_KWARGS, verbose=2
+        model,
+        train_ds,
+        args.out,
+        epochs=args.epochs,
+        n_samples=64,
+        sample_kwargs=SAMPLE_KWARGS,
+        verbose=2,
+        tensorboard=args.tensorboard,
     )
     return os.path.join(args.out, "model.keras")
 

@@ -66,6 +66,7 @@ def train(args):
         sample_kwargs={"steps": 50},
         reference=data.toy_2d("ring8", 2000, seed=args.seed + 1),
         verbose=2,
+        tensorboard=args.tensorboard,
     )
     return os.path.join(args.out, "model.keras")
 

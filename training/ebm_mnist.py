@@ -89,6 +89,7 @@ def train(args):
         sample_kwargs=SAMPLE_KWARGS,
         callbacks=[EnergyDivergenceGuard()],
         verbose=2,
+        tensorboard=args.tensorboard,
     )
     return os.path.join(args.out, "model.keras")
 

@@ -90,6 +90,7 @@ def train(args):
         reference=data.toy_2d("ring8", 2000, seed=args.seed + 1),
         callbacks=[EnergyDivergenceGuard()],
         verbose=2,
+        tensorboard=args.tensorboard,
     )
     return os.path.join(args.out, "model.keras")
 

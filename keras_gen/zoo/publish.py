@@ -56,7 +56,8 @@ def command_line():
 def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_arguments=None):
     """The command line every zoo recipe in training/ shares: train (or resume) into
     `--out`, then `finalize(model_path, args)` unless `--train-only`; `--finalize
-    MODEL.keras` skips training. `add_arguments(parser)` adds a recipe's own options."""
+    MODEL.keras` skips training. `add_arguments(parser)` adds a recipe's own options.
+    `train` passes `args.tensorboard` on to `fit_with_artifacts` (checked here first)."""
     import argparse
 
     from keras_gen import runs
@@ -79,9 +80,21 @@ def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_argumen
         metavar="STATE",
         help="copy the newest whole state of the run in --out to STATE (safe while it trains) and exit",
     )
+    parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help='also write TensorBoard logs (epoch scalars, sample images) to DIR; pip install "keras-gen[tensorboard]"',
+    )
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.tensorboard and not (args.save_state or args.finalize):
+        from keras_gen.callbacks import require_tensorboard
+
+        try:
+            require_tensorboard()
+        except ImportError as err:
+            raise SystemExit(f"{name} --tensorboard: {err}") from None
     if args.save_state:
         epoch = runs.save_run_state(args.out, args.save_state)
         print(f"{args.out}: the state after epoch {epoch} saved in {args.save_state}")
