@@ -97,6 +97,7 @@ def train(args):
 
 STEPS_COMPARED = (10, 20, 50, 100, 1000)
 GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
+CLASS_SAMPLES = 200  # conditional samples per class whose labels the classifier checks
 
 
 def guidance_table(model, n_samples, classifier, seed=1):
@@ -165,7 +166,9 @@ def finalize(model_path, args):
     row = evaluation.evaluate(model, n_samples=args.samples, sample_kwargs=judged_with, classifier=classifier)
     by_steps = steps_table(model, args.steps_samples, classifier, by_guidance["best"], seed=args.seed)
     by_class = {
-        f"guidance_{w:g}": evaluation.conditional_accuracy(model, classifier, n_per_class=200, guidance=w, **SAMPLER)
+        f"guidance_{w:g}": evaluation.conditional_accuracy(
+            model, classifier, n_per_class=CLASS_SAMPLES, guidance=w, **SAMPLER
+        )
         for w in sorted({0.0, by_guidance["best"]})
     }
     eval_seconds = time.time() - t0

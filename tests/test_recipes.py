@@ -1,0 +1,83 @@
+"""The MNIST zoo recipes' `--finalize` end to end, on tiny models.
+
+A finalize step runs once, after many CPU-hours of training: a bug in it
+costs a session. Here each recipe finalizes a tiny untrained model of its
+architecture (shrunk in the recipe's module: its sweeps and its network)
+into a scratch root, and the card it writes is read back through the zoo.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_gen import evaluation
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not evaluation.classifier_available(), reason="needs the shipped domain classifier"),
+]
+pytest.importorskip("tensorflow_datasets")
+TRAINING = Path(__file__).parents[1] / "training"
+
+
+def recipe(name, monkeypatch, **shrunk):
+    """The recipe's namespace with the given globals replaced (its sweeps, its network)."""
+    namespace = runpy.run_path(str(TRAINING / f"{name}.py"), run_name=f"recipe_{name}")
+    finalize = namespace["finalize"]
+    for key, value in shrunk.items():
+        monkeypatch.setitem(finalize.__globals__, key, value)
+    return namespace
+
+
+def finalize(namespace, model, tmp_path, *argv):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    (tmp_path / "zoo").mkdir()
+    namespace["main"](["--finalize", str(path), "--root", str(tmp_path), "--out", str(tmp_path / "run"), *argv])
+    card = json.loads((tmp_path / "zoo" / f"{namespace['NAME']}.json").read_text())
+    for figure in card["figures"]:
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    return card
+
+
+def test_ddpm_mnist_finalizes_with_its_guidance_and_steps_sweeps(tmp_path, monkeypatch):
+    from keras_gen.models.diffusion import make_diffusion
+
+    kwargs = {"widths": [8, 16], "block_depth": 1, "attention": False, "groups": 4}
+    namespace = recipe("ddpm_mnist", monkeypatch, STEPS_COMPARED=(2, 4), GUIDANCE_SWEEP=(0.0, 1.0), CLASS_SAMPLES=4)
+    architecture = namespace["ARCHITECTURE"]
+    architecture = {**architecture, "kwargs": {**architecture["kwargs"], "network_kwargs": kwargs}}
+    monkeypatch.setitem(namespace["finalize"].__globals__, "ARCHITECTURE", architecture)
+    model = make_diffusion(**architecture["kwargs"], seed=0)
+    card = finalize(namespace, model, tmp_path, "--samples", "40", "--steps-samples", "30")
+    metrics = card["metrics"]
+    guidance = metrics["fd_by_guidance"]
+    assert set(guidance["rows"]) == {"unconditional", "0", "1"} and guidance["n_samples"] == 30
+    assert guidance["best"] in (0.0, 1.0)
+    assert card["sample_kwargs"] == {"steps": 50, "eta": 0.0, "label": "random", "guidance": guidance["best"]}
+    assert set(metrics["fd_by_sampling_steps"]["rows"]) == {"2", "4"}
+    assert metrics["sample_quality"]["n_samples"] == 40 and np.isfinite(metrics["sample_quality"]["fd"])
+    assert set(metrics["conditional_class_accuracy"]) >= {"guidance_0"}
+
+
+def test_ebm_mnist_finalizes_with_its_chain_length_sweep(tmp_path, monkeypatch):
+    from keras_gen.models.ebm import make_ebm
+
+    namespace = recipe("ebm_mnist", monkeypatch, CHAIN_LENGTHS=(2, 8), CHAIN_STEPS=(0, 2, 4))
+    architecture = namespace["ARCHITECTURE"]
+    architecture = {
+        **architecture,
+        "kwargs": {**architecture["kwargs"], "buffer_size": 64, "network_kwargs": {"widths": [4, 4], "hidden": 8}},
+    }
+    monkeypatch.setitem(namespace["finalize"].__globals__, "ARCHITECTURE", architecture)
+    model = make_ebm(**architecture["kwargs"], seed=0)
+    card = finalize(namespace, model, tmp_path, "--samples", "40", "--sweep-samples", "30")
+    sweep = card["metrics"]["fd_by_chain_length"]
+    assert set(sweep["rows"]) == {"2", "8"} and sweep["best"] in ("2", "8") and sweep["seed"] == 1
+    assert card["sample_kwargs"] == {"steps": int(sweep["best"])}
+    assert card["metrics"]["sample_quality"]["n_samples"] == 40
