@@ -142,11 +142,13 @@ def keras_io_ddim(dataset=None, seed=0):
 
 
 # ----------------------------------------------------------------- keras-gen
-def keras_gen_ddim(seed=0):
-    """`make_diffusion("unet", (28, 28, 1))` with the library's defaults and the same UNet."""
+def keras_gen_ddim(seed=0, dtype_policy=None):
+    """`make_diffusion("unet", (28, 28, 1))` with the library's defaults and the same UNet
+    (computing in `dtype_policy`, e.g. "mixed_bfloat16", if given)."""
     from keras_gen.models.diffusion import make_diffusion
 
-    model = make_diffusion("unet", IMAGE_SHAPE, network_kwargs=UNET, seed=seed)
+    network_kwargs = {**UNET, "dtype_policy": dtype_policy}
+    model = make_diffusion("unet", IMAGE_SHAPE, network_kwargs=network_kwargs, seed=seed)
     model.compile(optimizer=optimizer())
     return model
 
