@@ -172,7 +172,8 @@ class EnergyModel(GenerativeModel):
 
     def energy(self, x, training=False):
         """E(x), one number per example (-log p(x) up to the constant log Z)."""
-        return ops.cast(self.energy_network(ops.convert_to_tensor(x, "float32"), training=training), "float32")
+        x = self.checked_input(x, method="energy")
+        return ops.cast(self.energy_network(x, training=training), "float32")
 
     def log_density(self, x):
         """-E(x): the unnormalised log-density (log Z is not known)."""
