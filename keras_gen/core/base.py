@@ -105,6 +105,18 @@ def xla_by_default(model):
     return not any(isinstance(layer, CONVOLUTIONS) for layer in compat.flatten_layers(model))
 
 
+class FitPosition(keras.callbacks.Callback):
+    """The epoch and step (1-based) `fit` is at, to name them when a batch is refused."""
+
+    epoch = step = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step = batch + 1
+
+
 class GenerativeModel(keras.Model):
     """Base class of every keras-gen model.
 
@@ -169,10 +181,12 @@ class GenerativeModel(keras.Model):
             # A tf.data pipeline shuffles itself; Keras would only warn.
             kwargs.setdefault("shuffle", False)
         x, validation_data = self._checked(x), self._checked(validation_data)
+        position = FitPosition()
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or ()), position]
         try:
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
         except tf.errors.InvalidArgumentError as err:
-            problem = validation.fit_error(err)
+            problem = validation.fit_error(err, position.epoch, position.step)
             if problem is None:
                 raise
             raise problem from None

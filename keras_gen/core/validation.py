@@ -144,8 +144,9 @@ def checked_dataset(dataset, domain="real", owner="model"):
     return dataset.enumerate().map(check)  # in order: a map without parallel calls is deterministic
 
 
-def fit_error(err):
-    """A `DataError` for an error raised by `checked_dataset`'s checks, or None."""
+def fit_error(err, epoch=None, step=None):
+    """A `DataError` for an error raised by `checked_dataset`'s checks, or None;
+    `epoch` and `step` (1-based, where `fit` was) are named when given."""
     import re
 
     # One line: "[MARK: owner: batch] [n] [of the dataset has ...]" (greedy: "what" may hold brackets).
@@ -153,6 +154,9 @@ def fit_error(err):
     if not match:
         return None
     owner_batch, number, what = match.groups()
+    if epoch is not None and step is not None:
+        owner, _, batch = owner_batch.rpartition(": ")
+        owner_batch = f"{owner}: epoch {epoch}, step {step}: {batch}"
     return DataError(f"{owner_batch} {number} {what}; training stopped before using it.")
 
 
