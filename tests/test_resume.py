@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -182,8 +183,14 @@ DAMAGES = {
 }
 # Every damage on the VAE; one each, in turn, on the other families (loading differs, checking does not).
 DAMAGED = [("vae", damage) for damage in DAMAGES] + [
-    (family, list(DAMAGES)[i % len(DAMAGES)]) for i, family in enumerate(f for f in sorted(RESUMED) if f != "vae")
+    (family, list(DAMAGES)[i % len(DAMAGES)]) for i, family in enumerate(f for f in sorted(FAMILIES) if f != "vae")
 ]
+
+
+@functools.cache
+def reference_state(family):
+    """The state after an uninterrupted run of 3 epochs, shared by the fault tests of `family`."""
+    return uninterrupted(FAMILIES[family], epochs=3)
 
 
 @pytest.mark.parametrize(
@@ -194,8 +201,7 @@ DAMAGED = [("vae", damage) for damage in DAMAGES] + [
     ],
 )
 def test_a_damaged_backup_is_named_and_the_previous_one_used(family, damage, tmp_path):
-    make = RESUMED[family]
-    reference = uninterrupted(make, epochs=3)
+    make = FAMILIES[family]
     out = tmp_path / "run"
     run(make, out, epochs=2)
     extension, harm, named = DAMAGES[damage]
@@ -203,7 +209,7 @@ def test_a_damaged_backup_is_named_and_the_previous_one_used(family, damage, tmp
     latest.write_bytes(harm(latest.read_bytes()))
     with pytest.warns(UserWarning, match=named + r".*epoch 1"):
         resumed = run(make, out, epochs=3)
-    assert_same_state(reference, resumed)
+    assert_same_state(reference_state(family), resumed)
 
 
 def test_an_empty_record_falls_back_and_no_usable_backup_refuses(tmp_path):
@@ -265,10 +271,10 @@ def test_a_carried_run_state_resumes_on_another_machine(tmp_path, capsys):
 
 # ------------------------------------------------------------ bad data late
 @pytest.mark.parametrize(
-    "family", [f if f == "vae" else pytest.param(f, marks=pytest.mark.slow) for f in sorted(RESUMED)]
+    "family", [f if f == "vae" else pytest.param(f, marks=pytest.mark.slow) for f in sorted(FAMILIES)]
 )
 def test_a_nan_in_a_late_batch_names_epoch_and_step_and_keeps_good_checkpoints(family, tmp_path):
-    model, x = build(RESUMED[family])
+    model, x = build(FAMILIES[family])
     out = tmp_path / "run"
 
     def train(x, epochs):
@@ -390,7 +396,7 @@ CHILD = textwrap.dedent(
     family, kill_at, out = sys.argv[1:4]
     import keras
     from keras_gen import runs
-    from test_resume import Interrupt, build, RESUMED, BATCH
+    from test_resume import Interrupt, build, FAMILIES, BATCH
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -421,14 +427,14 @@ CHILD = textwrap.dedent(
                 die()
             return original(src, dst)
         os.replace = patched
-    model, x = build(RESUMED[family])
+    model, x = build(FAMILIES[family])
     runs.fit_with_artifacts(model, x, out, epochs=3, batch_size=BATCH, n_samples=4, verbose=0,
                             callbacks=callbacks)
     """
 )
 
 STEPS = 96 // BATCH
-KILLED = sorted(RESUMED)
+KILLED = sorted(FAMILIES)
 # A step of the 3 epochs per family, drawn once by a fixed-seed RNG.
 RANDOM_STEPS = dict(zip(KILLED, np.random.default_rng(22).integers(0, 3 * STEPS, len(KILLED)).tolist()))
 
@@ -456,7 +462,7 @@ def kill_points(family):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", KILLED)
 def test_sigkill_at_any_moment_resumes_to_the_uninterrupted_weights(family, tmp_path):
-    make = RESUMED[family]
+    make = FAMILIES[family]
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -474,12 +480,11 @@ def test_sigkill_at_any_moment_resumes_to_the_uninterrupted_weights(family, tmp_
     for name, child in children.items():
         _, stderr = child.communicate()
         assert child.returncode == -signal.SIGKILL, f"{name}: the kill point was not reached\n{stderr[-3000:]}"
-    reference = uninterrupted(make, epochs=3)
     for name in kill_points(family):
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message="Skipped damaged")  # no damaged copy to skip
             resumed = run(make, tmp_path / name, epochs=3)
-        assert_same_state(reference, resumed)
+        assert_same_state(reference_state(family), resumed)
         backup = sorted(os.listdir(tmp_path / name / "backup"))
         assert backup == ["epoch_0002.json", "epoch_0002.keras", "epoch_0003.json", "epoch_0003.keras"], name
         for folder in ("backup", "checkpoints"):
