@@ -79,3 +79,15 @@ EVALUATION_ROW = {
     "classes_ok": True,
     "targets_met": False,
 }
+
+
+try:  # the fuzz tests' settings: the same examples on every run, no per-example deadline,
+    # and no shrinking (each retried example retraces TensorFlow functions: minutes).
+    from hypothesis import Phase, settings
+
+    settings.register_profile(
+        "keras-gen", derandomize=True, deadline=None, database=None, phases=(Phase.explicit, Phase.generate)
+    )
+    settings.load_profile("keras-gen")
+except ImportError:  # hypothesis is in the dev extra; only tests/test_fuzz.py needs it
+    pass

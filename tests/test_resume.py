@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ from test_contract import FAMILIES
 from keras_gen import data, runs
 from keras_gen.callbacks import TrainingDiverged
 from keras_gen.core.distribute import apply_if_finite
+from keras_gen.core.errors import DataError
 from keras_gen.models import gan, vae
 from keras_gen.zoo.publish import recipe_main
 
@@ -167,17 +169,49 @@ def dense_vae():
     return FAMILIES["vae"]()
 
 
-def test_a_damaged_backup_is_named_and_the_previous_one_used(tmp_path):
-    reference = uninterrupted(dense_vae, epochs=3)
-    out = tmp_path / "run"
-    run(dense_vae, out, epochs=2)
-    latest = out / "backup" / "epoch_0002.keras"
-    blob = bytearray(latest.read_bytes())
+def flip_a_byte(blob):
+    blob = bytearray(blob)
     blob[len(blob) // 2] ^= 0xFF
-    latest.write_bytes(bytes(blob))
-    with pytest.warns(UserWarning, match=r"epoch_0002\.keras does not match its sha256.*epoch 1"):
-        resumed = run(dense_vae, out, epochs=3)
-    assert_same_state(reference, resumed)
+    return bytes(blob)
+
+
+# What is done to the newest backup's files, and how the warning names it.
+DAMAGES = {
+    "weights_bit_flipped": ("keras", flip_a_byte, r"epoch_0002\.keras does not match its sha256"),
+    "weights_truncated": ("keras", lambda blob: blob[: len(blob) // 2], r"epoch_0002\.keras has \d+ bytes"),
+    "weights_empty": ("keras", lambda blob: b"", r"epoch_0002\.keras has 0 bytes"),
+    "record_bit_flipped": ("json", flip_a_byte, r"epoch_0002\.json: unreadable record"),
+    "record_truncated": ("json", lambda blob: blob[: len(blob) // 2], r"epoch_0002\.json: unreadable record"),
+}
+# Every damage on the VAE; one each, in turn, on the other families (loading differs, checking does not).
+DAMAGED = [("vae", damage) for damage in DAMAGES] + [
+    (family, list(DAMAGES)[i % len(DAMAGES)]) for i, family in enumerate(f for f in sorted(FAMILIES) if f != "vae")
+]
+
+
+@functools.cache
+def reference_state(family):
+    """The state after an uninterrupted run of 3 epochs, shared by the fault tests of `family`."""
+    return uninterrupted(FAMILIES[family], epochs=3)
+
+
+@pytest.mark.parametrize(
+    "family, damage",
+    [
+        case if case == ("vae", "weights_bit_flipped") else pytest.param(*case, marks=pytest.mark.slow)
+        for case in DAMAGED
+    ],
+)
+def test_a_damaged_backup_is_named_and_the_previous_one_used(family, damage, tmp_path):
+    make = FAMILIES[family]
+    out = tmp_path / "run"
+    run(make, out, epochs=2)
+    extension, harm, named = DAMAGES[damage]
+    latest = out / "backup" / f"epoch_0002.{extension}"
+    latest.write_bytes(harm(latest.read_bytes()))
+    with pytest.warns(UserWarning, match=named + r".*epoch 1"):
+        resumed = run(make, out, epochs=3)
+    assert_same_state(reference_state(family), resumed)
 
 
 def test_an_empty_record_falls_back_and_no_usable_backup_refuses(tmp_path):
@@ -236,6 +270,33 @@ def test_a_carried_run_state_resumes_on_another_machine(tmp_path, capsys):
     blob.write_bytes(blob.read_bytes()[:-10])
     with pytest.raises(runs.BackupError, match=r"epoch_0002\.keras has \d+ bytes"):
         recipe("--out", str(tmp_path / "third_machine"), "--resume-from", str(carried), "--epochs", "3")
+
+
+# ------------------------------------------------------------ bad data late
+@pytest.mark.parametrize(
+    "family", [f if f == "vae" else pytest.param(f, marks=pytest.mark.slow) for f in sorted(FAMILIES)]
+)
+def test_a_nan_in_a_late_batch_names_epoch_and_step_and_keeps_good_checkpoints(family, tmp_path):
+    model, x = build(FAMILIES[family])
+    out = tmp_path / "run"
+
+    def train(x, epochs):
+        dataset = tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
+        runs.fit_with_artifacts(model, dataset, str(out), epochs=epochs, n_samples=4, verbose=0)
+
+    def saved():
+        return {p: p.read_bytes() for folder in ("checkpoints", "backup") for p in (out / folder).iterdir()}
+
+    train(x, epochs=1)
+    good = saved()
+    bad = x.copy()
+    bad[-3, 1] = np.nan  # in batch 6 of 6
+    with pytest.raises(DataError, match=r"epoch 2, step 6: batch 6 of the dataset has non-finite values") as info:
+        train(bad, epochs=2)
+    assert "\n" not in str(info.value)
+    assert saved() == good
+    for w in model.weights:
+        assert np.all(np.isfinite(w.numpy())), w.path
 
 
 # ------------------------------------------------------- non-finite updates
@@ -335,10 +396,10 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    kill_at, out = sys.argv[1], sys.argv[2]
+    family, kill_at, out = sys.argv[1:4]
     import keras
     from keras_gen import runs
-    from test_resume import Interrupt, build, dense_vae, BATCH
+    from test_resume import Interrupt, build, FAMILIES, BATCH
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -369,47 +430,64 @@ CHILD = textwrap.dedent(
                 die()
             return original(src, dst)
         os.replace = patched
-    model, x = build(dense_vae)
+    model, x = build(FAMILIES[family])
     runs.fit_with_artifacts(model, x, out, epochs=3, batch_size=BATCH, n_samples=4, verbose=0,
                             callbacks=callbacks)
     """
 )
 
-KILL_POINTS = {
-    "mid_epoch": "batch:1,2",
-    "first_backup_half_written": "truncate:backup/epoch_0001.keras",
-    "first_backup_before_rename": "replace:backup/epoch_0001.keras",
-    "between_backup_and_record": "replace:backup/epoch_0002.json",
-    "mid_checkpoint": "replace:checkpoints/epoch_002.keras",
-    "deleting_the_old_backup": "remove:backup/epoch_0001.json",
-}
+STEPS = 96 // BATCH
+KILLED = sorted(FAMILIES)
+# A step of the 3 epochs per family, drawn once by a fixed-seed RNG.
+RANDOM_STEPS = dict(zip(KILLED, np.random.default_rng(22).integers(0, 3 * STEPS, len(KILLED)).tolist()))
+
+
+def kill_points(family):
+    """Where a run of `family` is killed: a random step and a half-written backup;
+    the VAE also at every other moment a file is written."""
+    step = RANDOM_STEPS[family]
+    points = {
+        f"step_{step + 1}": f"batch:{step // STEPS},{step % STEPS}",
+        "first_backup_half_written": "truncate:backup/epoch_0001.keras",
+    }
+    if family == "vae":
+        points.update(
+            {
+                "first_backup_before_rename": "replace:backup/epoch_0001.keras",
+                "between_backup_and_record": "replace:backup/epoch_0002.json",
+                "mid_checkpoint": "replace:checkpoints/epoch_002.keras",
+                "deleting_the_old_backup": "remove:backup/epoch_0001.json",
+            }
+        )
+    return points
 
 
 @pytest.mark.slow
-def test_sigkill_at_any_moment_resumes_to_the_uninterrupted_weights(tmp_path):
+@pytest.mark.parametrize("family", KILLED)
+def test_sigkill_at_any_moment_resumes_to_the_uninterrupted_weights(family, tmp_path):
+    make = FAMILIES[family]
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     # The killed runs are independent: run them side by side.
     children = {
         name: subprocess.Popen(
-            [sys.executable, str(script), kill_at, str(tmp_path / name)],
+            [sys.executable, str(script), family, kill_at, str(tmp_path / name)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for name, kill_at in KILL_POINTS.items()
+        for name, kill_at in kill_points(family).items()
     }
     for name, child in children.items():
         _, stderr = child.communicate()
         assert child.returncode == -signal.SIGKILL, f"{name}: the kill point was not reached\n{stderr[-3000:]}"
-    reference = uninterrupted(dense_vae, epochs=3)
-    for name in KILL_POINTS:
+    for name in kill_points(family):
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message="Skipped damaged")  # no damaged copy to skip
-            resumed = run(dense_vae, tmp_path / name, epochs=3)
-        assert_same_state(reference, resumed)
+            resumed = run(make, tmp_path / name, epochs=3)
+        assert_same_state(reference_state(family), resumed)
         backup = sorted(os.listdir(tmp_path / name / "backup"))
         assert backup == ["epoch_0002.json", "epoch_0002.keras", "epoch_0003.json", "epoch_0003.keras"], name
         for folder in ("backup", "checkpoints"):

@@ -105,6 +105,18 @@ def xla_by_default(model):
     return not any(isinstance(layer, CONVOLUTIONS) for layer in compat.flatten_layers(model))
 
 
+class FitPosition(keras.callbacks.Callback):
+    """The epoch and step (1-based) `fit` is at, to name them when a batch is refused."""
+
+    epoch = step = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step = batch + 1
+
+
 class GenerativeModel(keras.Model):
     """Base class of every keras-gen model.
 
@@ -169,13 +181,43 @@ class GenerativeModel(keras.Model):
             # A tf.data pipeline shuffles itself; Keras would only warn.
             kwargs.setdefault("shuffle", False)
         x, validation_data = self._checked(x), self._checked(validation_data)
+        position = FitPosition()
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or ()), position]
         try:
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
         except tf.errors.InvalidArgumentError as err:
-            problem = validation.fit_error(err)
+            problem = validation.fit_error(err, position.epoch, position.step)
             if problem is None:
                 raise
             raise problem from None
+
+    def train_on_batch(self, x=None, y=None, *args, **kwargs):
+        # One batch, checked like `fit`'s data: a NaN batch would otherwise poison
+        # metrics and moving averages, a wrong shape reach the first kernel.
+        self.validate_data(x)
+        self.build_for_data()
+        return super().train_on_batch(self._checked(x), y, *args, **kwargs)
+
+    def test_on_batch(self, x=None, y=None, *args, **kwargs):
+        self.validate_data(x)
+        return super().test_on_batch(self._checked(x), y, *args, **kwargs)
+
+    def checked_input(self, x, shape=None, domain=None, method="input"):
+        """`x` as a float32 tensor, refused with a clear error if it does not fit.
+
+        For the user-facing functions of a family (`log_density`, `energy`,
+        `encode`, `decode`): called with concrete values, `x` is checked
+        against `shape` and `domain` (the data's, by default; binary units
+        also score grey values in [0, 1], e.g. for out-of-distribution
+        images); inside a traced step the data was checked on its way in.
+        """
+        if domain is None:
+            domain = "unit" if self.data_domain == "binary" else self.data_domain
+        if tf.executing_eagerly() and not isinstance(x, keras.KerasTensor):
+            validation.check_data(
+                x, shape=shape or self.data_shape, domain=domain, owner=f"{type(self).__name__}.{method}"
+            )
+        return keras.ops.cast(x, "float32")
 
     def _checked(self, data):
         """Data as the steps take it: a dataset checked batch by batch in the graph;
@@ -189,7 +231,8 @@ class GenerativeModel(keras.Model):
         if isinstance(data, tf.Tensor):
             return tf.cast(data, tf.float32) if data.dtype.is_integer or data.dtype == tf.bool else data
         array = np.asarray(data)
-        return array.astype(np.float32) if array.dtype.kind in "biu" else data
+        # float16 and float64 too: the steps compute in float32 and need one trace for all.
+        return array.astype(np.float32) if array.dtype != np.float32 else data
 
     def evaluate(self, x=None, *args, **kwargs):
         self.validate_data(x)

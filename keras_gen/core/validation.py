@@ -27,6 +27,13 @@ def _first_x(data):
     return data
 
 
+# The largest magnitude data may have: models compute in float32, and the
+# gradient of a squared loss (~x^2), squared again by Adam's second moment
+# (~x^4), overflows beyond float32's largest value to the power 1/4 (~4.3e9):
+# the optimizer's state turns inf and the weights NaN a step later.
+LARGEST = float(np.finfo(np.float32).max) ** 0.25
+
+
 def check_data(data, shape, domain="real", owner="model", max_rows=None):
     """Check `data` (array, tensor, tf.data.Dataset, or (x, y) tuple).
 
@@ -95,6 +102,12 @@ def _check_array(x, shape, domain, owner):
                 f"{owner}: a tanh output needs data in [-1, 1]; got [{lo:g}, {hi:g}]. "
                 "Use keras_gen.data preprocessing='symmetric'."
             )
+    if max(-lo, hi) > LARGEST:
+        raise DataError(
+            f"{owner}: data holds values up to {max(-lo, hi):g} in magnitude, too large for float32 training "
+            f"(beyond {LARGEST:.2g} a squared loss's gradient, squared again by the optimizer, overflows). "
+            "Standardize the data first."
+        )
 
 
 # ------------------------------------------------------- every batch, in the graph
@@ -131,8 +144,9 @@ def checked_dataset(dataset, domain="real", owner="model"):
     return dataset.enumerate().map(check)  # in order: a map without parallel calls is deterministic
 
 
-def fit_error(err):
-    """A `DataError` for an error raised by `checked_dataset`'s checks, or None."""
+def fit_error(err, epoch=None, step=None):
+    """A `DataError` for an error raised by `checked_dataset`'s checks, or None;
+    `epoch` and `step` (1-based, where `fit` was) are named when given."""
     import re
 
     # One line: "[MARK: owner: batch] [n] [of the dataset has ...]" (greedy: "what" may hold brackets).
@@ -140,6 +154,9 @@ def fit_error(err):
     if not match:
         return None
     owner_batch, number, what = match.groups()
+    if epoch is not None and step is not None:
+        owner, _, batch = owner_batch.rpartition(": ")
+        owner_batch = f"{owner}: epoch {epoch}, step {step}: {batch}"
     return DataError(f"{owner_batch} {number} {what}; training stopped before using it.")
 
 

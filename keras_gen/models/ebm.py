@@ -168,11 +168,16 @@ class EnergyModel(GenerativeModel):
         return logs
 
     def call(self, x, training=False):
-        return self.energy(x, training=training)
+        return self.unchecked_energy(x, training=training)
 
     def energy(self, x, training=False):
         """E(x), one number per example (-log p(x) up to the constant log Z)."""
-        return ops.cast(self.energy_network(ops.convert_to_tensor(x, "float32"), training=training), "float32")
+        return self.unchecked_energy(self.checked_input(x, method="energy"), training=training)
+
+    def unchecked_energy(self, x, training=False):
+        """`energy` for the sampler and the steps: their states (Langevin moves may leave
+        the data's range) are not user input to check, and not numpy to check cheaply."""
+        return ops.cast(self.energy_network(ops.cast(x, "float32"), training=training), "float32")
 
     def log_density(self, x):
         """-E(x): the unnormalised log-density (log Z is not known)."""
@@ -180,7 +185,7 @@ class EnergyModel(GenerativeModel):
 
     def score(self, x):
         """grad_x log p(x) = -dE/dx."""
-        _, grad = langevin.energy_and_gradient(self.energy, tf.convert_to_tensor(x, tf.float32))
+        _, grad = langevin.energy_and_gradient(self.unchecked_energy, tf.convert_to_tensor(x, tf.float32))
         return -grad
 
     def uniform_noise(self, shape, seed, draw=uniform):
@@ -202,7 +207,7 @@ class EnergyModel(GenerativeModel):
     def run_chains(self, starts, seed, steps, step_size, noise_scale, method="ula", replica_draws=True):
         draws = {"normal": replica_normal, "uniform_draw": replica_uniform} if replica_draws else {}
         return langevin.langevin(
-            lambda x: self.energy(x),
+            lambda x: self.unchecked_energy(x),
             starts,
             steps,
             step_size,
@@ -222,8 +227,8 @@ class EnergyModel(GenerativeModel):
         return tf.stop_gradient(chain.x), chain.gradient_norm
 
     def per_example_loss(self, x, negatives, training):
-        e_data = self.energy(x, training=training)
-        e_model = self.energy(negatives, training=training)
+        e_data = self.unchecked_energy(x, training=training)
+        e_model = self.unchecked_energy(negatives, training=training)
         contrastive = e_data - e_model
         magnitude = self.regularization * (ops.square(e_data) + ops.square(e_model))
         return contrastive + magnitude, e_data, e_model

@@ -424,7 +424,7 @@ class RBM(GenerativeModel):
     # ----------------------------------------------------------------- sampling
     def log_density(self, x):
         """-F(v): log p(v) up to the constant log Z."""
-        return -self.layer.free_energy(self.layer._cast(x))
+        return -self.layer.free_energy(self.layer._cast(self.checked_input(x, method="log_density")))
 
     def generate_samples(self, n, seed, gibbs_steps=DEFAULT_GIBBS_STEPS, init=None, return_probabilities=True):
         """n samples after `gibbs_steps` sweeps from random states (or `init`).

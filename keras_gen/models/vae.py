@@ -215,11 +215,11 @@ class VAE(GenerativeModel):
     # User-facing generative API
     def encode(self, x, training=False):
         """(z_mean, z_log_var) of q(z|x)."""
-        return self.encoder(x, training=training)
+        return self.encoder(self.checked_input(x, method="encode"), training=training)
 
     def decode(self, z, training=False):
         """Mean of p(x|z): Bernoulli probabilities or Gaussian means."""
-        out = self.decoder(z, training=training)
+        out = self.decoder(self.checked_input(z, (self.latent_dim,), "real", "decode"), training=training)
         return ops.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def reconstruct(self, x, training=False):
@@ -229,7 +229,7 @@ class VAE(GenerativeModel):
     def log_density(self, x, seed=0):
         """The ELBO per example (one draw of z, from the stateless `seed`): a lower
         bound on log p(x) (`importance_weighted_log_likelihood` tightens it)."""
-        reconstruction, kl = self.elbo_terms(ops.convert_to_tensor(x, "float32"), seed=seed_tensor(seed))
+        reconstruction, kl = self.elbo_terms(self.checked_input(x, method="log_density"), seed=seed_tensor(seed))
         return -(reconstruction + kl)
 
     def generate_samples(self, n, seed):
