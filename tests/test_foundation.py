@@ -688,6 +688,22 @@ def test_every_batch_of_a_dataset_is_checked_and_integers_are_cast(tmp_path):
         model.fit(tf.data.Dataset.from_tensor_slices(x).take(0).batch(32), epochs=1, verbose=0)
 
 
+def test_huge_values_in_a_late_batch_of_real_data_are_refused():
+    """Real-valued data may take any value a float32 model can train on: a batch
+    beyond LARGEST (Adam's second moment would overflow) stops the epoch."""
+    from keras_gen.core.validation import LARGEST, checked_dataset, fit_error
+
+    x = np.zeros((64, 2), "float32")
+    x[40, 0] = -2 * LARGEST
+    checked = checked_dataset(tf.data.Dataset.from_tensor_slices(x).batch(32), domain="real", owner="toy")
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        list(checked)
+    message = str(fit_error(info.value, epoch=1, step=2))
+    assert "batch 2 of the dataset has values beyond ±4.3e+09" in message and "\n" not in message
+    x[40, 0] = LARGEST / 2
+    assert len(list(checked_dataset(tf.data.Dataset.from_tensor_slices(x).batch(32), domain="real"))) == 2
+
+
 def test_a_non_finite_step_stops_the_run_before_anything_is_saved(tmp_path):
     """A learning rate that overflows the weights: fit_with_artifacts stops at the first
     non-finite step with an error naming epoch and step; the update of that step is skipped,

@@ -113,6 +113,7 @@ def _check_array(x, shape, domain, owner):
 # ------------------------------------------------------- every batch, in the graph
 MARK = "keras-gen data check"
 _PROBLEMS = {
+    "real": (f"values beyond ±{LARGEST:.2g} (float32 training overflows)", lambda x: tf.abs(x) <= LARGEST),
     "binary": ("values that are not 0 or 1 (Bernoulli units need binary data)", lambda x: (x == 0.0) | (x == 1.0)),
     "unit": ("values outside [0, 1]", lambda x: (x >= 0.0) & (x <= 1.0)),
     "symmetric": ("values outside [-1, 1]", lambda x: (x >= -1.0 - 1e-6) & (x <= 1.0 + 1e-6)),
