@@ -2,12 +2,13 @@
 
 A compact UNet (widths 32, 64, 128, two residual blocks per level, group norm,
 self-attention at 7 x 7, 2.8 M parameters, computing in bfloat16 with
-float32 weights: 1.55x faster steps on this CPU) predicts the velocity v over a
+float32 weights: 1.22x the float32 training throughput on this CPU) predicts the velocity v over a
 cosine schedule of 1,000 steps; labels are dropped 10% of the time so one
 network also denoises unconditionally (classifier-free guidance). Adam 2e-4,
 batch 128, an EMA of the weights (momentum 0.9995) samples. Images in [-1, 1].
 
-Training is long on a CPU (about 10-15 minutes an epoch on 2 cores): run it in
+Training is long on a CPU (20-28 minutes an epoch on 2 cores shared with other
+jobs; about 11 alone, at the benchmark's 94 images/s): run it in
 the background; it checkpoints every epoch and the same command resumes it.
 `--finalize` judges the EMA weights with the evaluation table (FD, classifier
 score, precision/recall against the MNIST test set) and publishes the entry.

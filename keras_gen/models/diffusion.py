@@ -140,8 +140,9 @@ def build_unet(
     self-attention at the lowest resolution (Ho et al. 2020, scaled down).
 
     `dtype_policy="mixed_bfloat16"` computes in bfloat16 with float32 weights:
-    1.55x faster training steps than float32 on a 2-core CPU with AVX512-BF16
-    (measured, batch 128; slower on CPUs without bfloat16 instructions). Group
+    on a 2-core CPU with bfloat16 instructions, 1.22x the float32 training
+    throughput and 1.52x its DDIM sampling throughput (BENCHMARKS.md, diffusion
+    throughput; a CPU without them may be slower). Group
     norm takes its statistics in float32 (Keras upcasts them against overflow)
     and the output layer computes in float32, so the prediction the sampler
     integrates keeps float32 precision.
