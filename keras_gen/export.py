@@ -16,7 +16,7 @@ import shutil
 import tempfile
 
 from keras_gen.core.base import serving_archive
-from keras_gen.core.files import write_json
+from keras_gen.core.files import current_umask, write_json
 
 MARKER = "keras_gen_export.json"
 # What a SavedModel folder written by `export_saved_model` holds: only such a
@@ -90,9 +90,7 @@ def export_saved_model(model, path, overwrite=False):
             {"model": model.name, "class": type(model).__name__, "signatures": sorted(endpoints)},
         )
         # mkdtemp makes a private (0700) folder; an export gets the user's usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
+        os.chmod(staging, 0o777 & ~current_umask())
         if exists and _exchange(staging, path):
             shutil.rmtree(staging)  # now the old export
         else:

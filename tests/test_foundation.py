@@ -559,6 +559,7 @@ def test_export_never_overwrites_by_accident(tmp_path, monkeypatch):
     umask = os.umask(0)
     os.umask(umask)
     assert (target.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert ((target / "keras_gen_export.json").stat().st_mode & 0o777) == 0o666 & ~umask
     monkeypatch.chdir(target)
     with pytest.raises(FileExistsError, match="current directory"):
         model.export_saved_model(".", overwrite=True)
@@ -686,6 +687,20 @@ def test_every_batch_of_a_dataset_is_checked_and_integers_are_cast(tmp_path):
     assert np.all(np.isfinite(model.sample(4, seed=0)))
     with pytest.raises(DataError, match="empty"):
         model.fit(tf.data.Dataset.from_tensor_slices(x).take(0).batch(32), epochs=1, verbose=0)
+
+
+def test_atomic_writes_give_files_the_users_umask(tmp_path):
+    from keras_gen.core.files import copy_atomically, write_json
+
+    previous = os.umask(0o027)
+    try:
+        write_json(tmp_path / "record.json", {"a": 1})
+        copy_atomically(tmp_path / "record.json", tmp_path / "copy.json")
+    finally:
+        os.umask(previous)
+    for name in ("record.json", "copy.json"):
+        assert ((tmp_path / name).stat().st_mode & 0o777) == 0o640, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.json", "record.json"]
 
 
 def test_huge_values_in_a_late_batch_of_real_data_are_refused():

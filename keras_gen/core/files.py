@@ -76,11 +76,19 @@ def copy_atomically(source, path):
 
 
 def _commit(tmp, path):
-    """fsync `tmp`, rename it to `path`, fsync the folder: durable and atomic."""
+    """fsync `tmp`, rename it to `path`, fsync the folder: durable and atomic.
+    The file gets the mode of any file the user creates (mkstemp makes 0600)."""
+    os.chmod(tmp, 0o666 & ~current_umask())
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def current_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def fsync_directory(directory):
