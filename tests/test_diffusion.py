@@ -147,6 +147,7 @@ def gaussian_points(n=2048, seed=0):
     return (rng.standard_normal((n, 2)) @ np.linalg.cholesky(COV).T + MEAN).astype("float32")
 
 
+@pytest.mark.slow
 def test_training_learns_the_optimal_denoiser_direction():
     """After training on Gaussian data the network's eps prediction correlates with
     the exact optimal denoiser's far better than at initialisation (zero output)."""

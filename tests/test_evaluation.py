@@ -302,6 +302,7 @@ def test_evaluate_a_small_model_end_to_end(classifier):
 
 
 @needs_classifier
+@pytest.mark.slow
 def test_a_quality_sweep_finds_the_sampler_setting_that_mixes(classifier):
     from keras_gen import zoo
 

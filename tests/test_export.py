@@ -226,7 +226,8 @@ def test_signatures_refuse_wrong_shapes_and_dtypes_by_name(tmp_path):
         signatures["sample"](n=tf.constant([4]), seed=tf.constant(0), gibbs_steps=tf.constant(2))
 
 
-@pytest.mark.parametrize("family", ["rbm", pytest.param("dbn", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["rbm", "dbn"])
 def test_sample_takes_gibbs_steps_or_its_default(family, tmp_path):
     """`gibbs_steps` is optional: a default-valued input of the `sample`
     signature (TF Serving and session clients may omit it) and of the restored

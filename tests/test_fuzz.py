@@ -26,6 +26,10 @@ from keras_gen.core.validation import LARGEST
 
 # The "keras-gen" profile of conftest.py (derandomized, no deadline); a few examples each.
 FUZZ = settings(max_examples=8)
+# The default selection fuzzes the quick families; the slow one adds those
+# whose every example costs seconds of tracing (the same checks guard them).
+SLOW_FAMILIES = {"diffusion", "ebm", "wgan_gp"}
+EACH_FAMILY = [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in sorted(FAMILIES)]
 
 # The problems a case can have, and a word its error message must contain.
 NAMES = {
@@ -150,7 +154,7 @@ BEYOND_FLOAT32 = (0, 0, 3, "float64", "huge", 0)
 HUGE_REAL = (0, 0, 3, "float32", "huge", 0)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", EACH_FAMILY)
 @FUZZ
 @given(case=cases)
 @example(case=NAN_BATCH)
@@ -165,7 +169,7 @@ def test_train_on_batch_refuses_bad_batches_and_keeps_training(family, case):
     assert_still_good(family)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", EACH_FAMILY)
 @FUZZ
 @given(case=cases)
 def test_fit_refuses_bad_data_before_any_step(family, case):
@@ -253,7 +257,7 @@ def test_vae_decode_is_finite_or_refused(rank_change, width, rows, dtype, value)
 
 
 # ------------------------------------------------------------------ sampling
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", EACH_FAMILY)
 @FUZZ
 @given(
     n=st.one_of(

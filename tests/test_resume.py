@@ -229,6 +229,7 @@ def test_an_empty_record_falls_back_and_no_usable_backup_refuses(tmp_path):
         backup.restore(model)
 
 
+@pytest.mark.slow
 def test_a_run_without_backup_continues_from_its_last_checkpoint(tmp_path):
     reference = uninterrupted(dense_vae, epochs=3)
     out = tmp_path / "run"
@@ -349,6 +350,7 @@ MIRRORED_SKIP = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_non_finite_gradient_on_one_replica_skips_every_replica():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", MIRRORED_SKIP], capture_output=True, text=True, env=env)
