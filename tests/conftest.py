@@ -91,3 +91,11 @@ try:  # the fuzz tests' settings: the same examples on every run, no per-example
     settings.load_profile("keras-gen")
 except ImportError:  # hypothesis is in the dev extra; only tests/test_fuzz.py needs it
     pass
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (setup.cfg): one worker per usable core, at most four. Each worker imports
+    TensorFlow and holds up to about 3 GB, and more workers than modules in flight only add
+    start-ups."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
