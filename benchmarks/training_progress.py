@@ -10,6 +10,12 @@ reading, epochs times the run's median epoch.
 
     python benchmarks/training_progress.py --run runs/ddpm_mnist --epochs 1 2 5 10 20 \\
         --sample '{"steps": 50, "eta": 0.0, "label": "random"}'
+
+A run carried between machines (`--save-state`/`--resume-from`) keeps only its
+newest backup, not its checkpoints, so each machine judges the epochs it trained:
+`--record FILE` keeps the judged rows with their protocol (e.g. in the carried
+state's folder), judges only the epochs it does not hold yet, the newest backup
+included, and writes the table from all of them. A record refuses another protocol.
 """
 
 from __future__ import annotations
@@ -60,6 +66,17 @@ def judge(path, n, sample_kwargs, classifier, test, seed):
     return row
 
 
+def read_record(path, protocol, parser):
+    """{epoch: row} of the record at `path` (empty if there is none yet)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        record = json.load(f)
+    if record["protocol"] != protocol:
+        parser.error(f"{path} was judged with {record['protocol']}, not {protocol}: use another --record")
+    return {int(row.pop("epoch")): row for row in record["rows"]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a training run's output folder")
@@ -67,34 +84,48 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--sample", type=json_object, default={}, help="the sampler's settings, as JSON")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", help="a JSON file of judged epochs, kept between machines (see above)")
     args = parser.parse_args(argv)
 
     from keras_gen import evaluation
+    from keras_gen.core.files import write_json
     from keras_gen.evaluation.sample_quality import mnist_set
     from keras_gen.runs import epoch_files, read_history
 
-    checkpoints = dict(epoch_files(os.path.join(args.run, "checkpoints"), ".keras"))
-    epochs = sorted(args.epochs or checkpoints)
+    # The newest backup is a whole model too: the only file left of the epoch a
+    # carried run was saved at.
+    checkpoints = dict(epoch_files(os.path.join(args.run, "backup"), ".keras"))
+    checkpoints.update(epoch_files(os.path.join(args.run, "checkpoints"), ".keras"))
+    protocol = {"samples": args.samples, "sample": args.sample, "seed": args.seed}
+    record = read_record(args.record, protocol, parser) if args.record else {}
+    epochs = sorted(args.epochs or set(checkpoints) - set(record))
     missing = [e for e in epochs if e not in checkpoints]
     if missing:
-        parser.error(f"{args.run}/checkpoints has no epoch {missing} (it has {sorted(checkpoints)})")
+        parser.error(f"{args.run} has no checkpoint of epoch {missing} (it has {sorted(checkpoints)})")
     seconds = np.asarray(read_history(os.path.join(args.run, "history.csv"))["epoch_seconds"], float)
-    classifier = evaluation.load_classifier()
-    test = mnist_set("test", classifier, seed=args.seed)
-    rows = []
+    if epochs:
+        classifier = evaluation.load_classifier()
+        test = mnist_set("test", classifier, seed=args.seed)
     for epoch in epochs:
         start = time.perf_counter()
-        row = judge(checkpoints[epoch], args.samples, args.sample, classifier, test, args.seed)
-        row.update(
-            epoch=epoch,
-            hours=float(np.sum(seconds[:epoch])) / 3600,
-            median_hours=epoch * float(np.median(seconds)) / 3600,
-        )
-        rows.append(row)
+        record[epoch] = judge(checkpoints[epoch], args.samples, args.sample, classifier, test, args.seed)
+        if args.record:  # each judged epoch is kept at once: a judging run may be stopped
+            rows = [{"epoch": e, **r} for e, r in sorted(record.items())]
+            write_json(args.record, {"protocol": protocol, "rows": rows})
         print(
-            {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
-            f"({time.perf_counter() - start:.0f} s)",
+            {k: round(v, 3) if isinstance(v, float) else v for k, v in record[epoch].items()},
+            f"epoch {epoch} ({time.perf_counter() - start:.0f} s)",
             flush=True,
+        )
+    rows = []
+    for epoch in sorted(record):
+        rows.append(
+            {
+                **record[epoch],
+                "epoch": epoch,
+                "hours": float(np.sum(seconds[:epoch])) / 3600,
+                "median_hours": epoch * float(np.median(seconds)) / 3600,
+            }
         )
     name = os.path.basename(os.path.normpath(args.run))
     text = "\n".join(

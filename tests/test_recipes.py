@@ -81,3 +81,47 @@ def test_ebm_mnist_finalizes_with_its_chain_length_sweep(tmp_path, monkeypatch):
     assert set(sweep["rows"]) == {"2", "8"} and sweep["best"] in ("2", "8") and sweep["seed"] == 1
     assert card["sample_kwargs"] == {"steps": int(sweep["best"])}
     assert card["metrics"]["sample_quality"]["n_samples"] == 40
+
+
+def test_training_progress_keeps_a_record_between_machines(tmp_path, monkeypatch):
+    """A carried run has only its newest backup: each machine judges the epochs it
+    trained, and the record gives the table of all of them, under one protocol."""
+    import keras
+
+    from keras_gen.benchmarking.report import BenchmarksFile
+    from keras_gen.models.vae import make_vae
+
+    progress = runpy.run_path(str(TRAINING.parent / "benchmarks" / "training_progress.py"), run_name="progress")
+    main = progress["main"]
+    monkeypatch.setitem(main.__globals__, "BENCHMARKS", BenchmarksFile(tmp_path / "BENCHMARKS.md"))
+    judged = []
+    judge = progress["judge"]
+
+    def counting_judge(path, *args):
+        judged.append(Path(path).name)
+        return judge(path, *args)
+
+    monkeypatch.setitem(main.__globals__, "judge", counting_judge)
+    keras.utils.set_random_seed(0)
+    model = make_vae("conv", (28, 28, 1), latent_dim=2)
+    model.build_for_data()
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "history.csv").write_text("epoch,epoch_seconds\n0,3600\n1,1800\n2,1800\n3,1800\n")
+    model.save(run / "backup" / "epoch_0002.keras")  # the carried state: epoch 2's backup only
+    model.save(run / "checkpoints" / "epoch_003.keras")  # this machine's epoch
+    record = tmp_path / "progress.json"
+    argv = ["--run", str(run), "--samples", "40", "--record", str(record)]
+    main(argv)
+    assert judged == ["epoch_0002.keras", "epoch_003.keras"]
+    model.save(run / "checkpoints" / "epoch_004.keras")  # the next machine's epoch
+    (run / "checkpoints" / "epoch_003.keras").unlink()
+    main(argv)
+    assert judged[2:] == ["epoch_004.keras"]  # the recorded epochs are not judged again
+    rows = json.loads(record.read_text())["rows"]
+    assert [row["epoch"] for row in rows] == [2, 3, 4] and all(np.isfinite(row["fd"]) for row in rows)
+    table = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| 4 | 2.5 |" in table  # hours: 1 + 0.5 + 0.5 + 0.5, from the history
+    with pytest.raises(SystemExit):  # another protocol needs another record
+        main([*argv[:-2], "--samples", "50", "--record", str(record)])

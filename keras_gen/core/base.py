@@ -368,6 +368,13 @@ class GenerativeModel(keras.Model):
         # built); there is nothing shape-dependent left to create.
         self.built = True
 
+    def save(self, filepath, *args, **kwargs):
+        # A model saved before its first call is whole (see `build`); marking it
+        # built spares the user Keras's warning that it may hold no weights.
+        if not self.built:
+            self.build()
+        return super().save(filepath, *args, **kwargs)
+
     def compile_from_config(self, config):
         # Keras skips this for models that override `compile`; ours only
         # changes a default, so restore the compile state (and with it the
