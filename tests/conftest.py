@@ -1,24 +1,14 @@
-"""Helpers shared by the test modules."""
+"""Fixtures shared by the test modules.
+
+No TensorFlow here: with workers (setup.cfg) the controlling process reads
+this file too, and importing TensorFlow there only prints its start-up log."""
 
 import os
 import subprocess
 import sys
 import textwrap
 
-import keras
 import pytest
-
-
-class Interrupt(keras.callbacks.Callback):
-    """Raises KeyboardInterrupt at the end of epoch `at_epoch` (1-based): a run stopped by hand."""
-
-    def __init__(self, at_epoch):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.at_epoch:
-            raise KeyboardInterrupt(f"simulated interruption after epoch {epoch + 1}")
 
 
 def _run_without_keras_gen(body, folder):

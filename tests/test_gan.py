@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import Interrupt
+from helpers import Interrupt
 from scipy import stats
 
 from keras_gen import callbacks, runs

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import Interrupt
+from helpers import Interrupt
 
 from keras_gen import runs
 from keras_gen.core.validation import DataError
