@@ -119,9 +119,13 @@ def test_training_progress_keeps_a_record_between_machines(tmp_path, monkeypatch
     (run / "checkpoints" / "epoch_003.keras").unlink()
     main(argv)
     assert judged[2:] == ["epoch_004.keras"]  # the recorded epochs are not judged again
-    rows = json.loads(record.read_text())["rows"]
+    kept = json.loads(record.read_text())
+    rows = kept["rows"]
     assert [row["epoch"] for row in rows] == [2, 3, 4] and all(np.isfinite(row["fd"]) for row in rows)
+    # The floor, 40 training images judged the same way, beats an untrained model.
+    assert kept["floor"]["fd"] < rows[0]["fd"] and kept["floor"]["score"] > 5
     table = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| MNIST train (40): the floor |" in table
     assert "| 4 | 2.5 |" in table  # hours: 1 + 0.5 + 0.5 + 0.5, from the history
     with pytest.raises(SystemExit):  # another protocol needs another record
         main([*argv[:-2], "--samples", "50", "--record", str(record)])

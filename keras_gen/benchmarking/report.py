@@ -9,6 +9,7 @@ and the command, so a number never travels without its context.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class BenchmarksFile:
         """A section's title and context; the command defaults to this process's, relative to the root."""
         if command is None:
             script = os.path.relpath(os.path.abspath(sys.argv[0]), self.root)
-            command = "python " + " ".join([script, *sys.argv[1:]])
+            command = "python " + shlex.join([script, *sys.argv[1:]])  # quoted: it runs when pasted
         return f"## {title}\n\n- machine: {machine()}\n- date: {now_iso()}\n- command: `{command}`\n"
 
     def write_section(self, name, markdown):
