@@ -341,6 +341,48 @@ def test_rbm_test_likelihood_reports_ais_and_reverse_ais():
     assert 300 < nll["nll"] < 700 and "RAISE" in nll["nll_method"]
 
 
+def test_a_sample_cache_resumes_with_the_samples_of_an_uninterrupted_run(tmp_path):
+    """`generate` with a SampleCache: batches kept as drawn, read back by a later
+    run (only missing or damaged ones drawn again), the same samples either way."""
+    from keras_gen.evaluation import SampleCache
+    from keras_gen.models.rbm import make_rbm
+
+    model = make_rbm("bernoulli", 6, 3, seed=0)
+    model.layer.kernel.assign(np.random.default_rng(0).normal(0, 1, (6, 3)).astype("float32"))
+    drawn = []
+    sample = model.sample
+
+    def counted(n, seed=None, **kwargs):
+        drawn.append(seed)
+        return sample(n, seed=seed, **kwargs)
+
+    model.sample = counted
+    cache = SampleCache(tmp_path / "cache", model_id="tiny")
+    whole, _ = evaluation.generate(model, 10, seed=3, batch_size=4, gibbs_steps=2)
+    first, rate = evaluation.generate(model, 10, seed=3, batch_size=4, cache=cache, gibbs_steps=2)
+    np.testing.assert_allclose(first, whole, atol=1e-3)  # probabilities in float16: 11 bits
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert sorted(f.name for f in folder.iterdir()) == [
+        "batch_00000_of_4.npz",
+        "batch_00001_of_4.npz",
+        "batch_00002_of_2.npz",
+        "settings.json",
+    ]
+    assert json.loads((folder / "settings.json").read_text())["seed"] == 3 and rate > 0
+    drawn.clear()
+    (folder / "batch_00001_of_4.npz").unlink()  # stopped while drawing batch 1
+    (folder / "batch_00002_of_2.npz").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="batch_00002_of_2.npz: unreadable"):
+        again, _ = evaluation.generate(model, 10, seed=3, batch_size=4, cache=cache, gibbs_steps=2)
+    assert drawn == [3 + 10_000, 3 + 1, 3 + 2]  # a warm-up, then only the missing batches
+    np.testing.assert_array_equal(again, first)
+    drawn.clear()
+    evaluation.generate(model, 10, seed=3, batch_size=4, cache=cache, gibbs_steps=2)
+    assert drawn == []  # all kept: nothing drawn, nothing traced
+    evaluation.generate(model, 10, seed=3, batch_size=4, cache=cache, gibbs_steps=3)
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # other settings, another folder
+
+
 def test_toy_models_are_not_evaluated_on_mnist_metrics():
     from keras_gen.models.vae import make_vae
 

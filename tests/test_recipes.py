@@ -37,7 +37,7 @@ def recipe(name, monkeypatch, **shrunk):
 def finalize(namespace, model, tmp_path, *argv):
     path = tmp_path / "model.keras"
     model.save(path)
-    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo").mkdir(exist_ok=True)
     namespace["main"](["--finalize", str(path), "--root", str(tmp_path), "--out", str(tmp_path / "run"), *argv])
     card = json.loads((tmp_path / "zoo" / f"{namespace['NAME']}.json").read_text())
     for figure in card["figures"]:
@@ -54,8 +54,17 @@ def test_ddpm_mnist_finalizes_with_its_guidance_and_steps_sweeps(tmp_path, monke
     architecture = {**architecture, "kwargs": {**architecture["kwargs"], "network_kwargs": kwargs}}
     monkeypatch.setitem(namespace["finalize"].__globals__, "ARCHITECTURE", architecture)
     model = make_diffusion(**architecture["kwargs"], seed=0)
-    card = finalize(namespace, model, tmp_path, "--samples", "40", "--steps-samples", "30")
+    argv = ["--samples", "40", "--steps-samples", "30", "--sample-cache", str(tmp_path / "cache")]
+    card = finalize(namespace, model, tmp_path, *argv)
     metrics = card["metrics"]
+    # Finalizing again (a stopped finalize, or one carried to another machine with
+    # its cache) reads every sample back: the same numbers, no batch drawn again.
+    kept = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("batch_*.npz")}
+    by_class = metrics["conditional_class_accuracy"]
+    assert len(kept) == 3 + 2 + 1 + 10 * len(by_class)  # guidance and steps rows, the headline, per class
+    again = finalize(namespace, model, tmp_path, *argv)
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("batch_*.npz")} == kept
+    assert again["metrics"]["fd_by_sampling_steps"] == metrics["fd_by_sampling_steps"]
     guidance = metrics["fd_by_guidance"]
     assert set(guidance["rows"]) == {"unconditional", "0", "1"} and guidance["n_samples"] == 30
     assert guidance["best"] in (0.0, 1.0)

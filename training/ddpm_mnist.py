@@ -36,7 +36,7 @@ from keras_gen import data, evaluation
 from keras_gen.cli import positive_int
 from keras_gen.models.diffusion import make_diffusion
 from keras_gen.runs import fit_with_artifacts
-from keras_gen.zoo.publish import publish, recipe_main, run_history
+from keras_gen.zoo.publish import add_sample_cache_argument, publish, recipe_main, run_history, sample_cache
 
 NAME = "ddpm_mnist"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,21 +101,21 @@ GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 CLASS_SAMPLES = 200  # conditional samples per class whose labels the classifier checks
 
 
-def guidance_table(model, n_samples, classifier, seed=1):
+def guidance_table(model, n_samples, classifier, seed=1, cache=None):
     """The unconditional (null-label) denoiser and each guidance weight with random
     classes; `best` is the weight of lowest FD, the one the headline row uses."""
     settings = {"unconditional": SAMPLER}
     settings.update({f"{w:g}": {**SAMPLER, "label": "random", "guidance": w} for w in GUIDANCE_SWEEP})
-    table = evaluation.quality_sweep(model, settings, n_samples, classifier, seed=seed)
+    table = evaluation.quality_sweep(model, settings, n_samples, classifier, seed=seed, cache=cache)
     weighted = {k: v for k, v in table["rows"].items() if k != "unconditional"}
     table["best"] = float(min(weighted, key=lambda k: weighted[k]["fd"]))
     return {**table, "sampler": "DDIM (eta 0), 50 steps"}
 
 
-def steps_table(model, n_samples, classifier, guidance, seed=0):
+def steps_table(model, n_samples, classifier, guidance, seed=0, cache=None):
     """FD, score and precision/recall against the number of DDIM steps, same n for each."""
     settings = {str(k): {"steps": k, "eta": 0.0, "label": "random", "guidance": guidance} for k in STEPS_COMPARED}
-    table = evaluation.quality_sweep(model, settings, n_samples, classifier, seed=seed)
+    table = evaluation.quality_sweep(model, settings, n_samples, classifier, seed=seed, cache=cache)
     return {**table, "sampler": f"DDIM (eta 0), random classes, guidance {guidance:g}"}
 
 
@@ -161,14 +161,17 @@ def finalize(model_path, args):
     model = keras.saving.load_model(model_path)
     t0 = time.time()
     classifier = evaluation.load_classifier()
+    cache = sample_cache(args, model)  # hours of sampling: resumable with --sample-cache
     # The weight is chosen on samples of seed 1, the headline measured on seed 0.
-    by_guidance = guidance_table(model, args.steps_samples, classifier, seed=args.seed + 1)
+    by_guidance = guidance_table(model, args.steps_samples, classifier, seed=args.seed + 1, cache=cache)
     judged_with = {**SAMPLER, "label": "random", "guidance": by_guidance["best"]}
-    row = evaluation.evaluate(model, n_samples=args.samples, sample_kwargs=judged_with, classifier=classifier)
-    by_steps = steps_table(model, args.steps_samples, classifier, by_guidance["best"], seed=args.seed)
+    row = evaluation.evaluate(
+        model, n_samples=args.samples, sample_kwargs=judged_with, classifier=classifier, cache=cache
+    )
+    by_steps = steps_table(model, args.steps_samples, classifier, by_guidance["best"], seed=args.seed, cache=cache)
     by_class = {
         f"guidance_{w:g}": evaluation.conditional_accuracy(
-            model, classifier, n_per_class=CLASS_SAMPLES, guidance=w, **SAMPLER
+            model, classifier, n_per_class=CLASS_SAMPLES, guidance=w, cache=cache, **SAMPLER
         )
         for w in sorted({0.0, by_guidance["best"]})
     }
@@ -219,6 +222,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--steps-samples", type=positive_int, default=2000, help="samples per row of the guidance and steps tables"
     )
+    add_sample_cache_argument(parser)
 
 
 def main(argv=None):

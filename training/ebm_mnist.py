@@ -41,7 +41,7 @@ from keras_gen.callbacks import EnergyDivergenceGuard
 from keras_gen.cli import positive_int
 from keras_gen.models.ebm import make_ebm
 from keras_gen.runs import fit_with_artifacts
-from keras_gen.zoo.publish import publish, recipe_main, run_history
+from keras_gen.zoo.publish import add_sample_cache_argument, publish, recipe_main, run_history, sample_cache
 
 NAME = "ebm_mnist"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,10 +147,15 @@ def finalize(model_path, args):
     model = keras.saving.load_model(model_path)
     t0 = time.time()
     classifier = evaluation.load_classifier()
+    cache = sample_cache(args, model)  # hours of Langevin chains: resumable with --sample-cache
     settings = {str(k): {"steps": k} for k in CHAIN_LENGTHS}
-    by_length = evaluation.quality_sweep(model, settings, args.sweep_samples, classifier, seed=args.seed + 1)
+    by_length = evaluation.quality_sweep(
+        model, settings, args.sweep_samples, classifier, seed=args.seed + 1, cache=cache
+    )
     judged_with = settings[by_length["best"]]
-    row = evaluation.evaluate(model, n_samples=args.samples, sample_kwargs=judged_with, classifier=classifier)
+    row = evaluation.evaluate(
+        model, n_samples=args.samples, sample_kwargs=judged_with, classifier=classifier, cache=cache
+    )
     eval_seconds = time.time() - t0
     figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
@@ -198,6 +203,7 @@ def finalize(model_path, args):
 def add_arguments(parser):
     parser.add_argument("--samples", type=positive_int, default=10_000, help="samples judged by the evaluation table")
     parser.add_argument("--sweep-samples", type=positive_int, default=2000, help="samples per chain length compared")
+    add_sample_cache_argument(parser)
 
 
 def main(argv=None):

@@ -44,14 +44,19 @@ def save_atomically(model, path, weights_only=None):
 
 def write_text(path, text):
     """Write `text` to `path`, atomically."""
+    return write_bytes(path, text.encode())
+
+
+def write_bytes(path, data):
+    """Write `data` (bytes) to `path`, atomically."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         _commit(tmp, path)
     finally:
         if os.path.exists(tmp):

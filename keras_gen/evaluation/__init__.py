@@ -4,11 +4,13 @@
 * `metrics`: Fréchet distance, classifier score, KID, precision/recall, MMD.
 * `ood`: out-of-distribution detection by a model's `log_density` (AUROC).
 * `sample_quality`: the classifier's view of image sets, and the reference rows.
+* `sample_cache`: `SampleCache`, samples kept batch by batch so a long evaluation resumes.
 * `table`: `evaluate(model_or_name)`, one row of the zoo's evaluation table.
 * `zoo_table`: `evaluate_zoo`, the whole table as a section of BENCHMARKS.md
   (`keras-gen evaluate --all`, benchmarks/evaluate_zoo.py).
 """
 
+from keras_gen.evaluation.sample_cache import SampleCache  # noqa: F401
 from keras_gen.evaluation.sample_quality import (  # noqa: F401
     ImageSet,
     NotEvaluable,

@@ -124,36 +124,49 @@ def describe_sampling(model, kwargs):
     return ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
 
 
-def generate(model, n, seed=0, batch_size=1000, **kwargs):
-    """n samples in batches (bounded memory) and the generation rate.
+def generate(model, n, seed=0, batch_size=1000, cache=None, **kwargs):
+    """n samples in batches (bounded memory, batch i seeded with seed + i) and
+    the generation rate: samples per second of wall time drawing them.
 
-    One small batch runs first so tracing/compilation is not timed; the rate
-    is samples per second of wall time over the n samples.
+    A warm-up batch runs first so tracing/compilation is not timed. With a
+    `SampleCache`, each batch is kept as it is drawn and a later call reads
+    the kept ones back (with the time they took): a long evaluation resumes.
     """
-    model.sample(min(batch_size, n), seed=seed + 10_000, **kwargs)  # warm-up: traces and compiles
-    start = time.perf_counter()
-    parts = [
-        model.sample(min(batch_size, n - i), seed=seed + i // batch_size, **kwargs) for i in range(0, n, batch_size)
-    ]
-    seconds = time.perf_counter() - start
+    folder = None if cache is None else cache.folder(seed, batch_size, kwargs)
+    parts, seconds, warm = [], 0.0, False
+    for index, start in enumerate(range(0, n, batch_size)):
+        count = min(batch_size, n - start)
+        kept = None if cache is None else cache.load(folder, index, count)
+        if kept is None:
+            if not warm:
+                model.sample(min(batch_size, n), seed=seed + 10_000, **kwargs)  # traces and compiles
+                warm = True
+            started = time.perf_counter()
+            batch = model.sample(count, seed=seed + index, **kwargs)
+            took = time.perf_counter() - started
+            kept = (batch, took) if cache is None else cache.save(folder, index, batch, took)
+        parts.append(kept[0])
+        seconds += kept[1]
     return np.concatenate(parts), n / seconds
 
 
-def quality_sweep(model, settings, n_samples, classifier=None, seed=0, keys=("fd", "score", "precision", "recall")):
+def quality_sweep(
+    model, settings, n_samples, classifier=None, seed=0, keys=("fd", "score", "precision", "recall"), cache=None
+):
     """Sample quality of n samples for each sampler setting, every row against the
     same MNIST test features: `settings` maps a row's name to `sample` kwargs
     (e.g. guidance weights or chain lengths). Returns {row: {metric: value,
     "samples_per_second": rate}} and `best`, the row of lowest FD.
 
     Choose a setting on one seed and measure the chosen one on another: the
-    lowest of several noisy FDs is biased low.
+    lowest of several noisy FDs is biased low. `cache`: see `generate`.
     """
     classifier = classifier or load_classifier()
     test = mnist_set("test", classifier, seed=seed)
     domain = getattr(model, "data_domain", "unit")
     rows = {}
     for name, kwargs in settings.items():
-        samples, rate = generate(model, n_samples, seed=seed, **kwargs)
+        samples, rate = generate(model, n_samples, seed=seed, cache=cache, **kwargs)
         quality = sample_quality(ImageSet(to_images(samples, domain), classifier), test, seed=seed)
         rows[name] = {k: round(float(quality[k]), 4) for k in keys}
         rows[name]["samples_per_second"] = round(rate, 2)
@@ -173,6 +186,7 @@ def evaluate(
     n_reference=None,
     sample_kwargs=None,
     progress=None,
+    cache=None,
     **quality_kwargs,
 ):
     """One row of the zoo table for a zoo name or a model.
@@ -181,7 +195,8 @@ def evaluate(
     `n_reference` of them for quick checks). Samples are drawn with
     `sample_kwargs` (default: the zoo card's, e.g. a diffusion model's steps).
     `progress(label)`, if given, is a context manager around each stage
-    (`stage_lines()` prints one line per stage).
+    (`stage_lines()` prints one line per stage). `cache` keeps the samples
+    as they are drawn, so a stopped evaluation resumes (see `generate`).
     """
     stage = progress or _silent
     if isinstance(model_or_name, str):
@@ -206,7 +221,7 @@ def evaluate(
     if sample_kwargs is not None:
         kwargs = dict(sample_kwargs)
     with stage(f"drawing {n_samples:,} samples"):
-        samples, rate = generate(model, n_samples, seed=seed, **kwargs)
+        samples, rate = generate(model, n_samples, seed=seed, cache=cache, **kwargs)
     with stage(f"judging them against {n_reference or 10_000:,} MNIST test images"):
         generated = ImageSet(to_images(samples, getattr(model, "data_domain", "unit")), classifier, label=model.name)
         test = mnist_set("test", classifier, n=n_reference, seed=seed)
@@ -257,7 +272,7 @@ def stage_lines(prefix="", stream=None):
     return stage
 
 
-def conditional_accuracy(model, classifier=None, n_per_class=500, seed=0, **sample_kwargs):
+def conditional_accuracy(model, classifier=None, n_per_class=500, seed=0, cache=None, **sample_kwargs):
     """For a class-conditional model: the share of its samples of each class that
     the classifier assigns to that class (`label=k` passed to `sample`).
 
@@ -266,7 +281,7 @@ def conditional_accuracy(model, classifier=None, n_per_class=500, seed=0, **samp
     classifier = classifier or load_classifier()
     accuracies = []
     for label in range(10):
-        samples, _ = generate(model, n_per_class, seed=seed + 100 * label, label=label, **sample_kwargs)
+        samples, _ = generate(model, n_per_class, seed=seed + 100 * label, cache=cache, label=label, **sample_kwargs)
         images = to_images(samples, getattr(model, "data_domain", "unit"))
         probabilities = ImageSet(images, classifier).probabilities
         accuracies.append(float(np.mean(probabilities.argmax(1) == label)))

@@ -107,6 +107,25 @@ def recipe_main(doc, name, epochs, root, train, finalize, argv=None, add_argumen
     return args
 
 
+def add_sample_cache_argument(parser):
+    """`--sample-cache DIR`, for a recipe whose finalize step draws for hours."""
+    parser.add_argument(
+        "--sample-cache",
+        metavar="DIR",
+        help="keep the samples the finalize step draws in DIR, batch by batch: a stopped finalize "
+        "(or one carried to another machine with DIR) resumes where it was, with the same samples",
+    )
+
+
+def sample_cache(args, model):
+    """The finalize step's `SampleCache` for `model` (`--sample-cache`), or None."""
+    if not getattr(args, "sample_cache", None):
+        return None
+    from keras_gen.evaluation.sample_cache import SampleCache
+
+    return SampleCache.for_model(args.sample_cache, model)
+
+
 def run_history(out_dir):
     """What a finished run left in `out_dir/history.csv`: (history, epochs, training seconds)."""
     import numpy as np
