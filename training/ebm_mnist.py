@@ -26,6 +26,12 @@ epoch and so the data order) into the checkout, where it is committed; a
 later session continues it exactly with
 
     python training/ebm_mnist.py --epochs 30 --train-only --resume-from saved_models/training_state/ebm_mnist
+
+The finalize step draws for hours; `--sample-cache DIR` keeps its samples as they
+are drawn, so a stopped finalize (or DIR carried to another machine) resumes:
+
+    python training/ebm_mnist.py --finalize runs/ebm_mnist/model.keras \\
+        --sample-cache saved_models/training_state/ebm_mnist/samples
 """
 
 from __future__ import annotations
