@@ -314,6 +314,7 @@ def save_run_state(out_dir, dest, _attempts=3):
         history = os.path.join(out_dir, "history.csv")
         if os.path.exists(history):
             copy_atomically(history, os.path.join(dest, "history.csv"))
+        _copy_sample_grids(out_dir, dest, up_to=epoch)
         write_json(stem + ".json", {**record, "file": os.path.basename(stem + ".keras")})
         target._prune()
         return epoch
@@ -338,7 +339,18 @@ def adopt_run_state(state_dir, out_dir):
     history = os.path.join(state_dir, "history.csv")
     if os.path.exists(history) and not os.path.exists(os.path.join(out_dir, "history.csv")):
         copy_atomically(history, os.path.join(out_dir, "history.csv"))
+    _copy_sample_grids(state_dir, out_dir, up_to=epoch)
     return True
+
+
+def _copy_sample_grids(source_dir, dest_dir, up_to):
+    """The per-epoch sample grids (`samples/epoch_NNN.png`, up to epoch `up_to`)
+    that `dest_dir` lacks: a carried run keeps its picture of every epoch, and
+    its GIF at the end shows the whole run. A few tens of kB an epoch."""
+    for epoch, path in epoch_files(os.path.join(source_dir, "samples"), ".png"):
+        target = os.path.join(dest_dir, "samples", os.path.basename(path))
+        if epoch <= up_to and not os.path.exists(target):
+            copy_atomically(path, target)
 
 
 class BackupEveryEpoch(keras.callbacks.Callback):

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from test_contract import FAMILIES
 
 from keras_gen import data, runs
@@ -260,10 +261,16 @@ def test_a_carried_run_state_resumes_on_another_machine(tmp_path, capsys):
     recipe("--out", str(tmp_path / "first_machine"), "--save-state", str(carried))
     assert "state after epoch 2 saved" in capsys.readouterr().out
     assert sorted(os.listdir(carried / "backup")) == ["epoch_0002.json", "epoch_0002.keras"]
+    assert sorted(os.listdir(carried / "samples")) == ["epoch_001.png", "epoch_002.png"]
     out = tmp_path / "second_machine"
     recipe("--out", str(out), "--resume-from", str(carried), "--epochs", "3")
     assert_same_state(reference, trained[-1])
     assert len(runs.read_history(out / "history.csv")["epoch_seconds"]) == 3
+    # The grids of every epoch are there, the carried ones unchanged, and the GIF shows them all.
+    assert sorted(os.listdir(out / "samples")) == ["epoch_001.png", "epoch_002.png", "epoch_003.png", "training.gif"]
+    with Image.open(out / "samples" / "training.gif") as gif:
+        assert gif.n_frames == 3
+    assert (out / "samples" / "epoch_002.png").read_bytes() == (carried / "samples" / "epoch_002.png").read_bytes()
     # A run with a backup of its own is never set back by a carried state.
     assert not runs.adopt_run_state(carried, out)
     # A damaged carried state is named, not trained from scratch.
