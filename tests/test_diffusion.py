@@ -225,6 +225,11 @@ def test_class_conditional_training_and_guidance():
     assert np.mean(np.sign(samples[:, 0]) == 2 * wanted - 1) > 0.9
     drawn = np.mean(model.sample(400, seed=3, steps=50, label="random", guidance=1.0)[:, 0] > 0)
     assert abs(drawn - 0.5) < 0.12  # binomial sd 0.025, plus the few misplaced samples
+    # Guidance 0 skips the null-label pass; the result is the formula's at w -> 0,
+    # and a guided run differs (the null-label pass is used when it counts).
+    unguided = model.sample(64, seed=5, steps=20, label=wanted[:64], guidance=0.0)
+    np.testing.assert_array_equal(unguided, model.sample(64, seed=5, steps=20, label=wanted[:64], guidance=1e-30))
+    assert np.abs(unguided - model.sample(64, seed=5, steps=20, label=wanted[:64], guidance=1.0)).max() > 1e-3
     for bad, message in (([0, 1], "400 classes"), (2, r"\[0, 2\)"), ("all", "random"), (0.5, "integers")):
         with pytest.raises(ValueError, match=message):
             model.sample(400, seed=3, steps=5, label=bad)
