@@ -67,9 +67,9 @@ def make_case(family, rank_change, width_change, rows, dtype, values, seed):
         x = x - 1.5
     elif values == "above_one":
         x = x + 1.0
-    elif values == "huge":
-        x = x * {"float64": 1e300, "float32": 1e30}.get(dtype, 1e4)
-    if dtype != "float32":
+    elif values == "huge":  # finite in the array's final dtype (float64 data can hold 1e300)
+        x = x.astype("float64") * {"float64": 1e300, "float32": 1e30}.get(dtype, 1e4)
+    if x.dtype != dtype:
         with np.errstate(all="ignore"):
             x = x.astype(dtype)
     if width_change:
