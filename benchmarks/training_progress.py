@@ -67,14 +67,14 @@ def judge(path, n, sample_kwargs, classifier, test, seed):
 
 
 def read_record(path, protocol, parser):
-    """{epoch: row} of the record at `path` (empty if there is none yet)."""
+    """(floor row or None, {epoch: row}) of the record at `path` (empty if there is none yet)."""
     if not os.path.exists(path):
-        return {}
+        return None, {}
     with open(path) as f:
         record = json.load(f)
     if record["protocol"] != protocol:
         parser.error(f"{path} was judged with {record['protocol']}, not {protocol}: use another --record")
-    return {"floor": record.get("floor"), **{int(row.pop("epoch")): row for row in record["rows"]}}
+    return record.get("floor"), {int(row.pop("epoch")): row for row in record["rows"]}
 
 
 def main(argv=None):
@@ -97,8 +97,7 @@ def main(argv=None):
     checkpoints = dict(epoch_files(os.path.join(args.run, "backup"), ".keras"))
     checkpoints.update(epoch_files(os.path.join(args.run, "checkpoints"), ".keras"))
     protocol = {"samples": args.samples, "sample": args.sample, "seed": args.seed}
-    record = read_record(args.record, protocol, parser) if args.record else {}
-    floor = record.pop("floor", None)
+    floor, record = read_record(args.record, protocol, parser) if args.record else (None, {})
     epochs = sorted(args.epochs or set(checkpoints) - set(record))
     missing = [e for e in epochs if e not in checkpoints]
     if missing:
