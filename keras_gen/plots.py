@@ -92,6 +92,33 @@ def make_gif(png_paths, gif_path, duration_ms=400):
     return gif_path
 
 
+def epoch_grids(png_paths, path, title, panels=6):
+    """The run's per-epoch sample grids (`samples/epoch_NNN.png`) side by side: up to
+    `panels` epochs evenly spread from the first kept to the last, each titled by its
+    epoch. Returns the epochs shown."""
+    import re
+
+    by_epoch = {}
+    for p in png_paths:
+        match = re.search(r"epoch_(\d+)\.png$", os.fspath(p))
+        if match:
+            by_epoch[int(match.group(1))] = p
+    if not by_epoch:
+        raise ValueError("No epoch_NNN.png sample grids to show.")
+    epochs = sorted(by_epoch)
+    picks = sorted({epochs[round(i)] for i in np.linspace(0, len(epochs) - 1, min(panels, len(epochs)))})
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.0 * len(picks), 3.4), squeeze=False)
+    for ax, epoch in zip(axes[0], picks):
+        ax.imshow(plt.imread(by_epoch[epoch]))
+        ax.set_title(f"epoch {epoch}")
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return picks
+
+
 def plot_history(history, path, title="Training"):
     """Loss curves (one panel per metric) from a `History` or its `.history` dict."""
     logs = getattr(history, "history", history)

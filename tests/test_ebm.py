@@ -100,15 +100,16 @@ def test_training_lowers_the_energy_of_data_and_samples_find_it():
     np.testing.assert_allclose(model.log_density(x[:5]), -model.energy(x[:5]))
 
 
-def quadratic_model(stds):
-    """An EnergyModel whose energy network is exactly x^T diag(1/s^2) x / 2 (a Dense layer
-    of fixed weights squared), so its samples have known moments."""
+def quadratic_model(stds=None, weights=None):
+    """An EnergyModel whose energy network is exactly |x W|^2 / 2 (a Dense layer of fixed
+    weights W, squared; W = diag(1/s) by default), a Gaussian of precision W W^T, so its
+    samples have known moments."""
     x_in = keras.Input((2,))
     scaled = keras.layers.Dense(2, use_bias=False, trainable=False)
     h = scaled(x_in)
     energy = keras.layers.Dense(1, use_bias=False, trainable=False)(h * h)
     network = keras.Model(x_in, keras.layers.Reshape(())(energy))
-    scaled.set_weights([np.diag(1 / stds).astype("float32")])
+    scaled.set_weights([(np.diag(1 / stds) if weights is None else weights).astype("float32")])
     network.layers[-2].set_weights([np.full((2, 1), 0.5, "float32")])
     return ebm.EnergyModel(
         network, sample_range=(-8.0, 8.0), buffer_size=8, gradient_clip=None, data_domain="real", seed=0
@@ -127,6 +128,29 @@ def test_model_samples_its_energy_exactly_with_mala_and_with_known_bias_by_ula()
     assert np.all(np.abs(biased.var(0) - expected) < 5 * expected * np.sqrt(2.0 / n)), (biased.var(0), expected)
     score = model.score(exact[:4]).numpy()
     np.testing.assert_allclose(score, -exact[:4] / stds**2, rtol=1e-4, atol=1e-5)
+
+
+def test_inpainting_samples_the_exact_conditional_and_denoising_starts_from_the_input():
+    """With x_2 known, `inpaint` (MALA) must sample p(x_1 | x_2) of the model's Gaussian:
+    mean -P_12 x_2 / P_11, variance 1 / P_11, P = W W^T; the known value never moves."""
+    weights = np.array([[1.5, 0.0], [0.9, 0.8]])
+    precision = weights @ weights.T
+    model = quadratic_model(weights=weights)
+    n, given = 8000, 1.2
+    x = np.zeros((n, 2), "float32")
+    x[:, 1] = given
+    filled = model.inpaint(x, [False, True], steps=300, step_size=0.2, seed=4, method="mala")
+    assert np.all(filled[:, 1] == np.float32(given))
+    mean, var = -precision[0, 1] * given / precision[0, 0], 1.0 / precision[0, 0]
+    assert abs(filled[:, 0].mean() - mean) < 5 * np.sqrt(var / n), (filled[:, 0].mean(), mean)
+    assert abs(filled[:, 0].var() - var) < 5 * var * np.sqrt(2.0 / n), (filled[:, 0].var(), var)
+    # A chain of no steps returns its start: denoising moves the corrupted input, not noise.
+    np.testing.assert_array_equal(model.denoise(x[:3], steps=0), x[:3])
+    assert np.abs(model.denoise(x[:3], steps=50, step_size=0.05, noise_scale=0.0)).max() < given
+    with pytest.raises(ValueError, match="known.*shape"):
+        model.inpaint(x, [True, False, True])
+    with pytest.raises(ValueError, match="booleans or 0/1"):
+        model.inpaint(x, [0.5, 1.0])
 
 
 def test_divergence_guard_restores_and_names_epoch_and_step():

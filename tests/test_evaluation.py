@@ -485,3 +485,38 @@ def test_the_verdict_names_each_target_its_value_and_the_failures():
     assert evaluation.format_row(met).endswith("; targets met")
     # The checks and the verdict share one set of thresholds.
     assert [passed for *_, passed in evaluation.verdict(ROW)] == [False, False, True]
+
+
+@needs_classifier
+def test_restoration_table_measures_corruptions_and_keeps_known_pixels(classifier):
+    """Each task corrupts what it says; inpainting never touches a known pixel; a
+    denoising chain of no steps returns its input."""
+    from keras_gen import data
+    from keras_gen.evaluation import restoration
+    from keras_gen.models.ebm import make_ebm
+
+    x, labels = data.load_arrays("mnist", "test", preprocessing="unit")
+    x, labels = x[:40], labels[:40]
+    tasks = restoration.corrupt(x, seed=0)
+    noisy_task = restoration.TASKS[0]
+    noisy, none = tasks[noisy_task]
+    assert none is None and 0.02 < restoration.corrupted_mse(noisy, x, None)[0] < 0.09  # clipped N(0, 0.3^2)
+    half, upper = tasks["lower half missing"]
+    assert upper[:, :14].all() and not upper[:, 14:].any() and np.all(half[:, 14:] == 0)
+    scattered, known = tasks["70% of pixels missing"]
+    assert abs(known.mean() - 0.3) < 5 * np.sqrt(0.21 / known.size)
+    np.testing.assert_array_equal(scattered[known], x[known])
+    assert restoration.corrupted_mse(x, x, known) == (0.0, 0.0)
+
+    model = make_ebm("conv", (28, 28, 1), buffer_size=8, network_kwargs={"widths": [4, 4], "hidden": 8}, seed=0)
+    filled = restoration.restore(model, scattered, known, batch_size=16, steps=3)
+    np.testing.assert_allclose(filled[known], x[known], atol=1e-6)  # clamped (through [-1, 1] and back)
+    assert not np.allclose(filled[~known], 0.0)  # the missing pixels moved
+    rows = restoration.restoration_table(model, x, labels, classifier, steps=(0, 2))
+    assert [(r["task"], r["steps"]) for r in rows[:4]] == [("clean digits", None)] + [
+        (noisy_task, k) for k in (None, 0, 2)
+    ]
+    assert rows[0]["accuracy"] > 0.9
+    before, unmoved = rows[1], rows[2]
+    assert abs(before["mse"] - unmoved["mse"]) < 1e-6 and before["accuracy"] == unmoved["accuracy"]
+    assert len(rows) == 1 + 3 * 3

@@ -69,6 +69,29 @@ def test_mala_mixes_a_two_mode_mixture_from_either_side():
     assert 0.5 < float(result.acceptance_rate) <= 1.0
 
 
+def test_clamped_mala_samples_the_exact_conditional():
+    """Inpainting's maths: with x_3 clamped at 1.5, MALA on N(m, C) in 3-D must sample
+    p(x_1, x_2 | x_3 = 1.5) = N(m_a + C_ab (1.5 - m_b) / C_bb, C_aa - C_ab C_ba / C_bb),
+    and the clamped coordinate must not move at all, whatever the chains start from."""
+    cov = np.array([[1.0, 0.5, 0.6], [0.5, 1.0, 0.2], [0.6, 0.2, 1.0]])
+    mean = np.array([0.3, -0.2, 0.1])
+    given = 1.5
+    cond_mean = mean[:2] + cov[:2, 2] * (given - mean[2]) / cov[2, 2]
+    cond_cov = cov[:2, :2] - np.outer(cov[:2, 2], cov[2, :2]) / cov[2, 2]
+    values = np.zeros((N, 3))
+    values[:, 2] = given
+    known = np.zeros((N, 3), bool)
+    known[:, 2] = True
+    energy = langevin.quadratic_energy(np.linalg.inv(cov), mean)
+    x, result = run(energy, overdispersed(N, 3), 300, 0.2, method="mala", clamp=(values, known))
+    assert np.all(x[:, 2] == np.float32(given))
+    assert_moments(x[:, :2], cond_mean, cond_cov)
+    assert 0.4 < float(result.acceptance_rate) < 0.95
+    # ULA's noisy descent keeps the clamp too, with a mask that broadcasts over the batch.
+    x, _ = run(energy, overdispersed(100, 3), 20, 0.1, gradient_clip=0.5, clamp=(values[:100], [False, False, True]))
+    assert np.all(x[:, 2] == np.float32(given))
+
+
 @pytest.mark.parametrize("step, noise", [(0.1, None), (0.5, None), (0.2, 0.3)])
 def test_ula_has_its_closed_form_step_size_bias(step, noise):
     """ULA on N(0, diag(1, 0.5)) converges to N(0, diag(v')), v' = noise^2 / (1 - (1 - step/v)^2):

@@ -45,6 +45,14 @@ def finalize(namespace, model, tmp_path, *argv):
     return card
 
 
+def add_epoch_grids(run, epochs):
+    from keras_gen import plots
+
+    for epoch in epochs:
+        images = np.random.default_rng(epoch).random((4, 28, 28, 1))
+        plots.save_samples(images, run / "samples" / f"epoch_{epoch:03d}.png", title=f"epoch {epoch}")
+
+
 def test_ddpm_mnist_finalizes_with_its_guidance_and_steps_sweeps(tmp_path, monkeypatch):
     from keras_gen.models.diffusion import make_diffusion
 
@@ -54,9 +62,17 @@ def test_ddpm_mnist_finalizes_with_its_guidance_and_steps_sweeps(tmp_path, monke
     architecture = {**architecture, "kwargs": {**architecture["kwargs"], "network_kwargs": kwargs}}
     monkeypatch.setitem(namespace["finalize"].__globals__, "ARCHITECTURE", architecture)
     model = make_diffusion(**architecture["kwargs"], seed=0)
+    # The run's per-epoch grids (the epochs figure) and its judged epochs (onto the card).
+    record = {"protocol": {"samples": 10}, "floor": {"fd": 1.0}, "rows": [{"epoch": 2, "fd": 3.0}]}
+    state = tmp_path / "saved_models" / "training_state" / "ddpm_mnist"
+    state.mkdir(parents=True)
+    (state / "progress.json").write_text(json.dumps(record))
+    add_epoch_grids(tmp_path / "run", (1, 2))
     argv = ["--samples", "40", "--steps-samples", "30", "--sample-cache", str(tmp_path / "cache")]
     card = finalize(namespace, model, tmp_path, *argv)
     metrics = card["metrics"]
+    assert metrics["quality_by_training_epoch"] == record
+    assert "zoo/figures/ddpm_mnist_epochs.png" in card["figures"]
     # Finalizing again (a stopped finalize, or one carried to another machine with
     # its cache) reads every sample back: the same numbers, no batch drawn again.
     kept = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("batch_*.npz")}
@@ -86,6 +102,7 @@ def test_ebm_mnist_finalizes_with_its_chain_length_sweep(tmp_path, monkeypatch):
     monkeypatch.setitem(namespace["finalize"].__globals__, "ARCHITECTURE", architecture)
     model = make_ebm(**architecture["kwargs"], seed=0)
     card = finalize(namespace, model, tmp_path, "--samples", "40", "--sweep-samples", "30")
+    assert "zoo/figures/ebm_mnist_epochs.png" not in card["figures"]  # the run kept no grids
     sweep = card["metrics"]["fd_by_chain_length"]
     assert set(sweep["rows"]) == {"2", "8"} and sweep["best"] in ("2", "8") and sweep["seed"] == 1
     assert card["sample_kwargs"] == {"steps": int(sweep["best"])}

@@ -27,11 +27,12 @@ The finalize step draws for hours; `--sample-cache DIR` keeps its samples as the
 are drawn, so a stopped finalize (or DIR carried to another machine) resumes:
 
     python training/ddpm_mnist.py --finalize runs/ddpm_mnist/model.keras \\
-        --sample-cache saved_models/training_state/ddpm_mnist/samples
+        --sample-cache saved_models/training_state/ddpm_mnist/finalize_samples
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -42,6 +43,7 @@ from keras_gen import data, evaluation
 from keras_gen.cli import positive_int
 from keras_gen.models.diffusion import make_diffusion
 from keras_gen.runs import fit_with_artifacts
+from keras_gen.zoo import publish as zoo_publish
 from keras_gen.zoo.publish import add_sample_cache_argument, publish, recipe_main, run_history, sample_cache
 
 NAME = "ddpm_mnist"
@@ -163,6 +165,15 @@ def trajectory_figure(model, path, seed=5, n=6, snapshots=(50, 40, 30, 20, 10, 5
     plt.close(fig)
 
 
+def progress_record(path):
+    """{"quality_by_training_epoch": the record of judged epochs} (see
+    benchmarks/training_progress.py), or nothing if there is no record."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {"quality_by_training_epoch": json.load(f)}
+
+
 def finalize(model_path, args):
     model = keras.saving.load_model(model_path)
     t0 = time.time()
@@ -191,6 +202,8 @@ def finalize(model_path, args):
     samples = model.sample(100, seed=args.seed, **judged_with)
     title = f"{NAME}: 100 samples (DDIM 50, random classes, guidance {by_guidance['best']:g})"
     plots.save_samples(samples, os.path.join(figures, f"{NAME}_samples.png"), title=title)
+    kinds = ["samples", "guidance", "trajectory"]
+    kinds += zoo_publish.epoch_figure(args.out, figures, NAME, "64 samples after each epoch (DDIM 50, guidance 1)")
     history, epochs, train_seconds = run_history(args.out)
     card = publish(
         model,
@@ -209,6 +222,9 @@ def finalize(model_path, args):
             "fd_by_guidance": by_guidance,
             "fd_by_sampling_steps": by_steps,
             "conditional_class_accuracy": by_class,
+            **progress_record(
+                args.progress_record or os.path.join(args.root, "saved_models", "training_state", NAME, "progress.json")
+            ),
         },
         training={
             "epochs": epochs,
@@ -217,7 +233,7 @@ def finalize(model_path, args):
             "seconds": None if train_seconds is None else round(train_seconds),
             "evaluation_seconds": round(eval_seconds),
         },
-        figures=[f"zoo/figures/{NAME}_{kind}.png" for kind in ("samples", "guidance", "trajectory")],
+        figures=[f"zoo/figures/{NAME}_{kind}.png" for kind in kinds],
     )
     print(card.metrics)
     return card
@@ -229,6 +245,11 @@ def add_arguments(parser):
         "--steps-samples", type=positive_int, default=2000, help="samples per row of the guidance and steps tables"
     )
     add_sample_cache_argument(parser)
+    parser.add_argument(
+        "--progress-record",
+        help="the judged epochs of benchmarks/training_progress.py --record, put on the card "
+        f"(default: ROOT/saved_models/training_state/{NAME}/progress.json, if it exists)",
+    )
 
 
 def main(argv=None):

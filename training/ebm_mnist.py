@@ -31,7 +31,7 @@ The finalize step draws for hours; `--sample-cache DIR` keeps its samples as the
 are drawn, so a stopped finalize (or DIR carried to another machine) resumes:
 
     python training/ebm_mnist.py --finalize runs/ebm_mnist/model.keras \\
-        --sample-cache saved_models/training_state/ebm_mnist/samples
+        --sample-cache saved_models/training_state/ebm_mnist/finalize_samples
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from keras_gen.callbacks import EnergyDivergenceGuard
 from keras_gen.cli import positive_int
 from keras_gen.models.ebm import make_ebm
 from keras_gen.runs import fit_with_artifacts
+from keras_gen.zoo import publish as zoo_publish
 from keras_gen.zoo.publish import add_sample_cache_argument, publish, recipe_main, run_history, sample_cache
 
 NAME = "ebm_mnist"
@@ -174,6 +175,9 @@ def finalize(model_path, args):
     mean_energies = energy_histogram(
         model, samples, judged_with["steps"], os.path.join(figures, f"{NAME}_energies.png")
     )
+    kinds = ["samples", "chains", "energies"]
+    caption = "64 samples after each epoch (256 Langevin steps from noise)"
+    kinds += zoo_publish.epoch_figure(args.out, figures, NAME, caption)
     history, epochs, train_seconds = run_history(args.out)
     card = publish(
         model,
@@ -200,7 +204,7 @@ def finalize(model_path, args):
             "seconds": None if train_seconds is None else round(train_seconds),
             "evaluation_seconds": round(eval_seconds),
         },
-        figures=[f"zoo/figures/{NAME}_{kind}.png" for kind in ("samples", "chains", "energies")],
+        figures=[f"zoo/figures/{NAME}_{kind}.png" for kind in kinds],
     )
     print(card.metrics)
     return card

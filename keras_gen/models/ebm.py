@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -204,7 +205,7 @@ class EnergyModel(GenerativeModel):
         shape = (-1,) + (1,) * len(self._data_shape)
         return tf.where(ops.reshape(fresh, shape), noise, starts)
 
-    def run_chains(self, starts, seed, steps, step_size, noise_scale, method="ula", replica_draws=True):
+    def run_chains(self, starts, seed, steps, step_size, noise_scale, method="ula", replica_draws=True, clamp=None):
         draws = {"normal": replica_normal, "uniform_draw": replica_uniform} if replica_draws else {}
         return langevin.langevin(
             lambda x: self.unchecked_energy(x),
@@ -216,6 +217,7 @@ class EnergyModel(GenerativeModel):
             method=method,
             gradient_clip=self.gradient_clip if method == "ula" else None,
             bounds=self.sample_range,
+            clamp=clamp,
             **draws,
         )
 
@@ -275,8 +277,10 @@ class EnergyModel(GenerativeModel):
         return self.logs()
 
     # ------------------------------------------------------------- sampling
-    def _chain_from(self, x0, steps, step_size, noise_scale, seed, method):
-        chain = self.run_chains(x0, seed, steps, step_size, noise_scale, method=method, replica_draws=False)
+    def _chain_from(self, x0, steps, step_size, noise_scale, seed, method, clamp=None):
+        chain = self.run_chains(
+            x0, seed, steps, step_size, noise_scale, method=method, replica_draws=False, clamp=clamp
+        )
         return chain.x, chain.acceptance_rate
 
     def _noise_for(self, step_size, noise_scale):
@@ -315,6 +319,56 @@ class EnergyModel(GenerativeModel):
             None if noise is None else tf.constant(noise),
             seed,
         )
+
+    # ------------------------------------------- what an energy is good for
+    def denoise(self, x, steps=None, seed=0, step_size=None, noise_scale=None, method="ula"):
+        """Restore corrupted images: Langevin chains that start from the images
+        themselves (Du & Mordatch's image restoration). Each step moves every
+        pixel down the energy, towards the images the model finds likely.
+        Defaults are those of `sample`. Returns numpy images."""
+        x = self.checked_input(x, method="denoise")
+        return self.sample(int(x.shape[0]), seed=seed, steps=steps, step_size=step_size,
+                           noise_scale=noise_scale, method=method, x0=x)  # fmt: skip
+
+    def inpaint(self, x, known, steps=None, seed=0, step_size=None, noise_scale=None, method="ula"):
+        """Fill in the unknown pixels of images by conditional Langevin: pixels where
+        `known` is true keep their values in `x` throughout; the others start
+        from uniform noise and move under the energy, so the chains sample
+        p(unknown | known) (exactly with `method="mala"` and the exact noise).
+
+        `known`: booleans (or 0/1) of `x`'s shape, or of one image's shape for
+        the same pixels in every image. Returns numpy images."""
+        x = self.checked_input(x, method="inpaint")
+        known = self._checked_mask(known, tuple(x.shape))
+        seed = seed_tensor(int(seed))
+        steps = self.sample_steps if steps is None else int(steps)
+        step_size = self.step_size if step_size is None else float(step_size)
+        noise = None if method == "mala" else self._noise_for(step_size, noise_scale)
+        x0 = tf.where(known, x, self.uniform_noise(tf.shape(x), fold_in(seed, -1)))
+        fn = compiled_once(
+            self,
+            ("inpaint", method, noise is None),
+            lambda x0, known, k, h, s, key: self._chain_from(x0, k, h, s, key, method, clamp=(x0, known))[0],
+            jit_compile=xla_by_default(self),
+        )
+        noise = None if noise is None else tf.constant(noise)
+        return fn(x0, known, tf.constant(steps), tf.constant(step_size), noise, seed).numpy()
+
+    @staticmethod
+    def _checked_mask(known, shape):
+        mask = np.asarray(known)
+        if mask.dtype != bool:
+            if not np.issubdtype(mask.dtype, np.number) or not np.all(np.isin(mask, (0, 1))):
+                raise ValueError("EnergyModel.inpaint: `known` must be booleans or 0/1 values.")
+            mask = mask.astype(bool)
+        if mask.shape == shape[1:]:
+            mask = np.broadcast_to(mask, shape)
+        if mask.shape != shape:
+            raise ValueError(
+                f"EnergyModel.inpaint: `known` has shape {mask.shape}; expected the images' {shape} "
+                f"or one image's {shape[1:]}."
+            )
+        return tf.constant(mask)
 
     def serving_endpoints(self):
         shape = [None, *self._data_shape]

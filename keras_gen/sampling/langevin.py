@@ -27,6 +27,12 @@ Steps and noise may be scalars or one value per step (schedules, e.g.
 [-1, 1]); under MALA a proposal outside the box is rejected instead, which
 keeps the chain exact for the target restricted to the box.
 
+`clamp=(values, known)` makes the chains conditional: coordinates where
+`known` is true hold `values` throughout and only the others move (their
+gradient and noise are masked), so the chain targets p(x_free | x_known):
+inpainting with known pixels clamped. Under MALA this conditional is
+exactly stationary too.
+
 Randomness comes from a stateless seed folded with the step number, and the
 draws are pluggable (`normal`, `uniform`), so a training step under
 `tf.distribute` passes the replica-invariant draws of
@@ -88,7 +94,9 @@ def energy_and_gradient(energy_fn, x):
 def _per_step(value, steps, name):
     value = tf.convert_to_tensor(value, tf.float32)
     if value.shape.rank == 0:
-        return tf.fill([steps], value)
+        # At least one entry: XLA compiles the loop body's read of entry i even
+        # when a chain of no steps never runs it.
+        return tf.fill([tf.maximum(steps, 1)], value)
     if value.shape.rank != 1:
         raise ValueError(f"{name} must be a scalar or one value per step, got shape {value.shape}.")
     return value
@@ -114,6 +122,7 @@ def langevin(
     bounds=None,
     normal=standard_normal,
     uniform_draw=uniform,
+    clamp=None,
 ):
     """Run `steps` Langevin moves from `x0`; returns a `LangevinResult`.
 
@@ -123,6 +132,8 @@ def langevin(
     element-wise (ULA only). `bounds=(low, high)` keeps states in a box.
     `normal(shape, seed)` / `uniform_draw(shape, seed)` make the random
     numbers (replace them with the replica draws under tf.distribute).
+    `clamp=(values, known)`: hold the coordinates where `known` (bool,
+    broadcastable to x) is true at `values`; the chains move the rest.
     A `tf.while_loop`: one graph, and XLA compiles it whole inside a
     `jit_compile` function.
     """
@@ -138,11 +149,25 @@ def langevin(
     seed = seed_tensor(seed)
     low, high = (None, None) if bounds is None else (float(bounds[0]), float(bounds[1]))
 
+    if clamp is None:
+        known, free = None, 1.0
+    else:
+        known = tf.broadcast_to(tf.cast(clamp[1], tf.bool), tf.shape(x0))
+        values = tf.broadcast_to(tf.convert_to_tensor(clamp[0], tf.float32), tf.shape(x0))
+        free = 1.0 - tf.cast(known, tf.float32)
+
     def inside(x):
-        return tf.clip_by_value(x, low, high) if bounds is not None else x
+        x = tf.clip_by_value(x, low, high) if bounds is not None else x
+        return x if known is None else tf.where(known, values, x)
+
+    def moving_gradient(x):
+        # Clamped coordinates do not move: their gradient is no force, and
+        # MALA's proposal densities then involve the free coordinates only.
+        energy, grad = energy_and_gradient(energy_fn, x)
+        return energy, grad * free
 
     x0 = inside(x0)
-    energy0, grad0 = energy_and_gradient(energy_fn, x0)
+    energy0, grad0 = moving_gradient(x0)
     batch = tf.shape(x0)[0]
 
     def body(i, x, energy, grad, accepted, grad_norm):
@@ -150,19 +175,22 @@ def langevin(
         key = fold_in(seed, i)
         grad_norm = grad_norm + tf.sqrt(_row_sum(tf.square(grad)))
         drift = grad if gradient_clip is None else tf.clip_by_value(grad, -gradient_clip, gradient_clip)
-        proposal = x - step * drift + noise * normal(tf.shape(x), fold_in(key, 0))
+        proposal = x - step * drift + noise * free * normal(tf.shape(x), fold_in(key, 0))
         if not mala:
             proposal = inside(proposal)
-            new_energy, new_grad = energy_and_gradient(energy_fn, proposal)
+            new_energy, new_grad = moving_gradient(proposal)
             return i + 1, proposal, new_energy, new_grad, accepted + 1.0, grad_norm
-        new_energy, new_grad = energy_and_gradient(energy_fn, proposal)
+        new_energy, new_grad = moving_gradient(proposal)
         # log q(a | b) = -|a - b + step g(b)|^2 / (4 step) for the Langevin proposal.
         forward = _row_sum(tf.square(proposal - x + step * grad)) / (4.0 * step)
         backward = _row_sum(tf.square(x - proposal + step * new_grad)) / (4.0 * step)
         log_ratio = energy - new_energy - backward + forward
         ok = tf.math.log(uniform_draw([batch], fold_in(key, 1))) < log_ratio
         if bounds is not None:
-            ok = tf.logical_and(ok, tf.reduce_all(tf.reshape((proposal >= low) & (proposal <= high), [batch, -1]), 1))
+            in_box = (proposal >= low) & (proposal <= high)
+            if known is not None:
+                in_box = in_box | known  # clamped values are given, not proposed
+            ok = tf.logical_and(ok, tf.reduce_all(tf.reshape(in_box, [batch, -1]), 1))
         ok = tf.logical_and(ok, tf.math.is_finite(new_energy))
         rows = _broadcast_rows(ok, x)
         return (

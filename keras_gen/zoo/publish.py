@@ -126,6 +126,20 @@ def sample_cache(args, model):
     return SampleCache.for_model(args.sample_cache, model)
 
 
+def epoch_figure(out_dir, figures, name, caption):
+    """`figures/NAME_epochs.png` from the run's per-epoch sample grids (`out_dir/samples`,
+    carried with the run's state); returns ["epochs"], or [] if the run kept none."""
+    import glob
+
+    from keras_gen import plots
+
+    grids = glob.glob(os.path.join(out_dir, "samples", "epoch_*.png"))
+    if not grids:
+        return []
+    plots.epoch_grids(grids, os.path.join(figures, f"{name}_epochs.png"), f"{name}: {caption}")
+    return ["epochs"]
+
+
 def run_history(out_dir):
     """What a finished run left in `out_dir/history.csv`: (history, epochs, training seconds)."""
     import numpy as np
