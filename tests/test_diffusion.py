@@ -12,6 +12,7 @@ discretisation error, which the compiled sampler shows too.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -298,14 +299,21 @@ def test_stop_after_gives_the_points_of_one_trajectory():
 def test_a_bfloat16_unet_trains_saves_and_predicts_like_float32(tmp_path):
     import keras
 
+    from keras_gen.core import hardware
     from keras_gen.models.diffusion import build_unet, make_diffusion
 
     shape = dict(image_shape=(8, 8, 1), widths=(8, 16), block_depth=1, attention=True, groups=4, num_classes=2)
     kwargs = {k: v for k, v in shape.items() if k not in ("image_shape", "num_classes")}
-    model = make_diffusion(
-        "unet", (8, 8, 1), steps=50, prediction="v", num_classes=2, seed=0,
-        network_kwargs={**kwargs, "dtype_policy": "mixed_bfloat16"},
-    )  # fmt: skip
+    # A CPU without bfloat16 instructions is told that it emulates them (and only such a CPU).
+    emulated = hardware.bfloat16_is_emulated()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = make_diffusion(
+            "unet", (8, 8, 1), steps=50, prediction="v", num_classes=2, seed=0,
+            network_kwargs={**kwargs, "dtype_policy": "mixed_bfloat16"},
+        )  # fmt: skip
+    slow = [w for w in caught if issubclass(w.category, hardware.SlowPrecisionWarning)]
+    assert len(slow) == int(emulated), [str(w.message) for w in caught]
     policies = {layer.dtype_policy.name for layer in model.network.layers if layer.weights}
     assert policies == {"mixed_bfloat16", "float32"}  # float32: the output layer
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
@@ -329,3 +337,20 @@ def test_a_bfloat16_unet_trains_saves_and_predicts_like_float32(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert {layer.dtype_policy.name for layer in loaded.network.layers if layer.weights} == policies
     np.testing.assert_array_equal(loaded.sample(4, seed=1, steps=5), model.sample(4, seed=1, steps=5))
+
+
+def test_bfloat16_emulation_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
+    """The flags line of /proc/cpuinfo decides; an unreadable file decides nothing."""
+    from keras_gen.core import hardware
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 f16c\n")
+    assert hardware.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx", "avx2", "f16c"}
+    assert hardware.cpu_flags(str(tmp_path / "missing")) is None
+    monkeypatch.setattr(hardware, "bfloat16_is_emulated", lambda: True)
+    with pytest.warns(hardware.SlowPrecisionWarning, match="owner: dtype policy 'mixed_bfloat16'.*10x slower"):
+        hardware.warn_if_slow_policy("mixed_bfloat16", "owner")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hardware.warn_if_slow_policy("float32", "owner")  # float32 is never slow
+        hardware.warn_if_slow_policy(None, "owner")

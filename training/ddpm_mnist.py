@@ -1,11 +1,16 @@
 """Recipe: the `ddpm_mnist` zoo entry, a class-conditional diffusion model of MNIST.
 
 A compact UNet (widths 32, 64, 128, two residual blocks per level, group norm,
-self-attention at 7 x 7, 2.8 M parameters, computing in bfloat16 with
-float32 weights: 1.22x the float32 training throughput on this CPU) predicts the velocity v over a
-cosine schedule of 1,000 steps; labels are dropped 10% of the time so one
-network also denoises unconditionally (classifier-free guidance). Adam 2e-4,
-batch 128, an EMA of the weights (momentum 0.9995) samples. Images in [-1, 1].
+self-attention at 7 x 7, 2.8 M parameters, computing in bfloat16 with float32
+weights) predicts the velocity v over a cosine schedule of 1,000 steps; labels
+are dropped 10% of the time so one network also denoises unconditionally
+(classifier-free guidance). Adam 2e-4, batch 128, an EMA of the weights
+(momentum 0.9995) samples. Images in [-1, 1].
+
+bfloat16 gives 1.22x the float32 training throughput on a CPU with bfloat16
+instructions, but a CPU without them emulates it and a step takes 10x as long
+as in float32 (the UNet warns): continue the run on a machine whose `lscpu`
+lists avx512_bf16 or amx_bf16.
 
 Training is long on a CPU (20-28 minutes an epoch on 2 cores shared with other
 jobs; about 11 alone, at the benchmark's 94 images/s): run it in

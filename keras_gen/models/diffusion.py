@@ -36,6 +36,7 @@ from keras_gen.core import ema
 from keras_gen.core.base import GenerativeModel, register, replica_mean, xla_by_default
 from keras_gen.core.caching import compiled_once
 from keras_gen.core.distribute import apply_if_finite, replica_normal, replica_uniform
+from keras_gen.core.hardware import warn_if_slow_policy
 from keras_gen.core.random import fold_in, seed_tensor, standard_normal
 from keras_gen.sampling import diffusion
 
@@ -142,11 +143,13 @@ def build_unet(
     `dtype_policy="mixed_bfloat16"` computes in bfloat16 with float32 weights:
     on a 2-core CPU with bfloat16 instructions, 1.22x the float32 training
     throughput and 1.52x its DDIM sampling throughput (BENCHMARKS.md, diffusion
-    throughput; a CPU without them may be slower). Group
+    throughput). A CPU without them emulates bfloat16, and a training step
+    took 10x as long as in float32 (a `SlowPrecisionWarning` says so). Group
     norm takes its statistics in float32 (Keras upcasts them against overflow)
     and the output layer computes in float32, so the prediction the sampler
     integrates keeps float32 precision.
     """
+    warn_if_slow_policy(dtype_policy, "build_unet")
     with _layers_computing_in(dtype_policy):
         network = _unet(tuple(image_shape), widths, block_depth, attention, groups, num_classes, name)
     return network
