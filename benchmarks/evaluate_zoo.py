@@ -13,6 +13,7 @@ and leaves the others' rows as they were measured (each row carries its own
 date and command). The procedure is `keras_gen.evaluation.zoo_table`.
 
     TFDS_DATA_DIR=... python benchmarks/evaluate_zoo.py [--samples 10000] [--only vae_mnist ... | --missing]
+        [--sample-cache DIR]
     keras-gen evaluate --all        # the same, from a checkout's root
 """
 
@@ -43,6 +44,12 @@ def main(argv=None):
     parser.add_argument("--iwae-k", type=int, default=1000)
     parser.add_argument("--ais-chains", type=int, default=100)
     parser.add_argument("--table-only", action="store_true", help="rewrite the section from the stored rows")
+    parser.add_argument(
+        "--sample-cache",
+        metavar="DIR",
+        help="keep the samples in DIR batch by batch (a stopped run resumes); a zoo recipe's finalize "
+        "step given the same DIR has already drawn its entry's samples",
+    )
     args = parser.parse_args(argv)
 
     from keras_gen.evaluation.zoo_table import SECTION, evaluate_zoo
@@ -59,6 +66,7 @@ def main(argv=None):
         iwae_k=args.iwae_k,
         ais_chains=args.ais_chains,
         table_only=args.table_only,
+        sample_cache=args.sample_cache,
     )
     print(f"wrote section {SECTION!r} of {path}")
 

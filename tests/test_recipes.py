@@ -101,12 +101,26 @@ def test_ebm_mnist_finalizes_with_its_chain_length_sweep(tmp_path, monkeypatch):
     }
     monkeypatch.setitem(namespace["finalize"].__globals__, "ARCHITECTURE", architecture)
     model = make_ebm(**architecture["kwargs"], seed=0)
-    card = finalize(namespace, model, tmp_path, "--samples", "40", "--sweep-samples", "30")
+    cache = tmp_path / "cache"
+    argv = ["--samples", "40", "--sweep-samples", "30", "--sample-cache", str(cache)]
+    card = finalize(namespace, model, tmp_path, *argv)
     assert "zoo/figures/ebm_mnist_epochs.png" not in card["figures"]  # the run kept no grids
     sweep = card["metrics"]["fd_by_chain_length"]
     assert set(sweep["rows"]) == {"2", "8"} and sweep["best"] in ("2", "8") and sweep["seed"] == 1
     assert card["sample_kwargs"] == {"steps": int(sweep["best"])}
-    assert card["metrics"]["sample_quality"]["n_samples"] == 40
+    headline = card["metrics"]["sample_quality"]
+    assert headline["n_samples"] == 40
+    # The zoo table's row of the published entry, given the same cache, reads the
+    # finalize's samples back (the zoo's copy of the weights finds them): no batch
+    # is drawn again, and the sample metrics are the card's.
+    from keras_gen.evaluation.zoo_table import evaluate_entries
+
+    kept = {path: path.stat().st_mtime_ns for path in cache.rglob("batch_*.npz")}
+    monkeypatch.setenv("KERAS_GEN_HOME", str(tmp_path))
+    rows = {}
+    evaluate_entries(["ebm_mnist"], rows, tmp_path / "rows.json", samples=40, sample_cache=str(cache))
+    assert {path: path.stat().st_mtime_ns for path in cache.rglob("batch_*.npz")} == kept
+    assert rows["ebm_mnist"]["fd"] == headline["fd"] and rows["ebm_mnist"]["score"] == headline["score"]
 
 
 def test_training_progress_keeps_a_record_between_machines(tmp_path, monkeypatch):

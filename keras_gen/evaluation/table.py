@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
 import sys
 import time
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from keras_gen import zoo
 from keras_gen.evaluation import metrics
+from keras_gen.evaluation.sample_cache import SampleCache
 from keras_gen.evaluation.sample_quality import (
     ImageSet,
     NotEvaluable,
@@ -195,8 +197,10 @@ def evaluate(
     `n_reference` of them for quick checks). Samples are drawn with
     `sample_kwargs` (default: the zoo card's, e.g. a diffusion model's steps).
     `progress(label)`, if given, is a context manager around each stage
-    (`stage_lines()` prints one line per stage). `cache` keeps the samples
-    as they are drawn, so a stopped evaluation resumes (see `generate`).
+    (`stage_lines()` prints one line per stage). `cache` (a `SampleCache`, or
+    a directory for one) keeps the samples as they are drawn, so a stopped
+    evaluation resumes (see `generate`), and an evaluation of the same weights
+    with the same protocol (a zoo recipe's finalize step) is read back.
     """
     stage = progress or _silent
     if isinstance(model_or_name, str):
@@ -220,6 +224,8 @@ def evaluate(
     kwargs = dict((getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}))
     if sample_kwargs is not None:
         kwargs = dict(sample_kwargs)
+    if isinstance(cache, (str, os.PathLike)):
+        cache = SampleCache.for_model(cache, model)
     with stage(f"drawing {n_samples:,} samples"):
         samples, rate = generate(model, n_samples, seed=seed, cache=cache, **kwargs)
     with stage(f"judging them against {n_reference or 10_000:,} MNIST test images"):

@@ -52,8 +52,12 @@ def stamp(row, command):
     return row
 
 
-def evaluate_entries(names, rows, rows_path, samples=10_000, seed=0, nll_images=1000, iwae_k=1000, ais_chains=100):
-    """A row for each zoo entry in `names` (stored in `rows_path` as soon as it is measured)."""
+def evaluate_entries(
+    names, rows, rows_path, samples=10_000, seed=0, nll_images=1000, iwae_k=1000, ais_chains=100, sample_cache=None
+):
+    """A row for each zoo entry in `names` (stored in `rows_path` as soon as it is measured).
+    `sample_cache`: a directory of kept samples (see `SampleCache`), e.g. a recipe's
+    `--sample-cache`, whose headline samples are then read back, not drawn again."""
     classifier = load_classifier()
     for name in names:
         family = zoo.card(name).family
@@ -74,6 +78,7 @@ def evaluate_entries(names, rows, rows_path, samples=10_000, seed=0, nll_images=
                 nll_images=nll_images,
                 iwae_k=iwae_k,
                 ais_chains=ais_chains,
+                cache=sample_cache,
             )
         except NotEvaluable as err:
             row = {"model": name, "family": family, "note": str(err)}
@@ -251,6 +256,7 @@ def evaluate_zoo(
     iwae_k=1000,
     ais_chains=100,
     table_only=False,
+    sample_cache=None,
 ):
     """Evaluate the zoo (all entries, `only` these, or the `missing` ones), keep the rows in
     `rows_path`, and write the table as the `evaluate_zoo` section of `benchmarks_path`."""
@@ -272,6 +278,7 @@ def evaluate_zoo(
             nll_images=nll_images,
             iwae_k=iwae_k,
             ais_chains=ais_chains,
+            sample_cache=sample_cache,
         )
     write_table(rows, benchmarks_path, samples)
     return benchmarks_path
