@@ -487,6 +487,13 @@ def _scale(preprocessing, with_labels, scale=255.0):
     return fn
 
 
+def to_unit_interval(x, domain):
+    """Images in a model's data domain as [0, 1] intensities (not clipped): the
+    inverse of the "symmetric" preprocessing; other domains are [0, 1] already."""
+    x = np.asarray(x, np.float32)
+    return (x + 1.0) / 2.0 if domain == "symmetric" else x
+
+
 def _dynamic_binarize(with_labels, scale=255.0):
     def fn(x, y, seed):
         p = tf.cast(x, tf.float32) / scale

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_gen import data
 from keras_gen.evaluation.ood import to_model_domain
 
 NOISE_STD = 0.3
@@ -55,8 +56,7 @@ def restore(model, corrupted_unit, known=None, batch_size=500, seed=0, **chain_k
             mask = np.asarray(known[start : start + batch_size]).reshape(batch.shape)
             parts.append(model.inpaint(batch, mask, seed=seed + i, **chain_kwargs))
     restored = np.concatenate(parts).reshape(np.shape(corrupted_unit))
-    if model.data_domain == "symmetric":
-        restored = (restored + 1.0) / 2.0
+    restored = data.to_unit_interval(restored, model.data_domain)
     return np.clip(restored, 0.0, 1.0).astype(np.float32)
 
 

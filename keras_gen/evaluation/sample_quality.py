@@ -17,7 +17,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import zoo
+from keras_gen import data, zoo
 from keras_gen.evaluation import metrics
 from keras_gen.models.classifier import CLASSIFIER_NAME, FEATURE_DIM, FEATURE_LAYER, IMAGE_SHAPE
 
@@ -59,8 +59,7 @@ def to_images(samples, domain="unit", atol=1e-3):
             f"Samples of shape {x.shape[1:]} are not 28x28x1 (or flat 784) MNIST images; "
             "the MNIST metrics do not apply (2-D toy models are judged by keras_gen.data.mode_coverage)."
         )
-    if domain == "symmetric":
-        x = (x + 1.0) / 2.0
+    x = data.to_unit_interval(x, domain)
     if not np.all(np.isfinite(x)):
         raise ValueError("Samples contain NaN or infinite values.")
     low, high = float(x.min()), float(x.max())
@@ -110,8 +109,6 @@ def mnist_set(split, classifier, n=None, seed=0):
     (cached per classifier): the test split is the reference of every metric."""
     key = (id(classifier), split, n, seed)
     if key not in _REFERENCE_CACHE:
-        from keras_gen import data
-
         x, _ = data.load_arrays("mnist", split, preprocessing="unit")
         if n is not None and n < len(x):
             x = x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
