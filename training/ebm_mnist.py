@@ -161,13 +161,14 @@ def finalize(model_path, args):
     )
     judged_with = settings[by_length["best"]]
     row = evaluation.evaluate(
-        model, n_samples=args.samples, sample_kwargs=judged_with, classifier=classifier, cache=cache
+        model, n_samples=args.samples, seed=args.seed, sample_kwargs=judged_with, classifier=classifier, cache=cache
     )
     eval_seconds = time.time() - t0
     figures = os.path.join(args.root, "zoo", "figures")
     os.makedirs(figures, exist_ok=True)
     chain_figure(model, os.path.join(figures, f"{NAME}_chains.png"))
-    samples = model.sample(2000, seed=args.seed, **judged_with)
+    # The headline's first 2,000 samples: read back from the cache, not drawn again.
+    samples, _ = evaluation.generate(model, 2000, seed=args.seed, cache=cache, **judged_with)
     from keras_gen import plots
 
     title = f"{NAME}: 100 samples ({judged_with['steps']} Langevin steps)"
