@@ -127,7 +127,8 @@ def chain_figure(model, path, n_chains=8, seed=7):
 
 
 def energy_histogram(model, samples, steps, path, n=2000):
-    """E(test digits), E(samples) and E(uniform noise): where the model puts its mass."""
+    """E(test digits), E(samples) and E(uniform noise): where the model puts its mass.
+    Noise sits far above the digits, so the right panel zooms in on digits and samples."""
     import matplotlib.pyplot as plt
 
     x_test, _ = data.load_arrays("mnist", "test", preprocessing="symmetric")
@@ -137,14 +138,19 @@ def energy_histogram(model, samples, steps, path, n=2000):
         f"samples ({steps} steps)": model.energy(samples[:n]).numpy(),
         "uniform noise": model.energy(noise).numpy(),
     }
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(min(e.min() for e in energies.values()), max(e.max() for e in energies.values()), 80)
-    for label, e in energies.items():
-        ax.hist(e, bins=bins, alpha=0.6, label=f"{label} (mean {e.mean():.2f})")
-    ax.set_xlabel("energy E(x)")
-    ax.set_ylabel("images")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{NAME}: energies of data, samples and noise")
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+    for ax, shown in ((full, list(energies)), (zoom, list(energies)[:2])):
+        values = np.concatenate([energies[label] for label in shown])
+        bins = np.linspace(values.min(), values.max(), 80)
+        for label in shown:
+            e = energies[label]
+            ax.hist(e, bins=bins, alpha=0.6, label=f"{label} (mean {e.mean():.3f})")
+        ax.set_xlabel("energy E(x)")
+        ax.set_ylabel("images")
+        ax.legend(fontsize=8)
+    full.set_title("all three")
+    zoom.set_title("digits and samples only")
+    fig.suptitle(f"{NAME}: energies of data, samples and noise ({n:,} each)")
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return {label: round(float(e.mean()), 4) for label, e in energies.items()}
