@@ -487,6 +487,13 @@ def _scale(preprocessing, with_labels, scale=255.0):
     return fn
 
 
+def from_unit_interval(x, domain):
+    """[0, 1] intensities as a model of `domain` takes them: the "symmetric"
+    preprocessing maps them to [-1, 1]; other domains take them as they are."""
+    x = np.asarray(x, np.float32)
+    return 2.0 * x - 1.0 if domain == "symmetric" else x
+
+
 def to_unit_interval(x, domain):
     """Images in a model's data domain as [0, 1] intensities (not clipped): the
     inverse of the "symmetric" preprocessing; other domains are [0, 1] already."""

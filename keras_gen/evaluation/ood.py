@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from keras_gen import data
+
 OUTLIER_SETS = ("uniform noise", "inverted", "rotated 90")
 
 
@@ -33,9 +35,7 @@ def outliers(x_unit, seed=0):
 
 def to_model_domain(model, x_unit):
     """Images in [0, 1] as `model` takes them: [-1, 1] for "symmetric" models, its shape."""
-    x = np.asarray(x_unit, np.float32)
-    if model.data_domain == "symmetric":
-        x = 2.0 * x - 1.0
+    x = data.from_unit_interval(x_unit, model.data_domain)
     return x.reshape((len(x), *model.data_shape))
 
 
