@@ -443,12 +443,15 @@ def cmd_sample(args):
     from keras_gen import plots
 
     model = load_model(args.model)
-    options = {k: getattr(args, k) for k in SAMPLE_OPTIONS if getattr(args, k) is not None}
+    flags = {k: getattr(args, k) for k in SAMPLE_OPTIONS if getattr(args, k) is not None}
     accepted = inspect.signature(model.generate_samples).parameters
-    refused = [k for k in options if k not in accepted]
+    refused = [k for k in flags if k not in accepted]
     if refused:
-        flags = "/".join("--" + k.replace("_", "-") for k in refused)
-        raise SystemExit(f"keras-gen sample: {flags} do not apply to {model.name}, a {type(model).__name__}.")
+        names = "/".join("--" + k.replace("_", "-") for k in refused)
+        raise SystemExit(f"keras-gen sample: {names} do not apply to {model.name}, a {type(model).__name__}.")
+    # A zoo entry samples as its card says it was judged (ebm_mnist: 1,000
+    # Langevin steps, not the model's training-time 256); flags override.
+    options = {**(getattr(model, "zoo_card", None) or {}).get("sample_kwargs", {}), **flags}
     try:
         samples = model.sample(args.n, seed=args.seed, **options)
     except ValueError as err:  # e.g. a label for an unconditional model
@@ -652,7 +655,11 @@ def build_parser():
     sample.add_argument("-n", type=positive_int, default=100)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument(
-        "--steps", type=positive_int, default=None, help="diffusion: reverse steps (default 50); ebm: Langevin steps"
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="diffusion: reverse steps; ebm: Langevin steps (default for these and the options below: "
+        "a zoo entry's card, else the model's own)",
     )
     sample.add_argument("--eta", type=float, default=None, help="diffusion: 0 DDIM (default), 1 DDPM")
     sample.add_argument("--label", type=int, default=None, help="diffusion: the class to draw (conditional models)")

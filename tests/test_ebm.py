@@ -183,6 +183,21 @@ def test_bad_settings_are_refused():
         ebm.make_ebm("transformer")
 
 
+def test_sampling_takes_step_and_noise_schedules_one_value_per_step():
+    model = tiny_model()
+    h, noise = 0.01, 0.05
+    scalar = model.sample(8, seed=2, steps=10, step_size=h, noise_scale=noise)
+    constant = model.sample(8, seed=2, steps=10, step_size=np.full(10, h), noise_scale=np.full(10, noise))
+    np.testing.assert_array_equal(constant, scalar)
+    # Step i takes entry i: ten more steps that do not move leave the chains where they were.
+    halted = model.sample(8, seed=2, steps=20, step_size=[h] * 10 + [0.0] * 10, noise_scale=[noise] * 10 + [0.0] * 10)
+    np.testing.assert_allclose(halted, scalar, atol=1e-6)
+    with pytest.raises(ValueError, match="one value per step"):
+        model.sample(8, seed=2, steps=10, step_size=np.full(9, h))
+    with pytest.raises(ValueError, match="noise_scale must be finite and non-negative"):
+        model.sample(8, seed=2, steps=10, noise_scale=[noise] * 9 + [np.nan])
+
+
 @pytest.mark.slow
 def test_export_serves_energy_score_and_samples_without_keras_gen(tmp_path, serve_without_keras_gen):
     model = tiny_model()
@@ -238,3 +253,21 @@ def test_cli_trains_and_samples_an_energy_model(tmp_path, monkeypatch, capsys):
     assert samples.shape == (32, 2) and np.isfinite(samples).all() and np.abs(samples).max() <= 3.0
     with pytest.raises(SystemExit, match="--eta do not apply"):
         cli.main(["sample", "run/model.keras", "-n", "4", "--eta", "1.0"])
+
+
+def test_cli_samples_a_zoo_entry_as_its_card_says(tmp_path, monkeypatch):
+    """`keras-gen sample ebm_ring8` draws with the card's sampler (6,000 MALA steps
+    of size 0.002), not the model's own default; a flag overrides one setting."""
+    from keras_gen import cli, zoo
+
+    monkeypatch.chdir(tmp_path)
+    model = zoo.load("ebm_ring8")
+    card = model.zoo_card["sample_kwargs"]
+    assert card["steps"] != model.sample_steps  # or the check below could not fail
+    cli.main(["sample", "ebm_ring8", "-n", "16", "--npy", "card.npy", "--out", "card.png"])
+    drawn = np.load("card.npy")
+    np.testing.assert_allclose(drawn, model.sample(16, seed=0, **card), rtol=1e-5, atol=1e-5)
+    assert np.abs(drawn - model.sample(16, seed=0)).max() > 0.1
+    cli.main(["sample", "ebm_ring8", "-n", "16", "--steps", "40", "--npy", "flag.npy", "--out", "flag.png"])
+    shortened = model.sample(16, seed=0, **{**card, "steps": 40})
+    np.testing.assert_allclose(np.load("flag.npy"), shortened, rtol=1e-5, atol=1e-5)

@@ -7,6 +7,8 @@
   a newcomer can paste any one of them. A block preceded by
   `<!-- slow: why -->` runs only with the slow tests.
 * Every dotted `keras_gen.…` name it mentions exists.
+* Every `keras-gen …` command in its shell blocks parses (its options exist and
+  take the values shown), and every zoo name a command reads is in the zoo.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,30 @@ def test_every_keras_gen_name_exists():
         if not ok:
             missing.append(name)
     assert not missing, f"README names what does not exist: {missing}"
+
+
+SHELL_BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
+COMMANDS = [
+    line.split("#")[0].strip()
+    for block in SHELL_BLOCK.findall(TEXT)
+    for line in block.splitlines()
+    if line.strip().startswith("keras-gen ")
+]
+
+
+def test_every_command_line_parses_and_names_zoo_entries():
+    from keras_gen import cli, zoo
+
+    assert len(COMMANDS) >= 10, COMMANDS
+    parser = cli.build_parser()
+    for command in COMMANDS:
+        words = shlex.split(command)[1:]
+        if any(word.isupper() or "|" in word or word.startswith("[") for word in words):
+            continue  # a synopsis (FAMILY, [--dataset ...]), not a command to run
+        try:
+            args = parser.parse_args(words)
+        except SystemExit:
+            pytest.fail(f"README command does not parse: {command}")
+        model = getattr(args, "model", None)
+        if model and not model.endswith(".keras"):
+            assert model in zoo.names(), f"README command names no zoo entry: {command}"

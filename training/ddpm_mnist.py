@@ -9,8 +9,10 @@ are dropped 10% of the time so one network also denoises unconditionally
 
 bfloat16 gives 1.22x the float32 training throughput on a CPU with bfloat16
 instructions, but a CPU without them emulates it and a step takes 10x as long
-as in float32 (the UNet warns): continue the run on a machine whose `lscpu`
-lists avx512_bf16 or amx_bf16.
+as in float32: there training computes in float32 (`--dtype-policy auto`), at
+about a fifth of the speed of the bfloat16 machine (12-20 images/s on a 2-core
+AMD EPYC with AVX2), so continue the run on a machine whose `lscpu` lists
+avx512_bf16 or amx_bf16 where you can.
 
 Training is long on a CPU (20-28 minutes an epoch on 2 cores shared with other
 jobs; about 11 alone, at the benchmark's 94 images/s): run it in
@@ -46,6 +48,7 @@ import numpy as np
 
 from keras_gen import data, evaluation
 from keras_gen.cli import positive_int
+from keras_gen.core.hardware import bfloat16_is_emulated
 from keras_gen.models.diffusion import make_diffusion
 from keras_gen.runs import fit_with_artifacts
 from keras_gen.zoo import publish as zoo_publish
@@ -83,9 +86,22 @@ SAMPLER = {"steps": 50, "eta": 0.0}
 SAMPLE_KWARGS = {**SAMPLER, "label": "random", "guidance": 1.0}  # per-epoch grids and the default
 
 
+def training_architecture(dtype_policy="auto"):
+    """ARCHITECTURE's kwargs computing in `dtype_policy`: "auto" keeps mixed
+    bfloat16 where the CPU has bfloat16 instructions and takes float32 where it
+    would emulate them (10x slower). The weights are float32 either way, so a
+    run continues across machines of both kinds from the same state."""
+    kwargs = ARCHITECTURE["kwargs"]
+    if dtype_policy == "auto":
+        dtype_policy = "float32" if bfloat16_is_emulated() else kwargs["network_kwargs"]["dtype_policy"]
+    return {**kwargs, "network_kwargs": {**kwargs["network_kwargs"], "dtype_policy": dtype_policy}}
+
+
 def train(args):
     keras.utils.set_random_seed(args.seed)
-    model = make_diffusion(**ARCHITECTURE["kwargs"], seed=args.seed)
+    kwargs = training_architecture(args.dtype_policy)
+    print(f"{NAME}: computing in {kwargs['network_kwargs']['dtype_policy']}")
+    model = make_diffusion(**kwargs, seed=args.seed)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
     train_ds = data.load_epochs(
         "mnist",
@@ -250,6 +266,12 @@ def add_arguments(parser):
         "--steps-samples", type=positive_int, default=2000, help="samples per row of the guidance and steps tables"
     )
     add_sample_cache_argument(parser)
+    parser.add_argument(
+        "--dtype-policy",
+        choices=("auto", "mixed_bfloat16", "float32"),
+        default="auto",
+        help="what training computes in (auto: mixed_bfloat16 on a CPU with bfloat16 instructions, else float32)",
+    )
     parser.add_argument(
         "--progress-record",
         help="the judged epochs of benchmarks/training_progress.py --record, put on the card "

@@ -283,12 +283,33 @@ class EnergyModel(GenerativeModel):
         )
         return chain.x, chain.acceptance_rate
 
-    def _noise_for(self, step_size, noise_scale):
+    @staticmethod
+    def _schedule(value, steps, name):
+        """A sampler setting as a float32 scalar or one value per step (an annealing
+        schedule, e.g. `langevin.geometric_schedule`)."""
+        value = np.asarray(value, np.float32)
+        if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != steps):
+            raise ValueError(f"{name} must be a number or one value per step ({steps}), got shape {value.shape}.")
+        if not np.all(np.isfinite(value) & (value >= 0)):
+            raise ValueError(
+                f"{name} must be finite and non-negative, got {value if value.ndim == 0 else 'a schedule'}."
+            )
+        return value
+
+    def _sampler_settings(self, steps, step_size, noise_scale, method):
+        """(step sizes, noise scales or None for MALA) as the chains take them:
+        training's own noise at training's step size, else the exact sqrt(2 step)
+        unless `noise_scale` is given."""
+        steps = self.sample_steps if steps is None else int(steps)
+        trained = step_size is None or (np.ndim(step_size) == 0 and float(step_size) == self.step_size)
+        step_size = self._schedule(self.step_size if step_size is None else step_size, steps, "step_size")
+        if method == "mala":
+            return steps, step_size, None
         if noise_scale is not None:
-            return float(noise_scale)
-        if self.noise_scale is None or step_size != self.step_size:
-            return math.sqrt(2.0 * step_size)
-        return self.noise_scale
+            return steps, step_size, self._schedule(noise_scale, steps, "noise_scale")
+        if self.noise_scale is None or not trained:
+            return steps, step_size, np.sqrt(2.0 * step_size.astype(np.float64)).astype(np.float32)
+        return steps, step_size, np.float32(self.noise_scale)
 
     def generate_samples(self, n, seed, steps=None, step_size=None, noise_scale=None, x0=None, method="ula"):
         """n samples: Langevin chains from uniform noise in `sample_range` (or from `x0`).
@@ -296,19 +317,17 @@ class EnergyModel(GenerativeModel):
         Defaults: `sample_steps` steps with the training sampler's step and noise.
         A step size other than training's gets the exact noise sqrt(2 step)
         unless `noise_scale` is given; `method="mala"` is exact for exp(-E).
+        `step_size` and `noise_scale` may also be one value per step (a schedule).
         """
         seed = seed_tensor(seed)
-        steps = self.sample_steps if steps is None else int(steps)
-        step_size = self.step_size if step_size is None else float(step_size)
-        if method == "mala":
-            noise = None
-        else:
-            noise = self._noise_for(step_size, noise_scale)
+        steps, step_size, noise = self._sampler_settings(steps, step_size, noise_scale, method)
         if x0 is None:
             x0 = self.uniform_noise((n, *self._data_shape), fold_in(seed, -1))
         fn = compiled_once(
             self,
-            ("sample", method, noise is None),
+            # One function per kind of setting (scalar or schedule): a traced
+            # function must not see a scalar and a vector in the same argument.
+            ("sample", method, step_size.ndim, None if noise is None else noise.ndim),
             lambda x, k, h, s, key: self._chain_from(x, k, h, s, key, method)[0],
             jit_compile=xla_by_default(self),
         )
@@ -341,13 +360,11 @@ class EnergyModel(GenerativeModel):
         x = self.checked_input(x, method="inpaint")
         known = self._checked_mask(known, tuple(x.shape))
         seed = seed_tensor(int(seed))
-        steps = self.sample_steps if steps is None else int(steps)
-        step_size = self.step_size if step_size is None else float(step_size)
-        noise = None if method == "mala" else self._noise_for(step_size, noise_scale)
+        steps, step_size, noise = self._sampler_settings(steps, step_size, noise_scale, method)
         x0 = tf.where(known, x, self.uniform_noise(tf.shape(x), fold_in(seed, -1)))
         fn = compiled_once(
             self,
-            ("inpaint", method, noise is None),
+            ("inpaint", method, step_size.ndim, None if noise is None else noise.ndim),
             lambda x0, known, k, h, s, key: self._chain_from(x0, k, h, s, key, method, clamp=(x0, known))[0],
             jit_compile=xla_by_default(self),
         )
