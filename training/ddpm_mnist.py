@@ -9,10 +9,10 @@ are dropped 10% of the time so one network also denoises unconditionally
 
 bfloat16 gives 1.22x the float32 training throughput on a CPU with bfloat16
 instructions, but a CPU without them emulates it and a step takes 10x as long
-as in float32: there training computes in float32 (`--dtype-policy auto`), at
-about a fifth of the speed of the bfloat16 machine (12-20 images/s on a 2-core
-AMD EPYC with AVX2), so continue the run on a machine whose `lscpu` lists
-avx512_bf16 or amx_bf16 where you can.
+as in float32: there training computes in float32 (`--dtype-policy auto`), much
+more slowly than on the bfloat16 machine (epoch 11: 5,681 s, 10.5 images/s, on a
+2-core AMD EPYC with AVX2 beside other jobs), so continue the run on a machine
+whose `lscpu` lists avx512_bf16 or amx_bf16 where you can.
 
 Training is long on a CPU (20-28 minutes an epoch on 2 cores shared with other
 jobs; about 11 alone, at the benchmark's 94 images/s): run it in
